@@ -1,0 +1,31 @@
+# Set-up is idempotent: every target that needs Python depends on the venv stamp.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export TORCH_EXTENSIONS_DIR ?= $(abspath .cache/torch_extensions)
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	# torch is pinned here (a CPU build on this machine's disk); pyproject keeps a range for users.
+	$(PY) -m pip install -q -e '.[dev]' torch==2.13.0
+	touch $(STAMP)
+
+run: $(STAMP)
+	bash scripts/ensure_display_libs.sh
+	$(VENV)/bin/stylegan-explorer
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/generator.py
+
+clean:
+	rm -rf $(VENV) .cache build dist *.egg-info

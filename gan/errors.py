@@ -1,0 +1,9 @@
+"""Exceptions whose message is meant for the user: what was wrong and what to do."""
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, option, data) that they can fix."""
+
+
+class ModelLoadError(UserError):
+    """A model file could not be loaded: missing, truncated, corrupt, unsupported or unsafe."""
