@@ -1,0 +1,20 @@
+"""Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma).
+
+Each op has a pure-torch reference ('ref', the ground truth) and may gain fused 'cpu'/'cuda'
+implementations; `impl='auto'` picks the fastest that is available (see `_dispatch`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
+from ops_cuda._dispatch import get_registry
+
+__all__ = ["bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "upfirdn2d"]
+
+
+def capabilities(device: torch.device | str | None = None) -> dict[str, dict[str, str]]:
+    """op -> {'impl': what impl='auto' runs ('ref'/'cpu'/'cuda'), 'reason': why not faster,
+    'device': the device type asked about (default: cuda if available, else cpu)}."""
+    return get_registry().capabilities(device)

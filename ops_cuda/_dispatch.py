@@ -1,0 +1,129 @@
+"""Chooses which implementation ('ref', 'cpu' or 'cuda') runs an op.
+
+Every public op normalises its arguments and then calls
+`get_registry().resolve(op, impl, device)(...)`. An implementation is named in IMPL_TABLE as
+"module:function" and is imported only when first asked for, so a C++/CUDA build that fails costs
+nothing until used and then falls back to the pure-torch reference with one warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import torch
+
+IMPL_NAMES = ("auto", "ref", "cpu", "cuda")
+
+
+def _frozen(table: dict[str, dict[str, str]]) -> Mapping[str, Mapping[str, str]]:
+    return MappingProxyType({op: MappingProxyType(impls) for op, impls in table.items()})
+
+
+# op -> impl name -> "module:function". Implementations receive the already normalised arguments
+# documented next to each reference function. To add a fused kernel, add its entry here; callers of
+# the public ops do not change.
+IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
+    {
+        "bias_act": {"ref": "ops_cuda.bias_act:bias_act_ref"},
+        "upfirdn2d": {"ref": "ops_cuda.upfirdn2d:upfirdn2d_ref"},
+        "filtered_lrelu": {"ref": "ops_cuda.filtered_lrelu:filtered_lrelu_ref"},
+        "fma": {"ref": "ops_cuda.fma:fma_ref"},
+    }
+)
+
+# How to get a missing implementation, shown in the fallback warning.
+_FIX_HINT = {
+    "cpu": "build the C++ extension (needs a C++ compiler and ninja on PATH), or pass impl='ref'",
+    "cuda": "use a CUDA build of PyTorch on a machine with an NVIDIA GPU, or pass impl='ref'",
+}
+
+
+class Registry:
+    """Loads implementations lazily and remembers the outcome, so each fallback warns once."""
+
+    def __init__(self, table: Mapping[str, Mapping[str, str]] = IMPL_TABLE):
+        self._table = table
+        self._loaded: dict[tuple[str, str], Callable | str] = {}  # function, or why it failed
+        self._resolved: dict[tuple[str, str, str], Callable] = {}  # (op, impl, device type) -> function
+
+    def ops(self) -> list[str]:
+        return list(self._table)
+
+    def _load(self, op: str, impl: str) -> tuple[Callable | None, str]:
+        key = (op, impl)
+        if key not in self._loaded:
+            target = self._table[op].get(impl)
+            if target is None:
+                result: Callable | str = f"no '{impl}' implementation of {op} exists yet"
+            elif impl == "cuda" and not torch.cuda.is_available():
+                result = "torch.cuda.is_available() is False"
+            else:
+                module_name, func_name = target.split(":")
+                try:
+                    result = getattr(importlib.import_module(module_name), func_name)
+                except Exception as exc:  # a failed build must not break the reference path
+                    result = f"loading {target} failed: {type(exc).__name__}: {exc}"
+            self._loaded[key] = result
+        found = self._loaded[key]
+        return (found, "") if callable(found) else (None, found)
+
+    def _native(self, op: str, impl: str, device_type: str) -> tuple[Callable | None, str]:
+        """The 'cpu' or 'cuda' implementation if it can run on tensors of device_type."""
+        if impl != device_type:
+            return None, f"impl '{impl}' cannot run on a tensor on device '{device_type}'"
+        return self._load(op, impl)
+
+    def resolve(self, op: str, impl: str, device: torch.device | str) -> Callable:
+        device_type = torch.device(device).type
+        key = (op, impl, device_type)
+        fn = self._resolved.get(key)
+        if fn is None:
+            fn = self._resolve_uncached(op, impl, device_type)
+            self._resolved[key] = fn
+        return fn
+
+    def _resolve_uncached(self, op: str, impl: str, device_type: str) -> Callable:
+        if impl not in IMPL_NAMES:
+            raise ValueError(f"{op}: unknown impl {impl!r}; expected one of {IMPL_NAMES}")
+        if op not in self._table:
+            raise ValueError(f"unknown op {op!r}; known ops: {self.ops()}")
+        ref, _ = self._load(op, "ref")
+        assert ref is not None, f"reference implementation of {op} failed to load"
+        if impl == "ref":
+            return ref
+        native = impl if impl != "auto" else ("cuda" if device_type == "cuda" else "cpu")
+        fn, reason = self._native(op, native, device_type)
+        if fn is not None:
+            return fn
+        # 'auto' falls back silently unless a registered kernel failed to load.
+        if impl != "auto" or reason.startswith("loading "):
+            warnings.warn(
+                f"ops_cuda.{op}: impl='{native}' is unavailable ({reason}); using impl='ref' instead. "
+                f"To fix: {_FIX_HINT.get(native, 'pass impl=ref')}.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return ref
+
+    def capabilities(self, device: torch.device | str | None = None) -> dict[str, dict[str, str]]:
+        """Plain data: op -> {'impl': what impl='auto' runs, 'reason': why not faster, 'device': ...}."""
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device_type = torch.device(device).type
+        native = "cuda" if device_type == "cuda" else "cpu"
+        out = {}
+        for op in self._table:
+            fn, reason = self._native(op, native, device_type)
+            active = native if fn is not None else "ref"
+            out[op] = {"impl": active, "reason": reason, "device": device_type}
+        return out
+
+
+@functools.cache
+def get_registry() -> Registry:
+    """The one registry of the process (created on first use)."""
+    return Registry()
