@@ -1,0 +1,73 @@
+"""File helpers for model I/O: atomic writes, hashing and format sniffing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from gan.errors import ModelLoadError
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view[: 1 << 24])
+        view = view[written:]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write data to path so that readers see either the old file or the complete new one.
+
+    The bytes go to a temporary file in the same directory (so os.replace is atomic), are
+    flushed to disk, then renamed over path. On any failure (full disk, interrupt) the
+    temporary file is removed and path is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sniff_format(path: str | os.PathLike) -> str:
+    """'safetensors', 'pickle' or 'torch-zip' from the first bytes; ModelLoadError otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file. Check the path.")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory, not a model file.")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise ModelLoadError(f"{path}: cannot read the file ({exc.strerror}).") from exc
+    if len(head) == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes); the download or copy may have failed.")
+    if head[:2] == b"PK":
+        return "torch-zip"
+    if head[:1] == b"\x80" and len(head) >= 2 and 2 <= head[1] <= 5:
+        return "pickle"
+    # safetensors: 8-byte little-endian header length, then the JSON header starting with '{'.
+    if len(head) == 9 and head[8:9] == b"{":
+        return "safetensors"
+    raise ModelLoadError(
+        f"{path} is neither a stylegan-explorer .safetensors model nor an official StyleGAN .pkl "
+        "(unrecognised file contents). Check that you picked the right file."
+    )
