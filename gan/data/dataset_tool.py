@@ -1,0 +1,364 @@
+"""Turn a folder (or zip) of arbitrary images into a training data set.
+
+Output: square, power-of-two sized RGB PNGs named `00000/img00000000.png` in a zip or a folder,
+plus `dataset.json` (`{"labels": [[name, label], ...] | null}`), i.e. the official layout read by
+`gan.train.dataset.ImageDataset`. Unreadable files are skipped and reported by name. The output
+appears atomically: it is written under a temporary name next to the destination and renamed
+into place only when complete, so an error or Ctrl-C leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, fields
+from typing import IO, Any
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+from tqdm import tqdm
+
+from gan.errors import UserError
+from gan.train.dataset import LABELS_FILE, FileSource
+
+TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+@dataclass
+class ConvertConfig:
+    """Options of `gan dataset convert` (and of `convert_dataset`)."""
+
+    source: str = field(
+        metadata={"help": "folder (searched recursively) or zip of images in any size and mode"}
+    )
+    dest: str = field(metadata={"help": "output: a .zip file, or otherwise a folder"})
+    resolution: int = field(default=256, metadata={"help": "output size in pixels (a power of two)"})
+    transform: str = field(
+        default="center-crop",
+        metadata={
+            "help": "center-crop: crop the largest centred square, then scale; center-crop-wide: crop the "
+            "centre to --aspect, scale to full width and pad above and below with black; resize: "
+            "scale to a square, ignoring the aspect ratio"
+        },
+    )
+    aspect: float = field(
+        default=4 / 3, metadata={"help": "width / height of the picture for center-crop-wide"}
+    )
+    force: bool = field(default=False, metadata={"help": "replace an existing output"})
+    labels_from_folders: bool = field(
+        default=False,
+        metadata={
+            "help": "label each image with the class of its first-level sub-folder (sorted names = 0, 1, ...)"
+        },
+    )
+
+    def validate(self) -> None:
+        if self.resolution < 4 or self.resolution & (self.resolution - 1):
+            raise UserError(
+                f"--resolution must be a power of two (4, 8, ..., 256, 512, 1024), not {self.resolution}"
+            )
+        if self.transform not in TRANSFORMS:
+            raise UserError(f"--transform must be one of {', '.join(TRANSFORMS)}, not {self.transform!r}")
+        if not self.aspect > 0:
+            raise UserError(f"--aspect must be positive, not {self.aspect}")
+        if not os.path.exists(self.source):
+            raise UserError(f"--source {self.source} does not exist")
+        src, dst = os.path.realpath(self.source), os.path.realpath(self.dest)
+        if _inside(dst, src) or _inside(src, dst):
+            raise UserError("--dest must not be --source, lie inside it, or contain it")
+
+
+def config_help(name: str) -> str:
+    """Help text of a ConvertConfig field (shared by the command line)."""
+    return next(f.metadata["help"] for f in fields(ConvertConfig) if f.name == name)
+
+
+@dataclass
+class ConvertReport:
+    dest: str
+    written: int
+    skipped: list[tuple[str, str]]  # (file, reason)
+    ignored: list[str]  # files that are not images by their extension
+    num_classes: int | None  # None: the data set has no labels
+
+    def summary(self) -> str:
+        lines = [f"{self.written} image(s) written to {self.dest}"]
+        if self.num_classes is not None:
+            lines[0] += f" with labels ({self.num_classes} classes)" if self.num_classes else " with labels"
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} file(s) skipped:")
+            lines += [f"  {name}: {reason}" for name, reason in self.skipped]
+        if self.ignored:
+            lines.append(f"{len(self.ignored)} non-image file(s) ignored: {', '.join(self.ignored)}")
+        return "\n".join(lines)
+
+
+def convert_dataset(config: ConvertConfig, progress: bool = True) -> ConvertReport:
+    config.validate()
+    files = FileSource(config.source)
+    try:
+        return _convert(config, files, progress)
+    finally:
+        files.close()
+
+
+def _convert(config: ConvertConfig, files: FileSource, progress: bool) -> ConvertReport:
+    image_exts = _openable_extensions()
+    names = [n for n in files.names() if os.path.splitext(n)[1].lower() in image_exts]
+    chosen = set(names)
+    ignored = [n for n in files.names() if n not in chosen and n != LABELS_FILE]
+    if not names:
+        raise UserError(f"--source {config.source} contains no image files")
+    labels, class_names = _source_labels(files, names, config.labels_from_folders)
+
+    skipped: list[tuple[str, str]] = []
+    bar = tqdm(total=len(names), desc="converting", unit="img", disable=None if progress else True)
+    with bar, DatasetWriter(config.dest, force=config.force) as writer:
+        if class_names is not None:
+            writer.meta["class_names"] = class_names
+        for name in names:
+            bar.update(1)
+            if labels is not None and name not in labels:
+                skipped.append((name, f"no label in the source {LABELS_FILE}"))
+                continue
+            try:
+                with files.open(name) as f:
+                    image = load_rgb(io.BytesIO(f.read()))
+            except _IMAGE_ERRORS as exc:
+                skipped.append((name, f"unreadable ({exc})"))
+                continue
+            out = apply_transform(image, config.resolution, config.transform, config.aspect)
+            writer.add(out, None if labels is None else labels[name])
+        if writer.count == 0:
+            raise UserError(
+                f"none of the {len(names)} image file(s) in {config.source} could be used; nothing written"
+            )
+    num_classes = None if labels is None else (len(class_names) if class_names is not None else 0)
+    return ConvertReport(config.dest, writer.count, skipped, ignored, num_classes)
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+def load_rgb(f) -> PIL.Image.Image:
+    """Decode an image of any Pillow mode into 8-bit RGB (transparent areas become white)."""
+    with PIL.Image.open(f) as opened:
+        img = PIL.ImageOps.exif_transpose(opened)  # phone photos store their rotation in EXIF
+        img.load()
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # Pillow's own conversion clips 16-bit values at 255; scale the range down instead.
+        values = np.asarray(img).astype(np.float64) / 257.0
+        img = PIL.Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in _ALPHA_MODES:
+        background = PIL.Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = PIL.Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def apply_transform(
+    img: PIL.Image.Image, resolution: int, transform: str, aspect: float = 4 / 3
+) -> PIL.Image.Image:
+    """Make a resolution x resolution RGB image (see ConvertConfig.transform)."""
+    w, h = img.size
+    size = (resolution, resolution)
+    if transform == "resize":
+        return img.resize(size, PIL.Image.LANCZOS)
+    if transform == "center-crop":
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        return img.resize(size, PIL.Image.LANCZOS, box=(left, top, left + s, top + s))
+    if transform == "center-crop-wide":
+        cw, ch = (round(h * aspect), h) if w / h > aspect else (w, round(w / aspect))
+        cw, ch = max(cw, 1), max(ch, 1)
+        left, top = (w - cw) // 2, (h - ch) // 2
+        out_h = max(1, min(resolution, round(resolution / aspect)))
+        picture = img.resize((resolution, out_h), PIL.Image.LANCZOS, box=(left, top, left + cw, top + ch))
+        canvas = PIL.Image.new("RGB", size, (0, 0, 0))
+        canvas.paste(picture, (0, (resolution - out_h) // 2))
+        return canvas
+    raise ValueError(f"unknown transform {transform!r}")
+
+
+def _openable_extensions() -> set[str]:
+    PIL.Image.init()
+    return {ext for ext, fmt in PIL.Image.registered_extensions().items() if fmt in PIL.Image.OPEN}
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def _source_labels(
+    files: FileSource, names: list[str], from_folders: bool
+) -> tuple[dict | None, list | None]:
+    """Labels by source file name and the class names, from sub-folders or a source dataset.json."""
+    if from_folders:
+        loose = [n for n in names if "/" not in n]
+        if loose:
+            shown = ", ".join(loose[:3]) + (", ..." if len(loose) > 3 else "")
+            raise UserError(
+                f"--labels-from-folders: {len(loose)} image(s) lie directly in {files.path} ({shown}); "
+                "move every image into a sub-folder named after its class"
+            )
+        class_names = sorted({n.split("/", 1)[0] for n in names})
+        index = {c: i for i, c in enumerate(class_names)}
+        return {n: index[n.split("/", 1)[0]] for n in names}, class_names
+    if LABELS_FILE not in files:
+        return None, None
+    try:
+        with files.open(LABELS_FILE) as f:
+            meta = json.load(f)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{files.describe(LABELS_FILE)} is not valid JSON: {exc}") from None
+    entries = meta.get("labels") if isinstance(meta, dict) else None
+    if entries is None:
+        return None, None
+    try:
+        labels = {str(name).replace("\\", "/"): label for name, label in entries}
+    except (TypeError, ValueError):
+        raise UserError(
+            f'"labels" in {files.describe(LABELS_FILE)} must be a list of [file name, label] pairs'
+        ) from None
+    class_names = meta.get("class_names")
+    return labels, class_names if isinstance(class_names, list) else None
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+class DatasetWriter:
+    """Writes a data set (zip or folder) atomically; use as a context manager.
+
+    Everything goes to a hidden temporary file or folder next to `dest`; leaving the `with`
+    block normally writes `dataset.json` and renames it into place, leaving it by an exception
+    (including KeyboardInterrupt) deletes it. An existing `dest` is refused unless `force`, and
+    even then a folder is only replaced when it holds a `dataset.json` (i.e. is a data set).
+    """
+
+    def __init__(self, dest: str | os.PathLike, force: bool = False):
+        self.dest = os.path.abspath(os.fspath(dest))
+        self.is_zip = self.dest.lower().endswith(".zip")
+        self.count = 0
+        self.meta: dict[str, Any] = {}  # extra keys for dataset.json
+        self._labels: list = []
+        self._tmp: str | None = None
+        self._zip: zipfile.ZipFile | None = None
+        self._file: IO[bytes] | None = None
+        if os.path.lexists(self.dest):
+            if not force:
+                raise UserError(
+                    f"{dest} already exists; pass --force to replace it or choose another destination"
+                )
+            if os.path.isdir(self.dest) and not os.path.islink(self.dest):
+                if not os.path.isfile(os.path.join(self.dest, LABELS_FILE)):
+                    raise UserError(
+                        f"refusing to replace the folder {dest}: it has no {LABELS_FILE}, so it is not a "
+                        "data set written by this tool; remove it yourself or choose another destination"
+                    )
+
+    def __enter__(self) -> DatasetWriter:
+        parent, base = os.path.split(self.dest)
+        os.makedirs(parent, exist_ok=True)
+        if self.is_zip:
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+            self._file = os.fdopen(fd, "wb")
+            # PNG data is already compressed: store it as it is.
+            self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        else:
+            self._tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+        return self
+
+    def add(self, image: PIL.Image.Image | np.ndarray, label: Any = None) -> str:
+        """Append one image (PIL or HxWxC / HxW uint8) with its label; returns its name in the data set."""
+        if isinstance(image, np.ndarray):
+            image = PIL.Image.fromarray(image)
+        name = f"{self.count // 1000:05d}/img{self.count:08d}.png"
+        buf = io.BytesIO()
+        image.save(buf, format="png")
+        self._write(name, buf.getvalue())
+        self._labels.append([name, label])
+        self.count += 1
+        return name
+
+    def _write(self, name: str, data: bytes) -> None:
+        if self._zip is not None:
+            self._zip.writestr(name, data)
+            return
+        path = os.path.join(self._tmp, *name.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                have = [label is not None for _, label in self._labels]
+                if any(have) and not all(have):
+                    raise ValueError("either every image of a data set has a label or none has")
+                meta = {"labels": self._labels if all(have) and have else None, **self.meta}
+                self._write(LABELS_FILE, json.dumps(meta).encode())
+                self._close_zip(sync=True)
+                self._commit()
+        finally:
+            self._discard()
+
+    def _commit(self) -> None:
+        old = None
+        if os.path.lexists(self.dest):
+            # Move the old output aside first: a folder cannot be replaced by a rename.
+            old = f"{self._tmp}.old"
+            os.rename(self.dest, old)
+        try:
+            os.rename(self._tmp, self.dest)
+        except BaseException:
+            if old is not None:
+                os.rename(old, self.dest)
+            raise
+        self._tmp = None
+        if old is not None:
+            _remove(old)
+
+    def _close_zip(self, sync: bool = False) -> None:
+        if self._zip is not None:
+            zip_file, self._zip = self._zip, None
+            zip_file.close()  # writes the zip's table of contents
+        if self._file is not None:
+            file, self._file = self._file, None
+            try:
+                if sync:
+                    file.flush()
+                    os.fsync(file.fileno())
+            finally:
+                file.close()
+
+    def _discard(self) -> None:
+        try:
+            self._close_zip()
+        except OSError:
+            pass  # the temporary file is deleted below anyway
+        if self._tmp is not None:
+            _remove(self._tmp)
+            self._tmp = None
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _inside(path: str, root: str) -> bool:
+    try:
+        return os.path.commonpath([path, root]) == root
+    except ValueError:  # different drives
+        return False
