@@ -1,0 +1,325 @@
+"""Compute named metrics of a generator: the entry point for `gan metrics` and the training loop.
+
+Metric names follow NVIDIA's StyleGAN code: `fid50k_full` (50k generated images against the
+whole data set), `kid50k_full`, the legacy `fid50k` / `kid50k` (at most 50k real images),
+`eqt50k_int`, `eqt50k_frac`, `eqr50k`; plus `swd` (Progressive GAN's SWD, x1000, on equally
+many real and generated images). `num` overrides the number of generated samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan.errors import UserError
+from gan.metrics import equivariance, fid, inception, swd
+
+ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """kind: 'fid' | 'kid' | 'swd' | 'eq'. num_gen: generated samples by default.
+    max_real: real images used (None: all). eq: which equivariance flavour."""
+
+    kind: str
+    num_gen: int
+    max_real: int | None = None
+    eq: str = ""
+    help: str = ""
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fid50k_full": MetricSpec("fid", 50000, None, help="FID, 50k generated vs. the whole data set"),
+    "kid50k_full": MetricSpec("kid", 50000, 1000000, help="KID, 50k generated vs. up to 1M real"),
+    "fid50k": MetricSpec("fid", 50000, 50000, help="FID, 50k generated vs. up to 50k real (legacy)"),
+    "kid50k": MetricSpec("kid", 50000, 50000, help="KID, 50k generated vs. up to 50k real (legacy)"),
+    "eqt50k_int": MetricSpec("eq", 50000, eq="eqt_int", help="EQ-T: PSNR (dB) under integer translation"),
+    "eqt50k_frac": MetricSpec("eq", 50000, eq="eqt_frac", help="EQ-T_frac: PSNR (dB), sub-pixel shifts"),
+    "eqr50k": MetricSpec("eq", 50000, eq="eqr", help="EQ-R: PSNR (dB) under rotation"),
+    "swd": MetricSpec("swd", 2048, 2048, help="sliced Wasserstein distance x1e3 on Laplacian pyramids"),
+}
+
+
+@dataclass
+class MetricsReport:
+    values: dict[str, float] = field(default_factory=dict)  # metric name -> value
+    skipped: dict[str, str] = field(default_factory=dict)  # metric name -> why it was not computed
+    seconds: dict[str, float] = field(default_factory=dict)  # metric name -> wall time
+
+
+@dataclass
+class _Context:
+    G: torch.nn.Module
+    dataset: object | None
+    dataset_path: str | None
+    num: int | None
+    batch_size: int
+    seed: int
+    device: torch.device
+    cache: Path | None
+    progress: ProgressFn | None
+
+
+def run_metrics(
+    metric_names: list[str] | str,
+    G: torch.nn.Module,
+    dataset=None,
+    num: int | None = None,
+    *,
+    inception_path: str | os.PathLike | None = None,
+    inception_source: inception.WeightsSource | None = None,
+    detector: torch.nn.Module | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    cache: bool | str | os.PathLike = True,
+    progress: ProgressFn | None = None,
+) -> MetricsReport:
+    """Compute the named metrics. dataset: None, a path, or an object with len() and
+    [i] -> (uint8 CHW array, label). Metrics that cannot run (no Inception weights, no input
+    transform in a StyleGAN2 generator) are listed in `skipped` with the reason."""
+    if isinstance(metric_names, str):
+        metric_names = metric_names.split(",")
+    names = [n.strip() for n in metric_names if n.strip()]
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    if num is not None and num < 2:
+        raise UserError("--num must be at least 2")
+    needs_data = [n for n in names if METRICS[n].kind in ("fid", "kid", "swd")]
+    dataset, dataset_path = _open_dataset(dataset, bool(G.c_dim)) if dataset is not None else (None, None)
+    if needs_data and dataset is None:
+        raise UserError(f"{', '.join(needs_data)} compare against real images: give a data set (--data)")
+    if cache is True:
+        cache_root = inception.cache_dir()
+    else:
+        cache_root = Path(cache) if cache else None
+    ctx = _Context(
+        G, dataset, dataset_path, num, batch_size, seed, next(G.parameters()).device, cache_root, progress
+    )
+    report = MetricsReport()
+
+    inception_names = [n for n in names if METRICS[n].kind in ("fid", "kid")]
+    if inception_names:
+        start = time.time()
+        try:
+            det = detector or inception.load_inception(inception_path, inception_source, ctx.device)
+        except UserError as exc:
+            for n in inception_names:
+                report.skipped[n] = str(exc)
+        else:
+            report.values.update(_inception_metrics(ctx, inception_names, det))
+            for n in inception_names:
+                report.seconds[n] = time.time() - start
+
+    eq_names = [n for n in names if METRICS[n].kind == "eq"]
+    if eq_names:
+        start = time.time()
+        if not equivariance.has_input_transform(G):
+            for n in eq_names:
+                report.skipped[n] = "StyleGAN2 has no input transform; EQ-T / EQ-R need a StyleGAN3 model"
+        else:
+            report.values.update(_equivariance_metrics(ctx, eq_names))
+            for n in eq_names:
+                report.seconds[n] = time.time() - start
+
+    if "swd" in names:
+        start = time.time()
+        report.values["swd"] = _swd_metric(ctx)
+        report.seconds["swd"] = time.time() - start
+
+    # Keep the caller's order.
+    report.values = {n: report.values[n] for n in names if n in report.values}
+    return report
+
+
+def compute(
+    metric_names: list[str] | str, G: torch.nn.Module, dataset=None, num: int | None = None, **kwargs
+) -> dict[str, float]:
+    """Like run_metrics, returning only the values; skipped metrics are left out with a warning."""
+    report = run_metrics(metric_names, G, dataset, num, **kwargs)
+    for name, reason in report.skipped.items():
+        warnings.warn(f"metric {name} skipped: {reason}", stacklevel=2)
+    return report.values
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def _open_dataset(dataset, use_labels: bool) -> tuple[object, str | None]:
+    """A path is opened without mirroring (as the official metrics do); objects are used as given."""
+    if isinstance(dataset, (str, os.PathLike)):
+        if not os.path.exists(dataset):
+            raise UserError(f"data set {dataset} does not exist")
+        from gan.train.dataset import ImageDataset  # only needed when given a path
+
+        return ImageDataset(dataset, use_labels=use_labels), os.fspath(dataset)
+    path = getattr(dataset, "path", None)
+    return dataset, (os.fspath(path) if path is not None else None)
+
+
+def _real_indices(dataset, max_items: int | None, seed: int) -> np.ndarray:
+    """All items, or a seeded random subset of max_items (the official max_size rule)."""
+    indices = np.arange(len(dataset))
+    if max_items is None or max_items >= len(indices):
+        return indices
+    np.random.RandomState(seed % (1 << 31)).shuffle(indices)
+    return np.sort(indices[:max_items])
+
+
+def _real_batches(dataset, indices: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(indices), batch_size):
+        images = [np.asarray(dataset[int(i)][0]) for i in indices[start : start + batch_size]]
+        yield torch.from_numpy(np.stack(images))
+
+
+def _label(dataset, index: int) -> np.ndarray:
+    get_label = getattr(dataset, "get_label", None)
+    return np.asarray(get_label(index) if get_label is not None else dataset[index][1], dtype=np.float32)
+
+
+def _label_sampler(ctx: _Context):
+    """Labels for conditional generators: drawn from the data set when there is one."""
+    c_dim = ctx.G.c_dim
+    if not c_dim or ctx.dataset is None:
+        return None
+
+    def sample(n: int, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(0, len(ctx.dataset), (n,), generator=gen).tolist()
+        return torch.from_numpy(np.stack([_label(ctx.dataset, i).reshape(c_dim) for i in idx]))
+
+    return sample
+
+
+@torch.no_grad()
+def generated_batches(
+    G: torch.nn.Module, num: int, batch_size: int, seed: int, label_sampler=None
+) -> Iterator[torch.Tensor]:
+    """uint8 [N, C, H, W] images from random z (psi 1), as the official metric code makes them."""
+    device = next(G.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < num:
+        n = min(batch_size, num - done)
+        z = torch.randn(n, G.z_dim, generator=gen)
+        if label_sampler is not None:
+            c = label_sampler(n, gen)
+        else:
+            c = equivariance.random_one_hot(n, G.c_dim, gen)
+        ws = G.mapping(z.to(device), c.to(device), truncation_psi=1)
+        img = G.synthesis(ws, noise_mode="random")
+        yield (img * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+        done += n
+
+
+def _with_progress(batches, what: str, total: int, ctx: _Context):
+    done = 0
+    for batch in batches:
+        yield batch
+        done += batch.shape[0]
+        if ctx.progress is not None:
+            ctx.progress(what, min(done, total), total)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metric groups
+
+
+def _inception_metrics(ctx: _Context, names: list[str], detector: torch.nn.Module) -> dict[str, float]:
+    kid_wanted = any(METRICS[n].kind == "kid" for n in names)
+    num_gen = {n: ctx.num or METRICS[n].num_gen for n in names}
+    gen_total = max(num_gen.values())
+    keep_features = kid_wanted or len(set(num_gen.values())) > 1
+    gen_stats = fid.compute_feature_stats(
+        _with_progress(
+            generated_batches(ctx.G, gen_total, ctx.batch_size, ctx.seed, _label_sampler(ctx)),
+            "generated images",
+            gen_total,
+            ctx,
+        ),
+        detector,
+        max_items=gen_total,
+        capture_all=keep_features,
+    )
+
+    results = {}
+    for name in names:
+        spec = METRICS[name]
+        # `num` replaces the "50k" of the name; the *_full metrics keep using the whole data set.
+        max_real = spec.max_real
+        if ctx.num is not None and not name.endswith("_full"):
+            max_real = min(max_real or ctx.num, ctx.num)
+        real = _real_stats(ctx, detector, max_real, capture_all=kid_wanted)
+        if spec.kind == "fid":
+            same_count = num_gen[name] == gen_total
+            gen = gen_stats if same_count else fid.stats_from_features(gen_stats.features[: num_gen[name]])
+            results[name] = fid.fid_from_stats(real, gen)
+        else:
+            gen_feats = gen_stats.features[: num_gen[name]]
+            results[name] = fid.kernel_inception_distance(real.features, gen_feats, seed=ctx.seed)
+    return results
+
+
+def _real_stats(ctx: _Context, detector, max_real: int | None, capture_all: bool) -> fid.FeatureStats:
+    indices = _real_indices(ctx.dataset, max_real, ctx.seed)
+    cache_file = None
+    if ctx.cache is not None and ctx.dataset_path is not None:
+        sample = np.asarray(ctx.dataset[0][0])
+        cache_file = fid.stats_cache_path(
+            ctx.cache, ctx.dataset_path, len(indices), int(sample.shape[-1]), getattr(detector, "sha256", "")
+        )
+
+    def compute() -> fid.FeatureStats:
+        batches = _with_progress(
+            _real_batches(ctx.dataset, indices, ctx.batch_size), "real images", len(indices), ctx
+        )
+        return fid.compute_feature_stats(batches, detector, capture_all=capture_all)
+
+    return fid.cached_dataset_stats(cache_file, compute, capture_all)
+
+
+def _equivariance_metrics(ctx: _Context, names: list[str]) -> dict[str, float]:
+    by_num: dict[int, list[str]] = {}
+    for name in names:
+        by_num.setdefault(ctx.num or METRICS[name].num_gen, []).append(name)
+    results = {}
+    for num, group in by_num.items():
+        flags = {METRICS[n].eq: True for n in group}
+
+        def progress(done, num=num):
+            if ctx.progress is not None:
+                ctx.progress("equivariance samples", done, num)
+
+        psnr = equivariance.compute_equivariance(
+            ctx.G,
+            num,
+            **flags,
+            seed=ctx.seed,
+            label_sampler=_label_sampler(ctx),
+            progress=progress,
+            config=equivariance.EquivarianceConfig(batch_size=max(1, ctx.batch_size // 2)),
+        )
+        for n in group:
+            results[n] = psnr[METRICS[n].eq]
+    return results
+
+
+def _swd_metric(ctx: _Context) -> float:
+    shape = tuple(np.asarray(ctx.dataset[0][0]).shape)
+    expected = (ctx.G.img_channels, ctx.G.img_resolution, ctx.G.img_resolution)
+    if shape != expected:
+        raise UserError(f"SWD compares images of equal size: data set {shape}, model {expected}")
+    num = min(ctx.num or METRICS["swd"].num_gen, len(ctx.dataset))
+    indices = _real_indices(ctx.dataset, num, ctx.seed)
+    real = _with_progress(_real_batches(ctx.dataset, indices, ctx.batch_size), "real images", num, ctx)
+    fake_batches = generated_batches(ctx.G, num, ctx.batch_size, ctx.seed, _label_sampler(ctx))
+    fake = _with_progress(fake_batches, "generated images", num, ctx)
+    return swd.swd(real, fake, seed=ctx.seed)["swd"]
