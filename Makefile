@@ -25,7 +25,8 @@ test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/generator.py
+	$(PY) -m bench.generator --write
+	$(PY) -m bench.ops --write
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info

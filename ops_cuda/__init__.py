@@ -9,9 +9,11 @@ from __future__ import annotations
 import torch
 
 from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
-from ops_cuda._dispatch import get_registry
+from ops_cuda._dispatch import get_registry, prefer_impl
 
-__all__ = ["bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "upfirdn2d"]
+__all__ = [
+    "bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "prefer_impl", "upfirdn2d",
+]  # fmt: skip
 
 
 def capabilities(device: torch.device | str | None = None) -> dict[str, dict[str, str]]:

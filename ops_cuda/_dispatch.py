@@ -8,15 +8,33 @@ nothing until used and then falls back to the pure-torch reference with one warn
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
 import torch
 
 IMPL_NAMES = ("auto", "ref", "cpu", "cuda")
+
+# What impl='auto' means in the current context; `prefer_impl` sets it for a block of code, so a
+# whole network (which calls its ops with the default impl) can be run on 'ref' for comparison.
+_AUTO_MEANS: contextvars.ContextVar[str] = contextvars.ContextVar("ops_cuda_auto_means", default="auto")
+
+
+@contextlib.contextmanager
+def prefer_impl(impl: str) -> Iterator[None]:
+    """Within the block, ops called with impl='auto' use `impl` instead (thread/context local)."""
+    if impl not in IMPL_NAMES:
+        raise ValueError(f"unknown impl {impl!r}; expected one of {IMPL_NAMES}")
+    token = _AUTO_MEANS.set(impl)
+    try:
+        yield
+    finally:
+        _AUTO_MEANS.reset(token)
 
 
 def _frozen(table: dict[str, dict[str, str]]) -> Mapping[str, Mapping[str, str]]:
@@ -78,6 +96,8 @@ class Registry:
         return self._load(op, impl)
 
     def resolve(self, op: str, impl: str, device: torch.device | str) -> Callable:
+        if impl == "auto":
+            impl = _AUTO_MEANS.get()
         device_type = torch.device(device).type
         key = (op, impl, device_type)
         fn = self._resolved.get(key)

@@ -295,3 +295,14 @@ def test_capabilities_is_plain_data():
     assert set(caps) >= {"bias_act", "upfirdn2d", "filtered_lrelu", "fma"}
     assert all(v["impl"] in ("ref", "cpu", "cuda") for v in caps.values())
     json.dumps(caps)
+
+
+def test_prefer_impl_redirects_auto_only_inside_the_block():
+    from ops_cuda._dispatch import get_registry
+
+    reg = get_registry()
+    with ops_cuda.prefer_impl("ref"):
+        assert reg.resolve("bias_act", "auto", "cpu") is reg.resolve("bias_act", "ref", "cpu")
+    with pytest.raises(ValueError, match="unknown impl"):
+        with ops_cuda.prefer_impl("fast"):
+            pass
