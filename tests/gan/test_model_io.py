@@ -12,6 +12,7 @@ import pytest
 import safetensors
 import safetensors.torch
 import torch
+from PIL import Image
 from test_official_pickle import FIXTURES, official_modules, render, write_snapshot  # noqa: F401
 
 from gan.cli import main
@@ -243,6 +244,23 @@ def test_convert_pickle_renders_identically(official_modules, tmp_path, capsys):
     assert out.read_bytes() == before
     assert main(["convert", str(pkl), str(out), "--force", "--no-training-nets"]) == 0
     assert load_model(out).networks == ["G_ema"]
+
+
+def test_generate_gives_identical_pngs_from_pickle_and_converted_file(official_modules, tmp_path):  # noqa: F811
+    """The user-visible promise of `gan convert`: the same seeds give the same pixels."""
+    pkl = tmp_path / "network-snapshot-000000.pkl"
+    write_snapshot(pkl, official_modules, "sg3_t")
+    out = tmp_path / "model.safetensors"
+    assert main(["convert", str(pkl), str(out)]) == 0
+    images = {}
+    for model in (pkl, out):
+        outdir = tmp_path / f"png_{model.suffix[1:]}"
+        argv = ["generate", "--model", str(model), "--seeds", "0-2", "--psi", "0.7", "--rotate", "10"]
+        assert main(argv + ["--outdir", str(outdir)]) == 0
+        images[model.suffix] = [np.asarray(Image.open(p)) for p in sorted(outdir.glob("*.png"))]
+    assert len(images[".pkl"]) == 3
+    for a, b in zip(images[".pkl"], images[".safetensors"]):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize(
