@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class ModelLoadError(UserError):
     """A model file could not be loaded: missing, truncated, corrupt, unsupported or unsafe."""
+
+
+class Cancelled(Exception):
+    """Long work stopped because its `should_stop()` callback returned True (not an error)."""
