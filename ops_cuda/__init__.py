@@ -16,7 +16,12 @@ __all__ = [
 ]  # fmt: skip
 
 
-def capabilities(device: torch.device | str | None = None) -> dict[str, dict[str, str]]:
+def capabilities(device: torch.device | str | None = None, build: bool = False) -> dict[str, dict[str, str]]:
     """op -> {'impl': what impl='auto' runs ('ref'/'cpu'/'cuda'), 'reason': why not faster,
-    'device': the device type asked about (default: cuda if available, else cpu)}."""
-    return get_registry().capabilities(device)
+    'device': the device type asked about (default: cuda if available, else cpu),
+    'state': 'ready' | 'not built' | 'unavailable'}.
+
+    Never compiles unless build=True: a kernel that is not built yet (nor cached on disk) is
+    reported as state 'not built' (its first use builds it, 20-60 s). A cached build is loaded,
+    which takes well under a second."""
+    return get_registry().capabilities(device, build=build)

@@ -46,12 +46,31 @@ def _frozen(table: dict[str, dict[str, str]]) -> Mapping[str, Mapping[str, str]]
 # the public ops do not change.
 IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
     {
-        "bias_act": {"ref": "ops_cuda.bias_act:bias_act_ref"},
-        "upfirdn2d": {"ref": "ops_cuda.upfirdn2d:upfirdn2d_ref"},
-        "filtered_lrelu": {"ref": "ops_cuda.filtered_lrelu:filtered_lrelu_ref"},
+        "bias_act": {
+            "ref": "ops_cuda.bias_act:bias_act_ref",
+            "cpu": "ops_cuda._cpu_ops:bias_act_cpu",
+            "cuda": "ops_cuda._cuda_ops:bias_act_cuda",
+        },
+        "upfirdn2d": {
+            "ref": "ops_cuda.upfirdn2d:upfirdn2d_ref",
+            "cpu": "ops_cuda._cpu_ops:upfirdn2d_cpu",
+            "cuda": "ops_cuda._cuda_ops:upfirdn2d_cuda",
+        },
+        "filtered_lrelu": {
+            "ref": "ops_cuda.filtered_lrelu:filtered_lrelu_ref",
+            "cpu": "ops_cuda._cpu_ops:filtered_lrelu_cpu",
+            "cuda": "ops_cuda._cuda_ops:filtered_lrelu_cuda",
+        },
         "fma": {"ref": "ops_cuda.fma:fma_ref"},
     }
 )
+
+# Modules whose import compiles an extension: module -> (kernel kind, "module:function" that says
+# '' if importing is quick, else why not, e.g. "not built yet"). Used by capabilities(build=False).
+_BUILD_STATUS = {
+    "ops_cuda._cpu_ops": ("cpu", "ops_cuda._native:status"),
+    "ops_cuda._cuda_ops": ("cuda", "ops_cuda._native:status"),
+}
 
 # How to get a missing implementation, shown in the fallback warning.
 _FIX_HINT = {
@@ -67,6 +86,7 @@ class Registry:
         self._table = table
         self._loaded: dict[tuple[str, str], Callable | str] = {}  # function, or why it failed
         self._resolved: dict[tuple[str, str, str], Callable] = {}  # (op, impl, device type) -> function
+        self._warned: set[tuple[str, str, str]] = set()  # fallbacks already reported
 
     def ops(self) -> list[str]:
         return list(self._table)
@@ -120,7 +140,9 @@ class Registry:
         if fn is not None:
             return fn
         # 'auto' falls back silently unless a registered kernel failed to load.
-        if impl != "auto" or reason.startswith("loading "):
+        warn_key = (op, native, device_type)
+        if (impl != "auto" or reason.startswith("loading ")) and warn_key not in self._warned:
+            self._warned.add(warn_key)
             warnings.warn(
                 f"ops_cuda.{op}: impl='{native}' is unavailable ({reason}); using impl='ref' instead. "
                 f"To fix: {_FIX_HINT.get(native, 'pass impl=ref')}.",
@@ -129,17 +151,42 @@ class Registry:
             )
         return ref
 
-    def capabilities(self, device: torch.device | str | None = None) -> dict[str, dict[str, str]]:
-        """Plain data: op -> {'impl': what impl='auto' runs, 'reason': why not faster, 'device': ...}."""
+    def _pending_build(self, op: str, impl: str) -> str:
+        """Why loading op/impl would start a slow build now ('' if it would not)."""
+        target = self._table[op].get(impl)
+        if target is None or (op, impl) in self._loaded:
+            return ""
+        entry = _BUILD_STATUS.get(target.split(":")[0])
+        if entry is None:
+            return ""
+        kind, status = entry
+        module_name, func_name = status.split(":")
+        return getattr(importlib.import_module(module_name), func_name)(kind)
+
+    def capabilities(
+        self, device: torch.device | str | None = None, build: bool = False
+    ) -> dict[str, dict[str, str]]:
+        """Plain data: op -> {'impl': what impl='auto' runs, 'reason': why not faster, 'device': ...,
+        'state': 'ready' | 'not built' | 'unavailable'}.
+
+        With build=False (the default, safe in a GUI thread) a kernel that is neither loaded nor
+        cached on disk is not compiled: it is reported with state 'not built', impl = the kernel
+        that the first call will build and use, and the reason. build=True builds it (20-60 s once).
+        """
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         device_type = torch.device(device).type
         native = "cuda" if device_type == "cuda" else "cpu"
         out = {}
         for op in self._table:
+            pending = "" if build or native != device_type else self._pending_build(op, native)
+            if pending and "not built yet" in pending:
+                out[op] = {"impl": native, "reason": pending, "device": device_type, "state": "not built"}
+                continue
             fn, reason = self._native(op, native, device_type)
             active = native if fn is not None else "ref"
-            out[op] = {"impl": active, "reason": reason, "device": device_type}
+            state = "ready" if fn is not None else "unavailable"
+            out[op] = {"impl": active, "reason": reason, "device": device_type, "state": state}
         return out
 
 

@@ -1,0 +1,13 @@
+"""The 'cpu' implementations (C++ kernels). Importing this module builds or loads the extension,
+so a failed build surfaces as an import error, which the dispatcher turns into one warning and a
+fallback to the reference ops."""
+
+from __future__ import annotations
+
+from ops_cuda import _native, _native_ops
+
+_IMPLS = _native_ops.make_impls(_native.load_extension("cpu"), "cpu")
+
+bias_act_cpu = _IMPLS["bias_act"]
+upfirdn2d_cpu = _IMPLS["upfirdn2d"]
+filtered_lrelu_cpu = _IMPLS["filtered_lrelu"]

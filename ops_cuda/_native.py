@@ -1,0 +1,142 @@
+"""Builds and loads the C++ ('cpu') and CUDA ('cuda') kernels of ops_cuda.
+
+The extensions are compiled with ninja through `torch.utils.cpp_extension.load` the first time
+they are needed (20-60 s) and cached on disk. The extension name contains a hash of its sources
+(and of the compiler flags), so editing a kernel rebuilds it and an unchanged one loads in well
+under a second. Build directory: $TORCH_EXTENSIONS_DIR/<name>, or, when that variable is unset,
+<project>/.cache/torch_extensions/<name> (falling back to ~/.cache/torch_extensions when the
+project folder is read-only, e.g. an installed package).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+
+# Portable flags: no -march=native, the build may be shared between machines.
+CPU_CFLAGS = ("-O3",)
+CUDA_CFLAGS = ("-O3",)
+CUDA_NVCC_FLAGS = ("-O3", "-std=c++17", "--use_fast_math")
+
+KINDS = {
+    # kind -> (sources compiled, headers they include (hashed too), flags)
+    "cpu": (("ops_cpu.cpp",), ("ops_common.h",), CPU_CFLAGS),
+    "cuda": (("cuda_bind.cpp", "ops_cuda.cu"), ("ops_common.h",), CUDA_CFLAGS + CUDA_NVCC_FLAGS),
+}
+
+
+class NativeBuildError(RuntimeError):
+    """The C++/CUDA extension cannot be built here; the message says why and how to fix it."""
+
+
+def source_files(kind: str) -> list[Path]:
+    sources, headers, _ = KINDS[kind]
+    return [CSRC / name for name in (*sources, *headers)]
+
+
+def extension_name(kind: str) -> str:
+    """ops_cuda_<kind>_<hash of sources, flags and torch version>."""
+    digest = hashlib.sha256()
+    for path in source_files(kind):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update(repr(KINDS[kind][2]).encode())
+    digest.update(torch.__version__.encode())
+    return f"ops_cuda_{kind}_{digest.hexdigest()[:12]}"
+
+
+def extensions_root() -> Path:
+    env = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if env:
+        return Path(env)
+    project = CSRC.parent.parent
+    if os.access(project, os.W_OK):
+        return project / ".cache" / "torch_extensions"
+    return Path.home() / ".cache" / "torch_extensions"
+
+
+def build_dir(kind: str) -> Path:
+    return extensions_root() / extension_name(kind)
+
+
+def is_built(kind: str) -> bool:
+    """True when the extension for the current sources is compiled and cached (loading is fast)."""
+    name = extension_name(kind)
+    folder = extensions_root() / name
+    return any(folder.glob(f"{name}*.so")) or any(folder.glob(f"{name}*.pyd"))
+
+
+def missing_tools(kind: str) -> str:
+    """Why a build cannot even start ('' if the tools are there)."""
+    from torch.utils import cpp_extension
+
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None and shutil.which("g++") is None:
+        return f"no C++ compiler found ({cxx!r} is not on PATH); install g++ or clang, or set CXX"
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed; `pip install ninja`"
+    include = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not include.exists():
+        return f"Python headers are missing ({include}); install the python3-dev package"
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "torch.cuda.is_available() is False"
+        if cpp_extension.CUDA_HOME is None:
+            return "the CUDA toolkit (nvcc) was not found; install it or set CUDA_HOME"
+    return ""
+
+
+@functools.cache
+def load_extension(kind: str) -> ModuleType:
+    """Build (first time) or load (cached) the extension; raises NativeBuildError with the reason."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kernel kind {kind!r}; expected one of {list(KINDS)}")
+    reason = missing_tools(kind)
+    if reason:
+        raise NativeBuildError(reason)
+    from torch.utils import cpp_extension
+
+    sources, _, flags = KINDS[kind]
+    folder = build_dir(kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    kwargs = {}
+    if kind == "cuda":
+        kwargs["extra_cuda_cflags"] = list(CUDA_NVCC_FLAGS)
+    try:
+        return cpp_extension.load(
+            name=extension_name(kind),
+            sources=[str(CSRC / s) for s in sources],
+            extra_cflags=list(flags if kind == "cpu" else CUDA_CFLAGS),
+            extra_include_paths=[str(CSRC)],
+            build_directory=str(folder),
+            verbose=False,
+            **kwargs,
+        )
+    except Exception as exc:  # compiler errors come as RuntimeError/subprocess errors
+        raise NativeBuildError(
+            f"building the {kind} kernels failed ({type(exc).__name__}: {str(exc).strip()[-600:]}); "
+            f"see the build log in {folder}"
+        ) from exc
+
+
+def status(kind: str) -> str:
+    """'' when load_extension(kind) would be quick (already loaded or cached on disk), otherwise
+    a short explanation (tools missing, or not built yet)."""
+    if extension_name(kind) in sys.modules:  # loaded in this process
+        return ""
+    reason = missing_tools(kind)
+    if reason:
+        return reason
+    if is_built(kind):
+        return ""
+    return f"the {kind} kernels are not built yet; the first use builds them (20-60 s, cached afterwards)"

@@ -1,0 +1,399 @@
+// CPU kernels of bias_act, upfirdn2d and the fused filtered_lrelu.
+//
+// All filters arrive already flipped for a convolution and scaled by their gain (see
+// ops_cuda/_native_ops.py), so every kernel computes a correlation:
+//   out[o] = sum_k w[k] * U[o * down + k - pad0]   (U = input with up-1 zeros after each sample).
+// The polyphase index maths is in ops_common.h (shared with the CUDA kernels). The loops below are
+// written so their innermost loop runs over contiguous memory, which -O3 vectorises.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "ops_common.h"
+
+namespace {
+
+using ops::TapRange;
+
+// ---------------------------------------------------------------------------------------------
+// One resampling axis: sizes, and the zero margins a source row needs so the inner loops can read
+// past its ends without bounds checks.
+struct Axis {
+  int n_in, n_out, up, down, pad0, taps;
+  int L, R;  // zero samples needed before / after the row
+  int stride() const { return L + n_in + R; }
+};
+
+Axis make_axis(int n_in, int up, int down, int pad0, int pad1, int taps) {
+  Axis a{};
+  a.n_in = n_in;
+  a.up = up;
+  a.down = down;
+  a.pad0 = pad0;
+  a.taps = taps;
+  a.n_out = ops::upfirdn_out_size(n_in, up, down, pad0, pad1, taps);
+  TORCH_CHECK(a.n_out > 0, "upfirdn2d: the output would be empty (input ", n_in, ", up ", up, ", down ",
+              down, ", padding ", pad0, "/", pad1, ", ", taps, " taps); use a larger input or more padding");
+  TapRange first = ops::tap_range_unbounded(0, up, down, pad0, taps);
+  TapRange last = ops::tap_range_unbounded(a.n_out - 1, up, down, pad0, taps);
+  int smin = std::min(first.s0, 0) - 1;
+  int smax = std::max(last.s0 + ops::ceil_div(taps, up), n_in - 1) + 1;
+  a.L = -smin + down;
+  a.R = smax - (n_in - 1) + down;
+  return a;
+}
+
+template <typename T>
+inline void axpy(T* __restrict__ dst, const T* __restrict__ src, T w, int n) {
+  for (int i = 0; i < n; i++) dst[i] += w * src[i];
+}
+
+template <typename T>
+struct Scratch {
+  std::vector<T> a, b;
+};
+
+// out[0 .. n_out) += horizontal pass of the row `xp` (pointer to sample 0 of a row with ax.L / ax.R
+// zero margins).
+template <typename T>
+void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scratch<T>& s) {
+  const int up = ax.up, down = ax.down, n_out = ax.n_out, taps = ax.taps;
+  if (up == 1 && down == 1) {
+    for (int k = 0; k < taps; k++) axpy(out, xp + k - ax.pad0, w[k], n_out);
+  } else if (down == 1) {
+    // Outputs o = r + up * m share their taps; the source index advances by one per m.
+    const int mmax = ops::ceil_div(n_out, up);
+    s.a.resize(mmax);
+    T* tmp = s.a.data();
+    for (int r = 0; r < up && r < n_out; r++) {
+      const int m_count = ops::ceil_div(n_out - r, up);
+      TapRange tr = ops::tap_range_unbounded(r, up, 1, ax.pad0, taps);
+      std::fill(tmp, tmp + m_count, T(0));
+      for (int t = 0; t < tr.count; t++) axpy(tmp, xp + tr.s0 + t, w[tr.k0 + up * t], m_count);
+      for (int m = 0; m < m_count; m++) out[r + up * m] += tmp[m];
+    }
+  } else if (up == 1) {
+    // Split the row into `down` phases so each tap reads a contiguous run.
+    const int amin = ops::floor_div(-ax.pad0, down);
+    const int amax = ops::floor_div(taps - 1 - ax.pad0, down);
+    const int len = n_out + amax - amin;
+    s.a.resize(static_cast<size_t>(len) * down);
+    for (int q = 0; q < down; q++) {
+      T* ph = s.a.data() + static_cast<size_t>(q) * len;
+      for (int i = 0; i < len; i++) ph[i] = xp[(amin + i) * down + q];
+    }
+    for (int k = 0; k < taps; k++) {
+      const int j = k - ax.pad0;
+      const int q = j - ops::floor_div(j, down) * down;
+      const int a = ops::floor_div(j, down);
+      axpy(out, s.a.data() + static_cast<size_t>(q) * len + (a - amin), w[k], n_out);
+    }
+  } else {
+    for (int o = 0; o < n_out; o++) {
+      TapRange tr = ops::tap_range_unbounded(o, up, down, ax.pad0, taps);
+      T acc = 0;
+      for (int t = 0; t < tr.count; t++) acc += w[tr.k0 + up * t] * xp[tr.s0 + t];
+      out[o] += acc;
+    }
+  }
+}
+
+// Copy a source row (+ bias) into the interior of a row buffer whose margins are zero.
+template <typename T>
+inline void load_row(T* interior, const T* __restrict__ src, int n, T bias) {
+  for (int i = 0; i < n; i++) interior[i] = src[i] + bias;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bias_act
+
+template <int A, typename T>
+void bias_act_rows(const T* x, const T* b, T* y, int64_t rows, int64_t C, int64_t inner, T alpha, T gain,
+                   T clamp) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(inner, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; r++) {
+                       const T bias = b ? b[r % C] : T(0);
+                       const T* __restrict__ xr = x + r * inner;
+                       T* __restrict__ yr = y + r * inner;
+                       for (int64_t i = 0; i < inner; i++)
+                         yr[i] = ops::clamp_fwd(ops::act_fwd<A>(xr[i] + bias, alpha) * gain, clamp);
+                     }
+                   });
+}
+
+template <int A, typename T>
+void bias_act_grad_rows(const T* dy, const T* x, const T* b, T* dx, int64_t rows, int64_t C, int64_t inner,
+                        T alpha, T gain, T clamp) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(inner, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; r++) {
+                       const T bias = b ? b[r % C] : T(0);
+                       const T* __restrict__ xr = x + r * inner;
+                       const T* __restrict__ gr = dy + r * inner;
+                       T* __restrict__ dr = dx + r * inner;
+                       for (int64_t i = 0; i < inner; i++) {
+                         const T v = xr[i] + bias;
+                         const T yv = ops::act_fwd<A>(v, alpha) * gain;
+                         dr[i] = gr[i] * gain * ops::act_grad<A>(v, alpha) * ops::clamp_grad(yv, clamp);
+                       }
+                     }
+                   });
+}
+
+#define OPS_ACT_SWITCH(act, FN, ...)                            \
+  switch (act) {                                                \
+    case ops::ACT_LINEAR: FN<ops::ACT_LINEAR>(__VA_ARGS__); break;     \
+    case ops::ACT_RELU: FN<ops::ACT_RELU>(__VA_ARGS__); break;         \
+    case ops::ACT_LRELU: FN<ops::ACT_LRELU>(__VA_ARGS__); break;       \
+    case ops::ACT_TANH: FN<ops::ACT_TANH>(__VA_ARGS__); break;         \
+    case ops::ACT_SIGMOID: FN<ops::ACT_SIGMOID>(__VA_ARGS__); break;   \
+    case ops::ACT_ELU: FN<ops::ACT_ELU>(__VA_ARGS__); break;           \
+    case ops::ACT_SELU: FN<ops::ACT_SELU>(__VA_ARGS__); break;         \
+    case ops::ACT_SOFTPLUS: FN<ops::ACT_SOFTPLUS>(__VA_ARGS__); break; \
+    case ops::ACT_SWISH: FN<ops::ACT_SWISH>(__VA_ARGS__); break;       \
+    default: TORCH_CHECK(false, "bias_act: unknown activation id ", act); \
+  }
+
+// x viewed as [rows = outer * C, inner] with the bias indexed by row % C.
+void check_bias_act_args(const torch::Tensor& x, const torch::Tensor& b, int64_t dim) {
+  TORCH_CHECK(x.is_contiguous(), "bias_act: x must be contiguous");
+  TORCH_CHECK(dim >= 0 && dim < std::max<int64_t>(x.dim(), 1), "bias_act: bad dim ", dim);
+  if (b.numel() > 0) {
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim) && b.dtype() == x.dtype() && b.is_contiguous(),
+                "bias_act: b must be a contiguous 1-D tensor of x's dtype with x.shape[dim] entries");
+  }
+}
+
+void bias_act_geometry(const torch::Tensor& x, int64_t dim, int64_t& rows, int64_t& C, int64_t& inner) {
+  C = x.dim() ? x.size(dim) : 1;
+  inner = 1;
+  for (int64_t i = dim + 1; i < x.dim(); i++) inner *= x.size(i);
+  rows = C ? x.numel() / std::max<int64_t>(inner, 1) : 0;
+}
+
+torch::Tensor bias_act_fwd(torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act, double alpha,
+                           double gain, double clamp) {
+  check_bias_act_args(x, b, dim);
+  auto y = torch::empty_like(x);
+  if (x.numel() == 0) return y;
+  int64_t rows, C, inner;
+  bias_act_geometry(x, dim, rows, C, inner);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_fwd", [&] {
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    OPS_ACT_SWITCH(act, bias_act_rows, x.data_ptr<scalar_t>(), bp, y.data_ptr<scalar_t>(), rows, C, inner,
+                   scalar_t(alpha), scalar_t(gain), scalar_t(clamp));
+  });
+  return y;
+}
+
+torch::Tensor bias_act_grad(torch::Tensor dy, torch::Tensor x, torch::Tensor b, int64_t dim, int64_t act,
+                            double alpha, double gain, double clamp) {
+  check_bias_act_args(x, b, dim);
+  TORCH_CHECK(dy.sizes() == x.sizes() && dy.is_contiguous() && dy.dtype() == x.dtype(),
+              "bias_act_grad: dy must be contiguous and match x");
+  auto dx = torch::empty_like(x);
+  if (x.numel() == 0) return dx;
+  int64_t rows, C, inner;
+  bias_act_geometry(x, dim, rows, C, inner);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_grad", [&] {
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    OPS_ACT_SWITCH(act, bias_act_grad_rows, dy.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp,
+                   dx.data_ptr<scalar_t>(), rows, C, inner, scalar_t(alpha), scalar_t(gain), scalar_t(clamp));
+  });
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// upfirdn2d
+
+template <typename T>
+void upfirdn2d_plane(const T* x, T* y, const T* w, bool separable, const Axis& ax, const Axis& ay,
+                     Scratch<T>& s, std::vector<T>& row, std::vector<T>& hx) {
+  const int W = ax.n_in, H = ay.n_in, Wo = ax.n_out, Ho = ay.n_out;
+  T* interior = row.data() + ax.L;
+  std::fill(y, y + static_cast<size_t>(Wo) * Ho, T(0));
+  if (separable) {
+    // Horizontal pass of every input row, then vertical polyphase combination of those rows.
+    for (int sy = 0; sy < H; sy++) {
+      load_row(interior, x + static_cast<size_t>(sy) * W, W, T(0));
+      T* h = hx.data() + static_cast<size_t>(sy) * Wo;
+      std::fill(h, h + Wo, T(0));
+      hpass_acc(ax, w, interior, h, s);
+    }
+    for (int oy = 0; oy < Ho; oy++) {
+      TapRange tr = ops::tap_range(oy, ay.up, ay.down, ay.pad0, ay.taps, H);
+      T* yr = y + static_cast<size_t>(oy) * Wo;
+      for (int t = 0; t < tr.count; t++)
+        axpy(yr, hx.data() + static_cast<size_t>(tr.s0 + t) * Wo, w[tr.k0 + ay.up * t], Wo);
+    }
+  } else {
+    for (int oy = 0; oy < Ho; oy++) {
+      TapRange tr = ops::tap_range(oy, ay.up, ay.down, ay.pad0, ay.taps, H);
+      T* yr = y + static_cast<size_t>(oy) * Wo;
+      for (int t = 0; t < tr.count; t++) {
+        load_row(interior, x + static_cast<size_t>(tr.s0 + t) * W, W, T(0));
+        hpass_acc(ax, w + static_cast<size_t>(tr.k0 + ay.up * t) * ax.taps, interior, yr, s);
+      }
+    }
+  }
+}
+
+void check_filter(const torch::Tensor& w, const torch::Tensor& x, const char* name) {
+  TORCH_CHECK((w.dim() == 1 || w.dim() == 2) && w.numel() > 0 && w.is_contiguous() && w.dtype() == x.dtype(),
+              name, ": the filter must be a contiguous non-empty 1-D or 2-D tensor of x's dtype");
+}
+
+torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor w, int64_t upx, int64_t upy, int64_t downx,
+                        int64_t downy, int64_t px0, int64_t px1, int64_t py0, int64_t py1) {
+  TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "upfirdn2d: x must be a contiguous [N, C, H, W] tensor");
+  check_filter(w, x, "upfirdn2d");
+  TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, "upfirdn2d: up/down must be >= 1");
+  const bool separable = w.dim() == 1;
+  const int fw = w.size(-1), fh = w.size(0);  // a 1-D filter has the same taps on both axes
+  const int N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Axis ax = make_axis(W, upx, downx, px0, px1, fw);
+  Axis ay = make_axis(H, upy, downy, py0, py1, fh);
+  auto y = torch::empty({N, C, ay.n_out, ax.n_out}, x.options());
+  if (y.numel() == 0 || x.numel() == 0) return y.zero_();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "upfirdn2d", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const scalar_t* wp = w.data_ptr<scalar_t>();
+    at::parallel_for(0, static_cast<int64_t>(N) * C, 1, [&](int64_t begin, int64_t end) {
+      Scratch<scalar_t> s;
+      std::vector<scalar_t> row(ax.stride(), scalar_t(0));
+      std::vector<scalar_t> hx(separable ? static_cast<size_t>(H) * ax.n_out : 0);
+      for (int64_t p = begin; p < end; p++)
+        upfirdn2d_plane(xp + p * H * W, yp + p * ay.n_out * ax.n_out, wp, separable, ax, ay, s, row, hx);
+    });
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// filtered_lrelu, fused: for each output row, the rows of the upsampled+activated signal it needs
+// are produced on demand into a small ring buffer (fd_rows rows), from a ring of horizontally
+// upsampled input rows; the full-resolution intermediate never exists.
+
+template <typename T>
+struct FlreluPlan {
+  Axis ux, dx;      // horizontal up pass (W -> Wm) and down pass (Wm -> Wo)
+  int H, Hm, Ho;    // rows: input, upsampled, output
+  int up, down, py0;
+  int fuh, fdh;     // vertical taps
+  bool fu_sep, fd_sep;
+  T gain, slope, clamp;
+};
+
+template <typename T>
+void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const FlreluPlan<T>& P, Scratch<T>& s) {
+  const Axis& ux = P.ux;
+  const Axis& dx = P.dx;
+  const int W = ux.n_in, Wm = ux.n_out, Wo = dx.n_out;
+  const int RH = ops::ceil_div(P.fuh, P.up) + 1;  // ring of horizontally upsampled input rows
+  const int RA = P.fdh;                           // ring of activated rows, with zero margins
+  const int astride = dx.stride();
+  std::vector<T> xrow(ux.stride(), T(0));
+  std::vector<T> hx(P.fu_sep ? static_cast<size_t>(RH) * Wm : 0);
+  std::vector<T> ar(static_cast<size_t>(RA) * astride, T(0));
+  std::vector<T> drow(P.fd_sep ? astride : 0, T(0));
+  T* xin = xrow.data() + ux.L;
+  int hx_next = 0;  // next input row to pass horizontally
+  int a_next = 0;   // next activated row to produce
+
+  auto produce_row = [&](int Y) {
+    T* a = ar.data() + static_cast<size_t>(Y % RA) * astride + dx.L;
+    std::fill(a, a + Wm, T(0));
+    TapRange tr = ops::tap_range(Y, P.up, 1, P.py0, P.fuh, P.H);
+    if (P.fu_sep) {
+      if (tr.count > 0) {
+        hx_next = std::max(hx_next, tr.s0);
+        for (; hx_next < tr.s0 + tr.count; hx_next++) {
+          T* h = hx.data() + static_cast<size_t>(hx_next % RH) * Wm;
+          load_row(xin, x + static_cast<size_t>(hx_next) * W, W, bias);
+          std::fill(h, h + Wm, T(0));
+          hpass_acc(ux, fu, xin, h, s);
+        }
+      }
+      for (int t = 0; t < tr.count; t++)
+        axpy(a, hx.data() + static_cast<size_t>((tr.s0 + t) % RH) * Wm, fu[tr.k0 + P.up * t], Wm);
+    } else {
+      for (int t = 0; t < tr.count; t++) {
+        load_row(xin, x + static_cast<size_t>(tr.s0 + t) * W, W, bias);
+        hpass_acc(ux, fu + static_cast<size_t>(tr.k0 + P.up * t) * ux.taps, xin, a, s);
+      }
+    }
+    const T g = P.gain, sl = P.slope, c = P.clamp;
+    for (int i = 0; i < Wm; i++) a[i] = ops::flrelu_act(a[i], sl, g, c);
+  };
+
+  for (int oy = 0; oy < P.Ho; oy++) {
+    const int y0 = oy * P.down;
+    for (; a_next < y0 + P.fdh; a_next++) produce_row(a_next);
+    T* yr = y + static_cast<size_t>(oy) * Wo;
+    std::fill(yr, yr + Wo, T(0));
+    if (P.fd_sep) {
+      T* d = drow.data() + dx.L;
+      std::fill(d, d + Wm, T(0));
+      for (int k = 0; k < P.fdh; k++)
+        axpy(d, ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, fd[k], Wm);
+      hpass_acc(dx, fd, d, yr, s);
+    } else {
+      for (int k = 0; k < P.fdh; k++)
+        hpass_acc(dx, fd + static_cast<size_t>(k) * dx.taps,
+                  ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, yr, s);
+    }
+  }
+}
+
+torch::Tensor filtered_lrelu_fwd(torch::Tensor x, torch::Tensor fu, torch::Tensor fd, torch::Tensor b,
+                                 int64_t up, int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1,
+                                 double gain, double slope, double clamp) {
+  TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "filtered_lrelu: x must be a contiguous [N, C, H, W] tensor");
+  check_filter(fu, x, "filtered_lrelu (fu)");
+  check_filter(fd, x, "filtered_lrelu (fd)");
+  TORCH_CHECK(up >= 1 && down >= 1, "filtered_lrelu: up and down must be >= 1");
+  const int N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  if (b.numel() > 0)
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == C && b.dtype() == x.dtype() && b.is_contiguous(),
+                "filtered_lrelu: b must be a contiguous 1-D tensor of x's dtype with C entries");
+  const bool fu_sep = fu.dim() == 1, fd_sep = fd.dim() == 1;
+  const int fuw = fu.size(-1), fuh = fu.size(0), fdw = fd.size(-1), fdh = fd.size(0);
+  Axis ux = make_axis(W, up, 1, px0, px1, fuw);
+  const int Hm = ops::upfirdn_out_size(H, up, 1, py0, py1, fuh);
+  TORCH_CHECK(Hm > 0, "filtered_lrelu: the upsampled signal would be empty; check the padding");
+  Axis dx = make_axis(ux.n_out, 1, down, 0, 0, fdw);
+  const int Ho = ops::upfirdn_out_size(Hm, 1, down, 0, 0, fdh);
+  TORCH_CHECK(Ho > 0, "filtered_lrelu: the output would be empty; check the padding and filter sizes");
+  auto y = torch::empty({N, C, Ho, dx.n_out}, x.options());
+  if (x.numel() == 0) return y.zero_();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "filtered_lrelu_fwd", [&] {
+    FlreluPlan<scalar_t> P{ux, dx, H, Hm, Ho, (int)up, (int)down, (int)py0, fuh, fdh, fu_sep, fd_sep,
+                           scalar_t(gain), scalar_t(slope), scalar_t(clamp)};
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    const scalar_t* fup = fu.data_ptr<scalar_t>();
+    const scalar_t* fdp = fd.data_ptr<scalar_t>();
+    at::parallel_for(0, static_cast<int64_t>(N) * C, 1, [&](int64_t begin, int64_t end) {
+      Scratch<scalar_t> s;
+      for (int64_t p = begin; p < end; p++)
+        flrelu_plane(xp + p * H * W, bp ? bp[p % C] : scalar_t(0), yp + p * Ho * dx.n_out, fup, fdp, P, s);
+    });
+  });
+  return y;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "ops_cuda CPU kernels (bias_act, upfirdn2d, fused filtered_lrelu)";
+  m.def("bias_act_fwd", &bias_act_fwd, "bias + activation + gain + clamp");
+  m.def("bias_act_grad", &bias_act_grad, "gradient of bias_act with respect to x");
+  m.def("upfirdn2d", &upfirdn2d, "upsample, pad, FIR filter (pre-flipped), downsample");
+  m.def("filtered_lrelu_fwd", &filtered_lrelu_fwd, "fused upsample + lrelu/clamp + downsample");
+}
