@@ -1,0 +1,129 @@
+"""`gan video`: MP4 loops (rotation, translation, seed interpolation, direction sweep)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from gan.errors import Cancelled, UserError
+from gan.seeds import parse_seeds
+
+NAME = "video"
+HELP = "Render an MP4 loop: StyleGAN3 rotation or translation, seed interpolation or a direction sweep."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from gan.video import INTERP_SPACES, KINDS, TRANSLATE_PATHS, field_help
+
+    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
+    p.add_argument("--out", required=True, help="output .mp4 file (written completely or not at all)")
+    p.add_argument("--kind", choices=KINDS, default="rotate", help=field_help("kind"))
+    p.add_argument("--seeds", default="0", help="seed(s), e.g. 3 or 0,5,9; " + field_help("seeds"))
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1 = none)")
+    p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
+                   help=field_help("class_idx"))  # fmt: skip
+    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
+                   help="per-pixel noise (default const)")  # fmt: skip
+    p.add_argument("--fps", type=float, default=30.0, help=field_help("fps"))
+    p.add_argument("--duration", type=float, default=4.0, metavar="SEC", help=field_help("duration"))
+    p.add_argument("--size", type=int, default=None, metavar="PX", help=field_help("size"))
+    p.add_argument("--crf", type=int, default=18, help=field_help("crf"))
+    p.add_argument("--preset", default="medium", help=field_help("preset"))
+    p.add_argument("--turns", type=int, default=1, help=field_help("turns"))
+    p.add_argument("--path", dest="translate_path", choices=TRANSLATE_PATHS, default="circle",
+                   help=field_help("translate_path"))  # fmt: skip
+    p.add_argument("--amount", dest="translate_amount", type=float, default=0.25,
+                   help=field_help("translate_amount"))  # fmt: skip
+    p.add_argument("--space", dest="interp_space", choices=INTERP_SPACES, default="z",
+                   help=field_help("interp_space"))  # fmt: skip
+    p.add_argument("--direction", default="", metavar="NAME", help=field_help("direction_name"))
+    p.add_argument("--direction-file", default=None, metavar="FILE.npy",
+                   help="sweep: a direction saved with numpy.save, [w_dim] or [num_ws, w_dim]")  # fmt: skip
+    p.add_argument("--strength", type=float, default=3.0, help=field_help("strength"))
+    p.add_argument("--layers", default=None, metavar="START:END",
+                   help="sweep: w index range the direction applies to, e.g. 0:6 (default all)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
+
+
+def _layers(text: str | None) -> tuple[int, int | None]:
+    if text is None:
+        return 0, None
+    try:
+        start, end = text.split(":")
+        return int(start or 0), (int(end) if end else None)
+    except ValueError:
+        raise UserError(f"--layers {text!r}: expected START:END, e.g. 0:6 or 4:") from None
+
+
+def _direction_file(path: str):
+    import numpy as np
+
+    try:
+        vector = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise UserError(f"--direction-file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--direction-file {path} is not a numpy .npy array: {exc}") from None
+    if vector.ndim not in (1, 2) or not np.issubdtype(vector.dtype, np.floating):
+        raise UserError(f"--direction-file {path}: expected a float [w_dim] or [num_ws, w_dim] array")
+    if not np.isfinite(vector).all():
+        raise UserError(f"--direction-file {path} contains NaN or inf values")
+    return vector.astype(np.float32)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from gan.commands.generate import _check_device
+    from gan.model_io import load_model
+    from gan.render import Renderer
+    from gan.video import VideoJob, render_video
+
+    if not all(math.isfinite(v) for v in (args.psi, args.fps, args.duration, args.strength)):
+        raise UserError("--psi, --fps, --duration and --strength must be finite numbers")
+    start, end = _layers(args.layers)
+    job = VideoJob(
+        kind=args.kind,
+        seeds=parse_seeds(args.seeds),
+        psi=args.psi,
+        class_idx=args.class_idx,
+        noise_mode=args.noise_mode,
+        turns=args.turns,
+        translate_path=args.translate_path,
+        translate_amount=args.translate_amount,
+        interp_space=args.interp_space,
+        direction_name=args.direction,
+        direction=_direction_file(args.direction_file) if args.direction_file else None,
+        strength=args.strength,
+        layer_start=start,
+        layer_end=end,
+        size=args.size,
+        fps=args.fps,
+        duration=args.duration,
+        crf=args.crf,
+        preset=args.preset,
+    )
+    job.validate()  # before the (slow) model load
+    device = _check_device(args.device)
+    model = load_model(args.model, device=device, training_nets=False)
+    renderer = Renderer(model, device=device, activation_cache_bytes=64 * 2**20)
+    bars: list = []  # made at the first frame, so set-up errors do not print an empty bar
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="video", unit="frame", file=sys.stderr))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        result = render_video(job, renderer, args.out, progress=progress)
+    except Cancelled as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        for bar in bars:
+            bar.close()
+    print(
+        f"{result.path}: {result.frames} frames, {result.width}x{result.height}, {result.fps:g} fps, "
+        f"{result.bytes / 1024:.0f} KiB in {result.seconds:.1f} s"
+    )
+    return 0

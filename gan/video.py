@@ -1,0 +1,490 @@
+"""MP4 videos from a generator: frame sources and an atomic H.264 writer.
+
+    job = VideoJob(kind="rotate", seeds=[3], fps=30, duration=4)
+    result = render_video(job, load_model("model.safetensors"), "spin.mp4", progress=print)
+
+Frame sources (all loop seamlessly: frame N would equal frame 0, so it is not rendered):
+
+- rotate:    StyleGAN3 input rotation 0..360 degrees;
+- translate: StyleGAN3 input translation around a circle or back and forth along x;
+- interp:    through a list of seeds and back to the first, slerp in Z or lerp in W;
+- sweep:     one direction's strength -s .. +s .. -s (a cosine) over a layer range.
+
+Frames come from `gan.render.Renderer`, so the base view (seed or w, psi, style mix, edits,
+transform) is any `RenderArgs`, e.g. the explorer's current view given as a recipe dict.
+
+The encoder is the ffmpeg binary bundled with imageio-ffmpeg (libx264, yuv420p). It writes to a
+hidden temporary file next to the target, which is renamed over the target only after ffmpeg
+exited cleanly: the MP4 is complete or absent, also on cancel, error or a full disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan.errors import Cancelled, UserError
+from gan.render import Edit, RenderArgs, Renderer, seed_to_z
+
+KINDS = ("rotate", "translate", "interp", "sweep")
+TRANSLATE_PATHS = ("circle", "line")
+INTERP_SPACES = ("z", "w")
+MAX_FRAMES = 100_000  # guards against typos like --duration 40000
+
+
+def _opt(default, help: str):
+    """A dataclass field with its help text."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(eq=False)
+class VideoJob:
+    """What to render and how to encode it. `validate()` checks the values on their own;
+    `render_video` also checks them against the model."""
+
+    kind: str = _opt("rotate", "rotate (SG3 rotation loop), translate (SG3 translation loop), interp, sweep")
+    recipe: dict | None = _opt(
+        None,
+        "base view as gan.recipe.recipe_to_dict(...) (latent, psi, edits, transform); "
+        "None = seeds[0] with psi, class_idx and noise_mode below",
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0],
+        metadata={"help": "interp: the seeds to pass through (2 or more, loops back); others: seeds[0]"},
+    )
+    psi: float = _opt(1.0, "truncation psi when no recipe is given")
+    class_idx: int | None = _opt(None, "class of a conditional model (no recipe)")
+    noise_mode: str = _opt("const", "const, random or none (no recipe)")
+    # --- source parameters ------------------------------------------------------------------
+    turns: int = _opt(1, "rotate: full turns per loop (negative = clockwise)")
+    translate_path: str = _opt("circle", "translate: circle, or line (back and forth along x)")
+    translate_amount: float = _opt(0.25, "translate: radius / half-width, in units of the image size")
+    interp_space: str = _opt("z", "interp: z (spherical interpolation) or w (linear, after mapping)")
+    direction_name: str = _opt("", "sweep: name of one of the model's directions (gan.edit.directions)")
+    direction: np.ndarray | None = _opt(
+        None, "sweep: the direction itself, [w_dim] or [num_ws, w_dim]; wins over direction_name"
+    )
+    strength: float = _opt(3.0, "sweep: the strength goes -s .. +s .. -s")
+    layer_start: int = _opt(0, "sweep: first w index the direction applies to")
+    layer_end: int | None = _opt(None, "sweep: one past the last w index; None = all")
+    # --- encoder ----------------------------------------------------------------------------
+    size: int | None = _opt(None, "output width = height in pixels (even); None = the model's resolution")
+    fps: float = _opt(30.0, "frames per second (1 .. 120)")
+    duration: float = _opt(4.0, "length of one loop in seconds")
+    crf: int = _opt(18, "x264 quality: 0 = lossless .. 51 = worst; 18 looks clean, 23 is smaller")
+    preset: str = _opt("medium", "x264 speed/size trade-off: ultrafast .. veryslow")
+
+    @property
+    def num_frames(self) -> int:
+        return int(round(self.fps * self.duration))
+
+    def validate(self) -> None:
+        _choice("kind", self.kind, KINDS)
+        _choice("translate_path", self.translate_path, TRANSLATE_PATHS)
+        _choice("interp_space", self.interp_space, INTERP_SPACES)
+        if self.preset not in _PRESETS:
+            raise UserError(f"x264 preset {self.preset!r} is not one of {', '.join(_PRESETS)}")
+        for name in ("psi", "fps", "duration", "strength", "translate_amount"):
+            if not math.isfinite(float(getattr(self, name))):
+                raise UserError(f"{name} must be a finite number, not {getattr(self, name)!r}")
+        if not 1 <= self.fps <= 120:
+            raise UserError(f"fps must be between 1 and 120, not {self.fps:g}")
+        if self.duration <= 0:
+            raise UserError(f"duration must be positive, not {self.duration:g} seconds")
+        if self.num_frames < 2:
+            raise UserError(
+                f"{self.fps:g} fps for {self.duration:g} s is {self.num_frames} frame(s); a video needs at "
+                "least 2: raise the fps or the duration"
+            )
+        if self.num_frames > MAX_FRAMES:
+            raise UserError(f"{self.num_frames} frames is more than {MAX_FRAMES}; shorten the duration")
+        if not 0 <= int(self.crf) <= 51:
+            raise UserError(f"crf (quality) must be between 0 (best) and 51 (worst), not {self.crf}")
+        if self.size is not None and (self.size < 16 or self.size > 8192 or self.size % 2):
+            raise UserError(f"size must be an even number of pixels from 16 to 8192, not {self.size}")
+        if self.noise_mode not in ("const", "random", "none"):
+            raise UserError(f"noise mode {self.noise_mode!r} is not one of const, random, none")
+        if not self.seeds:
+            raise UserError("no seed given: list at least one seed")
+        if self.kind == "interp" and len(self.seeds) < 2:
+            raise UserError("a seed interpolation needs at least 2 seeds, e.g. 0,5,9")
+        if self.kind == "rotate" and int(self.turns) == 0:
+            raise UserError("turns must not be 0 for a rotation loop")
+        if self.kind == "translate" and self.translate_amount <= 0:
+            raise UserError(f"translate_amount must be positive, not {self.translate_amount:g}")
+        if self.kind == "sweep":
+            if self.direction is None and not self.direction_name:
+                raise UserError("a direction sweep needs a direction: give its name or a vector file")
+            if self.strength <= 0:
+                raise UserError(f"sweep strength must be positive, not {self.strength:g}")
+
+
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def field_help(name: str) -> str:
+    """Help text of a VideoJob field (for the CLI and the export dialog)."""
+    return next(f.metadata.get("help", "") for f in fields(VideoJob) if f.name == name)
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{name} {value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass
+class VideoResult:
+    path: str
+    frames: int
+    width: int
+    height: int
+    fps: float
+    seconds: float  # wall time of rendering and encoding
+    render_ms_per_frame: float
+    bytes: int
+
+
+# --- frame sources -------------------------------------------------------------------------------
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between two vectors (their norms are interpolated linearly)."""
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
+    cos = float(np.clip(np.dot(a64 / na, b64 / nb), -1.0, 1.0)) if na > 0 and nb > 0 else 1.0
+    theta = math.acos(cos)
+    if theta < 1e-6:
+        return ((1 - t) * a64 + t * b64).astype(np.float32)
+    direction = (math.sin((1 - t) * theta) * a64 / na + math.sin(t * theta) * b64 / nb) / math.sin(theta)
+    return (direction * ((1 - t) * na + t * nb)).astype(np.float32)
+
+
+def base_args(job: VideoJob) -> RenderArgs:
+    """The view every frame starts from."""
+    if job.recipe is not None:
+        from gan.recipe import recipe_from_dict
+
+        try:
+            return recipe_from_dict(job.recipe).args
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"the view to export is damaged or from an unknown version: {exc}") from None
+    return RenderArgs(seed=int(job.seeds[0]), psi=job.psi, class_idx=job.class_idx, noise_mode=job.noise_mode)
+
+
+def _mapped_ws(renderer: Renderer, seed: int, args: RenderArgs) -> np.ndarray:
+    """[num_ws, w_dim] of a seed with the base view's class and truncation."""
+    G = renderer.G
+    c = torch.zeros([1, G.c_dim], device=renderer.device)
+    if G.c_dim > 0:
+        if args.class_idx is None or not 0 <= int(args.class_idx) < G.c_dim:
+            raise UserError(f"this model is conditional: choose a class from 0 to {G.c_dim - 1}")
+        c[0, int(args.class_idx)] = 1
+    z = torch.from_numpy(seed_to_z(seed, G.z_dim))[None].to(renderer.device)
+    with torch.no_grad():
+        ws = G.mapping(z, c, truncation_psi=float(args.psi), truncation_cutoff=args.truncation_cutoff)
+    return ws[0].cpu().numpy()
+
+
+def frame_args(
+    job: VideoJob, renderer: Renderer, direction: np.ndarray | None = None
+) -> Iterator[RenderArgs]:
+    """RenderArgs of every frame, in order."""
+    base = base_args(job)
+    n = job.num_frames
+    if job.kind == "interp":
+        seeds = [int(s) for s in job.seeds]
+        if job.interp_space == "z":
+            keys = [seed_to_z(s, renderer.G.z_dim) for s in seeds]
+        else:
+            keys = [_mapped_ws(renderer, s, base) for s in seeds]
+    for i in range(n):
+        t = i / n  # loop phase in [0, 1)
+        if job.kind == "rotate":
+            yield replace(base, rotate=float(base.rotate) + 360.0 * int(job.turns) * t)
+        elif job.kind == "translate":
+            r, angle = float(job.translate_amount), 2 * math.pi * t
+            dx, dy = (
+                (r * math.cos(angle), r * math.sin(angle))
+                if job.translate_path == "circle"
+                else (
+                    r * math.sin(angle),
+                    0.0,
+                )
+            )
+            x0, y0 = (float(v) for v in base.translate)
+            yield replace(base, translate=(x0 + dx, y0 + dy))
+        elif job.kind == "interp":
+            pos = t * len(keys)
+            k, frac = int(pos), pos - int(pos)
+            a, b = keys[k], keys[(k + 1) % len(keys)]
+            if job.interp_space == "z":
+                yield replace(base, z=slerp(a, b, frac), w=None)
+            else:
+                yield replace(base, w=((1 - frac) * a + frac * b).astype(np.float32), z=None)
+        else:  # sweep
+            strength = -float(job.strength) * math.cos(2 * math.pi * t)
+            edit = Edit(
+                direction=direction,
+                strength=strength,
+                layer_start=int(job.layer_start),
+                layer_end=job.layer_end,
+                name=job.direction_name or "direction",
+            )
+            yield replace(base, edits=[*base.edits, edit])
+
+
+def resolve_direction(job: VideoJob, model) -> np.ndarray:
+    """The sweep direction: job.direction, or the model's direction named job.direction_name."""
+    if job.direction is not None:
+        return np.asarray(job.direction, dtype=np.float32)
+    available = model_directions(model)
+    if job.direction_name not in available:
+        names = ", ".join(sorted(available)) or "none"
+        raise UserError(f"this model has no direction named {job.direction_name!r}; it has: {names}")
+    return available[job.direction_name]
+
+
+def model_directions(model) -> dict[str, np.ndarray]:
+    """{name: vector} of a LoadedModel's directions, from gan.edit.directions."""
+    try:
+        from gan.edit.directions import load_directions
+    except ImportError as exc:
+        raise UserError(
+            "named directions need gan.edit.directions, which is not available in this installation "
+            f"({exc}); give the direction as a .npy file of shape [w_dim] instead"
+        ) from None
+    found = load_directions(model)
+    items = found.items() if isinstance(found, dict) else ((getattr(d, "name", ""), d) for d in found)
+    out = {}
+    for name, value in items:
+        vector = value
+        for attr in ("vector", "direction", "values"):
+            if not isinstance(vector, np.ndarray) and hasattr(value, attr):
+                vector = getattr(value, attr)
+        out[str(name)] = np.asarray(vector, dtype=np.float32)
+    return out
+
+
+def check_job_for_model(job: VideoJob, renderer: Renderer, direction: np.ndarray | None) -> None:
+    G = renderer.G
+    if job.kind in ("rotate", "translate") and not renderer.is_sg3:
+        what = "rotation" if job.kind == "rotate" else "translation"
+        raise UserError(
+            f"a {what} loop moves the StyleGAN3 input, but this model is {renderer.model.arch}; "
+            "use a StyleGAN3 model, or a seed interpolation or direction sweep"
+        )
+    if direction is not None and direction.shape not in ((G.w_dim,), (G.num_ws, G.w_dim)):
+        raise UserError(
+            f"the direction has shape {list(direction.shape)}; this model needs [{G.w_dim}] "
+            f"or [{G.num_ws}, {G.w_dim}]"
+        )
+    end = G.num_ws if job.layer_end is None else int(job.layer_end)
+    if job.kind == "sweep" and not 0 <= int(job.layer_start) < end <= G.num_ws:
+        raise UserError(
+            f"layer range {job.layer_start}..{end} does not fit this model's {G.num_ws} ws (0..{G.num_ws})"
+        )
+
+
+# --- encoder ---------------------------------------------------------------------------------
+
+
+class Mp4Writer:
+    """H.264 MP4 through the bundled ffmpeg; the target appears only when `close()` succeeds.
+
+    Use as a context manager: leaving the block by an exception (or `abort()`) deletes the
+    temporary file and leaves the target untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike, size: tuple[int, int], fps: float, crf: int = 18,
+                 preset: str = "medium"):  # fmt: skip
+        import imageio_ffmpeg
+
+        width, height = size
+        if width % 2 or height % 2:
+            raise UserError(f"frame size {width}x{height} must be even for yuv420p video")
+        self.path = Path(path).absolute()
+        self.size = (int(width), int(height))
+        self.frames = 0
+        self._check_target()
+        self._tmp: Path | None = self._make_temp()
+        self._log = tempfile.TemporaryFile()  # ffmpeg's messages, for error reports (no pipe deadlock)
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", _rate(fps), "-i", "-",
+            "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
+            "-movflags", "+faststart", "-f", "mp4", str(self._tmp),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def _check_target(self) -> None:
+        parent = self.path.parent
+        if self.path.is_dir():
+            raise UserError(f"{self.path} is a folder; give a file name like {self.path / 'video.mp4'}")
+        if not parent.is_dir():
+            raise UserError(f"the folder {parent} does not exist; create it or choose another output file")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UserError(f"the folder {parent} is not writable; choose another output file")
+
+    def _make_temp(self) -> Path:
+        """An empty hidden file next to the target. Unlike mkstemp it gets the usual permissions
+        (0666 minus the umask), which the finished video keeps."""
+        for _ in range(100):
+            tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise UserError(f"cannot write into {self.path.parent}: {exc.strerror or exc}") from None
+            os.close(fd)
+            return tmp
+        raise UserError(f"cannot create a temporary file in {self.path.parent}")
+
+    def write(self, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        if frame.shape != (self.size[1], self.size[0], 3):
+            raise ValueError(f"frame shape {frame.shape} != {(self.size[1], self.size[0], 3)}")
+        try:
+            self._proc.stdin.write(frame.tobytes())
+        except (BrokenPipeError, OSError):
+            self._proc.wait()
+            raise UserError(f"the video encoder stopped: {self._ffmpeg_message()}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place; UserError (and no file) if ffmpeg failed."""
+        if self._tmp is None:
+            return
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass  # a broken pipe: the exit status below says what happened
+        code = self._proc.wait()
+        if code != 0:
+            raise UserError(f"the video encoder failed (exit code {code}): {self._ffmpeg_message()}")
+        try:
+            with open(self._tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._tmp = None
+        self._log.close()
+
+    def abort(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        for stream in (self._proc.stdin,):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        self._log.close()
+
+    def _ffmpeg_message(self) -> str:
+        self._log.seek(0)
+        text = self._log.read().decode("utf-8", "replace").strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        if any("No space left" in line for line in lines):
+            return f"the disk is full (No space left on device) while writing next to {self.path}"
+        return " / ".join(lines[-3:]) or "no message from ffmpeg"
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.close()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
+
+
+def _rate(fps: float) -> str:
+    from fractions import Fraction
+
+    frac = Fraction(fps).limit_denominator(1001)
+    return f"{frac.numerator}/{frac.denominator}"
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+def render_video(
+    job: VideoJob,
+    renderer_or_model,
+    out_path: str | os.PathLike,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> VideoResult:
+    """Render and encode job into out_path (an .mp4). renderer_or_model: a gan.render.Renderer,
+    a gan.model_io.LoadedModel or a model file path. Raises UserError for bad settings or a
+    failed write, gan.errors.Cancelled when should_stop() returned True; in both cases
+    out_path is left as it was."""
+    job.validate()
+    renderer = _renderer(renderer_or_model)
+    direction = resolve_direction(job, renderer.model) if job.kind == "sweep" else None
+    check_job_for_model(job, renderer, direction)
+    total = job.num_frames
+    res = int(renderer.G.img_resolution)
+    size = int(job.size) if job.size is not None else res + res % 2
+    t0 = time.perf_counter()
+    render_ms = 0.0
+    with Mp4Writer(out_path, (size, size), job.fps, crf=job.crf, preset=job.preset) as writer:
+        if progress is not None:
+            progress(0, total)
+        for i, args in enumerate(frame_args(job, renderer, direction)):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"video export stopped after {i} of {total} frames")
+            result = renderer.render(args)
+            if result.error is not None:
+                raise UserError(f"frame {i + 1} of {total}: {result.error}")
+            render_ms += result.timings.get("total", 0.0)
+            image = result.image
+            if image.shape[0] != size or image.shape[1] != size:
+                image = np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
+            writer.write(image)
+            if progress is not None:
+                progress(i + 1, total)
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"video export stopped after {total} of {total} frames")
+    path = Path(out_path)
+    return VideoResult(
+        path=str(path),
+        frames=total,
+        width=size,
+        height=size,
+        fps=float(job.fps),
+        seconds=time.perf_counter() - t0,
+        render_ms_per_frame=render_ms / total,
+        bytes=path.stat().st_size,
+    )
+
+
+def _renderer(obj) -> Renderer:
+    if isinstance(obj, Renderer):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        from gan.model_io import load_model
+
+        obj = load_model(obj, training_nets=False)
+    # Every frame differs; only sweeps reuse early stages, so a modest cache is enough.
+    return Renderer(obj, activation_cache_bytes=64 * 2**20)
