@@ -1,0 +1,109 @@
+"""Entry point: `stylegan-explorer [--model M] [--session S] [--screenshot out.png]`.
+
+Without --model the default model from `resources/models/` opens (if one is there). With
+--screenshot the window is rendered offscreen once the first image is shown, written to the
+PNG and the program exits (exit code 0 on success)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+MODEL_SUFFIXES = (".safetensors", ".pkl")
+
+
+def default_model_path(resources: Path = RESOURCES) -> str | None:
+    """The default model shipped in resources/models/ (a file named default.* wins, else the first)."""
+    models = resources / "models"
+    if not models.is_dir():
+        return None
+    files = sorted(p for p in models.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+    for p in files:
+        if p.stem.startswith("default"):
+            return str(p)
+    return str(files[0]) if files else None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stylegan-explorer", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", help="model to open (.safetensors or official .pkl); default: resources/models/"
+    )
+    parser.add_argument("--session", help="explorer session (.json) or PNG with a recipe to open")
+    parser.add_argument("--screenshot", metavar="PATH", help="render the window offscreen to PATH and exit")
+    parser.add_argument("--size", default="1360x860", help="window size for --screenshot (WxH)")
+    parser.add_argument(
+        "--panel",
+        choices=["main", "inspector"],
+        default="main",
+        help="what --screenshot shows: the main window or the transform inspector in use",
+    )
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds --screenshot waits for a render"
+    )
+    return parser.parse_args(argv)
+
+
+def load_style(app) -> None:
+    qss = RESOURCES / "style.qss"
+    if qss.is_file():
+        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.main_window import MainWindow
+    from explorer.render_bridge import RenderBridge
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("StyleGAN Explorer")
+    app.setOrganizationName("stylegan-explorer")
+    app.setStyle("Fusion")
+    load_style(app)
+    if args.screenshot:
+        # Screenshots must not depend on (or change) the user's saved window layout.
+        settings = QSettings(
+            QSettings.Format.IniFormat, QSettings.Scope.UserScope, "stylegan-explorer", "screenshot"
+        )
+        settings.clear()
+    else:
+        settings = QSettings("stylegan-explorer", "explorer")
+    bridge = RenderBridge(device=args.device)
+    window = MainWindow(bridge=bridge, settings=settings)
+    bridge.setParent(window)
+    model = args.model or default_model_path()
+    if args.model and not os.path.exists(args.model):
+        print(f"stylegan-explorer: model file {args.model} does not exist", file=sys.stderr)
+        return 2
+    if model:
+        window.load_model(model)
+    if args.session:
+        window.open_path(args.session)
+    if args.screenshot:
+        from explorer.screenshot import take_screenshot
+
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        return take_screenshot(
+            app,
+            window,
+            args.screenshot,
+            (w, h),
+            expect_model=bool(model),
+            panel=args.panel,
+            timeout_s=args.timeout,
+        )
+    window.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

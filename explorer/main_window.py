@@ -1,0 +1,651 @@
+"""The explorer's main window: image in the centre, latent controls left, directions right,
+seeds / latent canvas / transform inspector as docks. All state changes go through `History`;
+all rendering through `RenderBridge`."""
+
+from __future__ import annotations
+
+import html
+import os
+import random
+from dataclasses import asdict
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+)
+
+from explorer.render_bridge import RenderBridge
+from explorer.state import MAX_SEED, ExplorerState, History, PlaneState, session_from_json, session_to_json
+from explorer.widgets.direction_panel import DirectionPanel
+from explorer.widgets.image_view import ImageView
+from explorer.widgets.latent_canvas import LatentCanvas
+from explorer.widgets.latent_panel import LatentPanel
+from explorer.widgets.seed_grid import SeedGrid
+from explorer.widgets.transform_inspector import TransformInspector
+
+MODEL_FILTER = "Models (*.safetensors *.pkl);;All files (*)"
+OPEN_FILTER = "Models, sessions and PNGs (*.safetensors *.pkl *.json *.png);;All files (*)"
+MAX_RECENT = 8
+
+NO_MODEL_HTML = """
+<h2>No model loaded</h2>
+<p>Open a StyleGAN2 / StyleGAN3 model to start exploring:</p>
+<ul>
+<li><b>File &gt; Open…</b> (Ctrl+O) a <code>.safetensors</code> model
+    or an official NVIDIA <code>.pkl</code>,</li>
+<li>or drag and drop a model file (or a PNG saved by this program) onto this window.</li>
+</ul>
+<p>Train your own with <b>Train &gt; Train / fine-tune…</b>.</p>
+"""
+
+
+class MainWindow(QMainWindow):
+    state_changed = Signal()  # after every change of the current state (tests, docks)
+
+    def __init__(self, bridge: RenderBridge | None = None, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("StyleGAN Explorer")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else QSettings("stylegan-explorer", "explorer")
+        self.bridge = bridge if bridge is not None else RenderBridge(self)
+        self.history = History(ExplorerState())
+        self.model_info: dict | None = None
+        self.model_path: str | None = None
+        self.blend_info: dict | None = None
+        self.last_result: dict | None = None  # latest shown render (image, timings, error)
+        self._pending_session_state: ExplorerState | None = None  # applied once its model loads
+        self._rng = random.Random()
+
+        self.image_view = ImageView()
+        self.setCentralWidget(self.image_view)
+        self.image_view.set_message(NO_MODEL_HTML)
+
+        self.latent_panel = LatentPanel()
+        self.direction_panel = DirectionPanel()
+        self.seed_grid = SeedGrid()
+        self.latent_canvas = LatentCanvas()
+        self.inspector = TransformInspector()
+        self.dock_latent = self._dock("Latent", self.latent_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.dock_canvas = self._dock(
+            "Latent canvas", self.latent_canvas, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.dock_directions = self._dock(
+            "Directions", self.direction_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.dock_inspector = self._dock(
+            "Transform inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.dock_seeds = self._dock("Seeds", self.seed_grid, Qt.DockWidgetArea.BottomDockWidgetArea)
+
+        self.status_render = QLabel("")
+        self.status_ops = QLabel("")
+        self.statusBar().addWidget(self.status_render, 1)
+        self.statusBar().addPermanentWidget(self.status_ops)
+
+        self._build_menus()
+        self._connect()
+        self._refresh_widgets()
+        self._restore_settings()
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "_").lower())
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._action(file_menu, "Open second model to &blend…", self.open_blend_dialog)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Save session…", self.save_session_dialog, QKeySequence.StandardKey.Save)
+        self._action(file_menu, "&Export PNG…", self.export_png_dialog, "Ctrl+E")
+        self._action(file_menu, "Export &video…", self.open_export_dialog, "Ctrl+Shift+E")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self._action(edit_menu, "&Undo", self.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z")
+        edit_menu.addSeparator()
+        self._action(edit_menu, "Previous seed", lambda: self._step_seed(-1), Qt.Key.Key_Left)
+        self._action(edit_menu, "Next seed", lambda: self._step_seed(1), Qt.Key.Key_Right)
+        self._action(edit_menu, "Random seed", self.random_seed, Qt.Key.Key_R)
+        self._action(edit_menu, "Reset edits", self.reset_edits, "Ctrl+R")
+        self._action(edit_menu, "Reset transform", self.reset_transform, "Ctrl+T")
+
+        view_menu = bar.addMenu("&View")
+        self._action(view_menu, "&Fit image", self.image_view.fit, Qt.Key.Key_F)
+        view_menu.addSeparator()
+        for dock in (
+            self.dock_latent,
+            self.dock_canvas,
+            self.dock_directions,
+            self.dock_inspector,
+            self.dock_seeds,
+        ):
+            view_menu.addAction(dock.toggleViewAction())
+
+        train_menu = bar.addMenu("&Train")
+        self._action(train_menu, "&Train / fine-tune…", self.open_training_dialog)
+        self._action(train_menu, "Compute &PCA directions", self.direction_panel.request_pca)
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Model info…", self.show_model_info, "Ctrl+I")
+        self._action(help_menu, "&About", self.show_about)
+        self._update_recent_menu()
+
+    def _connect(self) -> None:
+        b = self.bridge
+        b.model_loaded.connect(self._on_model_loaded)
+        b.model_failed.connect(self._on_model_failed)
+        b.blend_loaded.connect(self._on_blend_loaded)
+        b.blend_failed.connect(self._on_blend_failed)
+        b.rendered.connect(self._on_rendered)
+        b.thumbnail_ready.connect(self.seed_grid.set_thumbnail)
+        b.equivariance_ready.connect(self.inspector.set_equivariance)
+        b.directions_changed.connect(self._on_directions_changed)
+        b.pca_progress.connect(self.direction_panel.set_pca_progress)
+        b.pca_finished.connect(self._on_pca_finished)
+
+        self.latent_panel.changed.connect(self.apply_fields)
+        self.latent_panel.drag_finished.connect(self.end_drag)
+        self.latent_panel.random_seed_requested.connect(self.random_seed)
+
+        dp = self.direction_panel
+        dp.edit_changed.connect(self.apply_edit)
+        dp.drag_finished.connect(self.end_drag)
+        dp.reset_all.connect(self.reset_edits)
+        dp.pca_requested.connect(lambda n: self.bridge.compute_pca(num_samples=n))
+        dp.pca_cancel_requested.connect(self.bridge.cancel_pca)
+        dp.blend_changed.connect(lambda v, key: self.apply_fields({"blend": v}, key))
+        dp.blend_open_requested.connect(self.open_blend_dialog)
+
+        self.seed_grid.seed_picked.connect(lambda s: self.apply_fields({"seed": int(s)}))
+        self.seed_grid.page_changed.connect(self._request_thumbnails)
+
+        lc = self.latent_canvas
+        lc.plane_changed.connect(self._on_canvas_plane)
+        lc.directions_moved.connect(self._on_canvas_directions)
+        lc.drag_finished.connect(self.end_drag)
+
+        ins = self.inspector
+        ins.changed.connect(self.apply_fields)
+        ins.drag_finished.connect(self.end_drag)
+        ins.visibility_changed.connect(lambda _: self._request_equivariance())
+        self.image_view.translate_dragged.connect(self._on_image_translate)
+        self.image_view.rotate_dragged.connect(self._on_image_rotate)
+        self.image_view.drag_finished.connect(self.end_drag)
+
+    # -- state changes ---------------------------------------------------------------------
+
+    @property
+    def state(self) -> ExplorerState:
+        return self.history.state
+
+    def commit(self, state: ExplorerState, merge_key: str = "") -> None:
+        try:
+            changed = self.history.commit(state, merge_key or None)
+        except ValueError as exc:
+            self.statusBar().showMessage(str(exc), 5000)
+            self._refresh_widgets()
+            return
+        if changed:
+            self._after_change(continuous=bool(merge_key))
+
+    def apply_fields(self, fields: dict, merge_key: str = "") -> None:
+        state = self.history.state
+        for key, value in fields.items():
+            setattr(state, key, value)
+        self.commit(state, merge_key)
+
+    def apply_edit(self, name: str, changes: dict, merge_key: str = "") -> None:
+        self.commit(self.history.state.with_edit(name, **changes), merge_key)
+
+    def end_drag(self) -> None:
+        self.history.end_merge()
+        self._request_render(continuous=False)  # the final position, never rate-limited away
+        self._request_equivariance()
+
+    def undo(self) -> None:
+        if self.history.undo():
+            self._after_change()
+
+    def redo(self) -> None:
+        if self.history.redo():
+            self._after_change()
+
+    def _step_seed(self, delta: int) -> None:
+        self.apply_fields({"seed": max(0, min(MAX_SEED, self.history.state.seed + delta))})
+
+    def random_seed(self) -> None:
+        self.apply_fields({"seed": self._rng.randrange(0, 100_000)})
+
+    def reset_edits(self) -> None:
+        state = self.history.state.reset_edits()
+        state.plane = None
+        self.commit(state)
+
+    def reset_transform(self) -> None:
+        self.apply_fields({"translate": (0.0, 0.0), "rotate": 0.0})
+
+    def _on_image_translate(self, dx: float, dy: float) -> None:
+        if not (self.model_info and self.model_info["is_sg3"]):
+            return
+        tx, ty = self.history.state.translate
+        self.apply_fields({"translate": (round(tx + dx, 4), round(ty + dy, 4))}, "image-translate")
+
+    def _on_image_rotate(self, delta: float) -> None:
+        if not (self.model_info and self.model_info["is_sg3"]):
+            return
+        angle = (self.history.state.rotate + delta + 180.0) % 360.0 - 180.0
+        self.apply_fields({"rotate": round(angle, 3)}, "image-rotate")
+
+    def _on_canvas_plane(self, seed_b: int, seed_c: int, x: float, y: float, merge_key: str) -> None:
+        self.apply_fields({"plane": PlaneState(seed_b=seed_b, seed_c=seed_c, x=x, y=y)}, merge_key)
+
+    def _on_canvas_directions(self, name_a: str, a: float, name_b: str, b: float, merge_key: str) -> None:
+        state = self.history.state
+        for name, value in ((name_a, a), (name_b, b)):
+            edit = state.edits.get(name)
+            if name and not (edit is not None and edit.locked):
+                state = state.with_edit(name, strength=round(value, 3))
+        self.commit(state, merge_key)
+
+    def _after_change(self, continuous: bool = False) -> None:
+        self._refresh_widgets()
+        self._request_render(continuous=continuous)
+        if not continuous:
+            self._request_equivariance()
+        self.state_changed.emit()
+
+    def _refresh_widgets(self) -> None:
+        state = self.history.state
+        self.latent_panel.set_state(state)
+        self.direction_panel.set_state(state)
+        self.latent_canvas.set_state(state)
+        self.inspector.set_state(state)
+        self.seed_grid.set_current(state.seed)
+        self.undo_action.setEnabled(self.history.can_undo())
+        self.redo_action.setEnabled(self.history.can_redo())
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _request_render(self, continuous: bool = False) -> None:
+        if self.model_info is None:
+            return
+        self.bridge.request_render(self.history.state.to_render_request(), continuous=continuous)
+
+    def _request_equivariance(self) -> None:
+        if self.model_info is None or not self.inspector.wants_equivariance():
+            return
+        self.bridge.request_equivariance(self.history.state.to_render_request())
+
+    def _request_thumbnails(self, seeds: list) -> None:
+        if self.model_info is None:
+            return
+        request = self.history.state.to_render_request()
+        request["edits"] = []
+        self.bridge.request_thumbnails([int(s) for s in seeds], request)
+
+    def _on_rendered(self, result: dict) -> None:
+        self.last_result = result
+        if result["error"]:
+            self.status_render.setText(f"⚠ {result['error']}")
+            return
+        self.image_view.set_image(result["image"])
+        t = result["timings"]
+        cache = result.get("cache", {})
+        reuse = ""
+        if cache.get("stages_total"):
+            reuse = f" · {cache['stages_reused']}/{cache['stages_total']} stages cached"
+        self.status_render.setText(
+            f"Seed {self.history.state.seed} · render {t.get('total', 0):.0f} ms "
+            f"(mapping {t.get('mapping', 0):.0f}, synthesis {t.get('synthesis', 0):.0f}){reuse}"
+        )
+
+    # -- models ----------------------------------------------------------------------------
+
+    def open_path(self, path: str) -> None:
+        """Open a model, a session (.json) or a PNG with a recipe, by file contents/extension."""
+        ext = os.path.splitext(path)[1].lower()
+        if ext == ".json":
+            self.load_session(path)
+        elif ext == ".png":
+            self.open_png(path)
+        else:
+            self.load_model(path)
+
+    def load_model(self, path: str) -> None:
+        self.statusBar().showMessage(f"Opening {path}…")
+        self.bridge.load_model(path)
+
+    def _on_model_loaded(self, info: dict) -> None:
+        first = self.model_info is None
+        same_lineage = self.model_info is not None and self.model_info.get("num_ws") == info.get("num_ws")
+        self.model_info = info
+        self.model_path = info["path"]
+        self.blend_info = None
+        self.setWindowTitle(f"StyleGAN Explorer — {info['name']}")
+        self.statusBar().showMessage(f"Opened {info['path']}", 4000)
+        self._add_recent(info["path"])
+        self.latent_panel.set_model(info)
+        self.direction_panel.set_model(info, info.get("directions", []))
+        self.latent_canvas.set_directions(info.get("directions", []))
+        self.inspector.set_model(info)
+        ops = info.get("ops", {})
+        self.status_ops.setText(
+            f"{info['arch']} {info['resolution']}px · {info['device']} · ops: "
+            + ", ".join(f"{k}={v.get('impl', '?')}" for k, v in ops.items())
+        )
+        state = self.history.state
+        if self._pending_session_state is not None:
+            state, self._pending_session_state = self._pending_session_state, None
+            self.history.replace(state)
+        elif not (first or same_lineage):
+            # Layer ranges and classes of another model do not carry over.
+            state.mix_seed, state.mix_start, state.mix_end = None, 0, None
+            state.edits = {}
+            self.history.replace(state)
+        if info["c_dim"] > 0 and state.class_idx is None:
+            state.class_idx = 0
+            self.history.replace(state)
+        if not info["is_sg3"] and (state.translate != (0.0, 0.0) or state.rotate != 0.0):
+            state.translate, state.rotate = (0.0, 0.0), 0.0
+            self.history.replace(state)
+        if state.blend:
+            state.blend = 0.0
+            self.history.replace(state)
+        self._refresh_widgets()
+        self._request_render()
+        self._request_equivariance()
+        self.seed_grid.reset_thumbnails()
+        self._request_thumbnails(self.seed_grid.visible_seeds())
+        self.state_changed.emit()
+
+    def _on_model_failed(self, path: str, message: str) -> None:
+        self._pending_session_state = None
+        self.statusBar().showMessage(f"Could not open {path}", 5000)
+        keep = "The current model stays open." if self.model_info else ""
+        QMessageBox.warning(self, "Cannot open model", f"{message}\n\n{keep}".strip())
+
+    def open_blend_dialog(self) -> None:
+        if self.model_info is None:
+            QMessageBox.information(self, "Blend models", "Open a main model first.")
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a model of the same lineage", self._last_dir(), MODEL_FILTER
+        )
+        if path:
+            self.bridge.load_model(path, role="blend")
+
+    def _on_blend_loaded(self, info: dict) -> None:
+        self.blend_info = info
+        self.direction_panel.set_blend_model(info["name"])
+        self.statusBar().showMessage(f"Blending with {info['name']}: move the blend slider", 5000)
+
+    def _on_blend_failed(self, path: str, message: str) -> None:
+        QMessageBox.warning(self, "Cannot blend", message)
+
+    def _on_directions_changed(self, directions: list) -> None:
+        if self.model_info is not None:
+            self.model_info["directions"] = directions
+        self.direction_panel.set_directions(directions)
+        self.latent_canvas.set_directions(directions)
+        self._refresh_widgets()
+
+    def _on_pca_finished(self, message: str) -> None:
+        self.direction_panel.pca_done(message)
+        if message and message != "cancelled":
+            QMessageBox.warning(self, "PCA directions", message)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _last_dir(self) -> str:
+        return str(self.settings.value("last_dir", os.getcwd()))
+
+    def _remember_dir(self, path: str) -> None:
+        self.settings.setValue("last_dir", os.path.dirname(os.path.abspath(path)))
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open", self._last_dir(), OPEN_FILTER)
+        if path:
+            self._remember_dir(path)
+            self.open_path(path)
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        recent = [p for p in self._recent() if p != path]
+        self.settings.setValue("recent_files", [path] + recent[: MAX_RECENT - 1])
+        self._update_recent_menu()
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(os.path.basename(path))
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+
+    def save_session_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", self._last_dir(), "Sessions (*.json)")
+        if path:
+            if not path.lower().endswith(".json"):
+                path += ".json"
+            self.save_session(path)
+
+    def save_session(self, path: str) -> None:
+        info = self.model_info or {}
+        text = session_to_json(self.history.state, info.get("path"), info.get("sha256"))
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except OSError as exc:
+            QMessageBox.warning(self, "Cannot save session", f"Writing {path} failed: {exc}")
+            return
+        self.statusBar().showMessage(f"Saved session {path}", 4000)
+
+    def load_session(self, path: str) -> None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                state, model_path, sha = session_from_json(f.read())
+        except (OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Cannot open session", f"{path}: {exc}")
+            return
+        self._apply_loaded_state(state, model_path, sha, path)
+
+    def _apply_loaded_state(
+        self, state: ExplorerState, model_path: str | None, sha: str | None, source: str
+    ) -> None:
+        current = self.model_info or {}
+        if model_path and sha and sha != current.get("sha256"):
+            if os.path.exists(model_path):
+                self._pending_session_state = state
+                self.load_model(model_path)
+                return
+            QMessageBox.information(
+                self,
+                "Model not found",
+                f"{source} was made with {model_path}, which does not exist here. "
+                "The settings are applied to the current model.",
+            )
+        if self.model_info is None:
+            self._pending_session_state = state
+            return
+        self.history.commit(state)
+        self._after_change()
+
+    def export_png_dialog(self) -> None:
+        if self.last_result is None or self.last_result.get("image") is None:
+            QMessageBox.information(self, "Export PNG", "There is no rendered image to export yet.")
+            return
+        default = os.path.join(self._last_dir(), f"seed{self.history.state.seed:04d}.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Export PNG", default, "PNG images (*.png)")
+        if path:
+            if not path.lower().endswith(".png"):
+                path += ".png"
+            self.export_png(path)
+
+    def export_png(self, path: str) -> None:
+        try:
+            self.bridge.write_png(path, self.last_result["image"], self.history.state.to_render_request())
+        except (OSError, ValueError, RuntimeError) as exc:
+            QMessageBox.warning(self, "Cannot export PNG", f"Writing {path} failed: {exc}")
+            return
+        self.statusBar().showMessage(f"Exported {path} (with its recipe)", 4000)
+
+    def open_png(self, path: str) -> None:
+        try:
+            r = self.bridge.read_png_recipe(path)
+        except ValueError as exc:
+            QMessageBox.warning(self, "Cannot open PNG", str(exc))
+            return
+        state = self.history.state
+        for key in (
+            "seed",
+            "psi",
+            "truncation_cutoff",
+            "noise_mode",
+            "class_idx",
+            "mix_seed",
+            "mix_start",
+            "mix_end",
+            "translate",
+            "rotate",
+        ):
+            setattr(state, key, r[key])
+        state.plane, state.blend = None, 0.0
+        state.edits = {}
+        for e in r["edits"]:
+            strength = e["strength"] / self.bridge.direction_scale(e["name"])
+            state = state.with_edit(
+                e["name"], strength=round(strength, 6), layer_start=e["layer_start"], layer_end=e["layer_end"]
+            )
+        if r["has_explicit_latent"]:
+            self.statusBar().showMessage("The PNG used an explicit latent; restored its seed settings", 6000)
+        self._apply_loaded_state(state, r["model_path"], r["model_sha256"], path)
+
+    # -- other dialogs ---------------------------------------------------------------------
+
+    def open_export_dialog(self) -> None:
+        if self.model_info is None:
+            QMessageBox.information(self, "Export video", "Open a model first.")
+            return
+        try:
+            from explorer.dialogs.export_dialog import ExportDialog
+        except ImportError as exc:
+            QMessageBox.information(self, "Export video", f"Video export is not available yet ({exc}).")
+            return
+        recipe = self.bridge.recipe(self.history.state.to_render_request())
+        dialog = ExportDialog(self.model_path, recipe, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def open_training_dialog(self) -> None:
+        try:
+            from explorer.dialogs.training_dialog import TrainingDialog
+        except ImportError as exc:
+            QMessageBox.information(self, "Training", f"Training is not available yet ({exc}).")
+            return
+        dialog = TrainingDialog(self.model_path, self)
+        dialog.open_snapshot_requested.connect(self.load_model)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    def model_info_text(self) -> str:
+        info = self.model_info
+        if info is None:
+            return "No model loaded."
+        rows = [
+            ("File", info["path"]),
+            ("SHA-256", info["sha256"][:16] + "…"),
+            ("Architecture", info["arch"]),
+            ("Resolution", f"{info['resolution']} × {info['resolution']}"),
+            ("Parameters", f"{info['params']:,}"),
+            ("z / w dims", f"{info['z_dim']} / {info['w_dim']} ({info['num_ws']} ws)"),
+            ("Classes", str(info["c_dim"]) if info["c_dim"] else "unconditional"),
+            ("Networks", ", ".join(info.get("networks", []))),
+            ("Device", info["device"]),
+            ("Directions", str(len(info.get("directions", [])))),
+        ]
+        for op, cap in info.get("ops", {}).items():
+            reason = f" — {cap.get('reason')}" if cap.get("reason") else ""
+            rows.append((f"op {op}", f"{cap.get('impl', '?')} ({cap.get('state', '')}){reason}"))
+        body = "".join(
+            f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
+        )
+        return f"<table cellspacing=4>{body}</table>"
+
+    def show_model_info(self) -> None:
+        QMessageBox.information(self, "Model info", self.model_info_text())
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About StyleGAN Explorer",
+            "<h3>StyleGAN Explorer</h3><p>Browse, edit, inspect and train StyleGAN2 / StyleGAN3 models "
+            "on CPU or GPU.</p>" + self.model_info_text(),
+        )
+
+    # -- drag and drop, settings, close -----------------------------------------------------
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 860)
+        dock_state = self.settings.value("window_state")
+        if dock_state is not None:
+            self.restoreState(dock_state)
+        self.inspector.setVisible(True)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("last_state", session_to_json(self.history.state, self.model_path, None))
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.bridge.shutdown()
+        super().closeEvent(event)
+
+    def debug_state(self) -> dict:
+        return asdict(self.history.state)

@@ -1,0 +1,1 @@
+"""Qt widgets of the explorer. They work on plain data only: no torch, no gan imports."""
