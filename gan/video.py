@@ -272,7 +272,9 @@ def model_directions(model) -> dict[str, np.ndarray]:
         for attr in ("vector", "direction", "values"):
             if not isinstance(vector, np.ndarray) and hasattr(value, attr):
                 vector = getattr(value, attr)
-        out[str(name)] = np.asarray(vector, dtype=np.float32)
+        # Strength in the units of the explorer's sliders: one unit = the direction's scale.
+        scale = float(getattr(value, "scale", 1.0) or 1.0)
+        out[str(name)] = np.asarray(vector, dtype=np.float32) * np.float32(scale)
     return out
 
 

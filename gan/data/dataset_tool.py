@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ import PIL.Image
 import PIL.ImageOps
 from tqdm import tqdm
 
-from gan.errors import UserError
+from gan.errors import Cancelled, UserError
 from gan.train.dataset import LABELS_FILE, FileSource
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
@@ -101,16 +102,25 @@ class ConvertReport:
         return "\n".join(lines)
 
 
-def convert_dataset(config: ConvertConfig, progress: bool = True) -> ConvertReport:
+def convert_dataset(
+    config: ConvertConfig,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ConvertReport:
+    """progress: show a tqdm bar; on_progress(done, total) per source file (for GUIs);
+    should_stop() -> True cancels (raises Cancelled; nothing is written)."""
     config.validate()
     files = FileSource(config.source)
     try:
-        return _convert(config, files, progress)
+        return _convert(config, files, progress, on_progress, should_stop)
     finally:
         files.close()
 
 
-def _convert(config: ConvertConfig, files: FileSource, progress: bool) -> ConvertReport:
+def _convert(
+    config: ConvertConfig, files: FileSource, progress: bool, on_progress=None, should_stop=None
+) -> ConvertReport:
     image_exts = _openable_extensions()
     names = [n for n in files.names() if os.path.splitext(n)[1].lower() in image_exts]
     chosen = set(names)
@@ -124,8 +134,12 @@ def _convert(config: ConvertConfig, files: FileSource, progress: bool) -> Conver
     with bar, DatasetWriter(config.dest, force=config.force) as writer:
         if class_names is not None:
             writer.meta["class_names"] = class_names
-        for name in names:
+        for done, name in enumerate(names):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"data set conversion stopped after {done} of {len(names)} files")
             bar.update(1)
+            if on_progress is not None:
+                on_progress(done + 1, len(names))
             if labels is not None and name not in labels:
                 skipped.append((name, f"no label in the source {LABELS_FILE}"))
                 continue

@@ -1,0 +1,1 @@
+"""Dialogs of the explorer (plain data only: no torch, no gan imports)."""

@@ -1,0 +1,332 @@
+"""The training dialog's link to `gan.train` and `gan.data`: background work as Qt signals.
+
+The training loop is a plain function (`gan.train.loop.run(config, should_stop, on_tick)`); this
+adapter only runs it in a QThread, turns each TickInfo into a plain dict emitted as a signal, and
+sets the stop flag from the GUI thread. The run function is a constructor argument so tests can
+drive the GUI with a fake loop.
+
+Everything crossing to the widgets is plain data (dicts, strings, numbers). `gan` is imported
+lazily, so importing this module (and the dialog) does not load torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+log = logging.getLogger(__name__)
+
+CONFIGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
+
+
+class BackgroundTask(QThread):
+    """Runs fn(report, should_stop) in its own thread.
+
+    report(payload) emits `progress(payload)`; the return value is emitted as `succeeded`.
+    gan.errors.Cancelled -> `cancelled(message)`, UserError -> `failed(message)`, anything else ->
+    `failed("<what> failed: Type: message")` with the traceback logged. Exactly one of
+    succeeded / failed / cancelled is emitted, then QThread.finished.
+    """
+
+    progress = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal(str)
+
+    def __init__(self, fn: Callable, what: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self._fn, self.what = fn, what
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        from gan.errors import Cancelled, UserError
+
+        try:
+            result = self._fn(self.progress.emit, self._stop.is_set)
+        except Cancelled as exc:
+            self.cancelled.emit(str(exc) or f"{self.what} cancelled")
+        except UserError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # shown to the user; the GUI must survive any failure here
+            log.exception("%s failed", self.what)
+            self.failed.emit(f"{self.what} failed: {type(exc).__name__}: {exc}")
+        else:
+            self.succeeded.emit(result)
+
+
+def plain(obj: Any) -> dict:
+    """A dataclass (TickInfo, RunSummary, ...) as a dict of plain values; NaN stays float."""
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    return dict(vars(obj))
+
+
+def _default_run(config, should_stop=None, on_tick=None):
+    from gan.train.loop import run
+
+    return run(config, should_stop=should_stop, on_tick=on_tick)
+
+
+class TrainingBridge(QObject):
+    """Start / stop training and make data sets in the background; all signals carry plain data.
+
+    Signals (queued to the GUI thread):
+      tick(dict)              one TickInfo as a dict (tick, kimg, total_kimg, sec_per_kimg, eta_sec,
+                              stats {name: float}, snapshot_path, sample_grid_path, run_dir, done, message)
+      run_finished(dict)      the RunSummary (run_dir, kimg, snapshot_path, stopped, reason, message)
+      run_failed(str)         a clear message (bad option, unreadable data, crash)
+      dataset_progress(int, int), dataset_finished(dict), dataset_failed(str)
+      inspected(dict)         result of `inspect_dataset`
+    """
+
+    tick = Signal(dict)
+    run_finished = Signal(dict)
+    run_failed = Signal(str)
+    dataset_progress = Signal(int, int)
+    dataset_finished = Signal(dict)
+    dataset_failed = Signal(str)
+    inspected = Signal(dict)
+
+    def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self._run_fn = run_fn or _default_run
+        self._train: BackgroundTask | None = None
+        self._convert: BackgroundTask | None = None
+        self._inspect: BackgroundTask | None = None
+        self._inspect_path = ""
+        self.last_run_dir: str | None = None
+        self.latest_snapshot: str | None = None
+
+    # --- options -----------------------------------------------------------------------
+
+    @staticmethod
+    def field_help(name: str) -> str:
+        from gan.train.config import field_help
+
+        try:
+            return field_help(name)
+        except StopIteration:
+            return ""
+
+    @staticmethod
+    def defaults() -> dict:
+        """TrainConfig's defaults as a plain dict."""
+        from gan.train.config import TrainConfig
+
+        return TrainConfig().to_dict()
+
+    @staticmethod
+    def metric_names() -> list[str]:
+        from gan.metrics import METRICS
+
+        return list(METRICS)
+
+    @staticmethod
+    def validate(options: dict) -> str | None:
+        """None if the options make a valid TrainConfig, else the message to show."""
+        from gan.errors import UserError
+        from gan.train.config import TrainConfig
+
+        try:
+            TrainConfig.from_dict(options).validate()
+        except UserError as exc:
+            return str(exc)
+        except TypeError as exc:
+            return f"invalid training options: {exc}"
+        return None
+
+    # --- training ----------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._train is not None and self._train.isRunning()
+
+    def start(self, options: dict) -> bool:
+        """Start training with TrainConfig(**options); False (and run_failed) if it cannot start."""
+        if self.is_running():
+            self.run_failed.emit("training is already running; stop it first")
+            return False
+        message = self.validate(options)
+        if message is not None:
+            self.run_failed.emit(message)
+            return False
+        from gan.train.config import TrainConfig
+
+        config = TrainConfig.from_dict(options)
+        run_fn = self._run_fn
+
+        def work(report, should_stop):
+            return plain(run_fn(config, should_stop=should_stop, on_tick=lambda info: report(plain(info))))
+
+        task = BackgroundTask(work, "training", self)
+        task.progress.connect(self._on_tick)
+        task.succeeded.connect(self._on_run_done)
+        task.failed.connect(self._on_run_failed)
+        task.cancelled.connect(self._on_run_failed)
+        self._train = task
+        task.start()
+        return True
+
+    def stop(self) -> None:
+        """Ask the loop to stop; it writes a snapshot and then emits run_finished."""
+        if self._train is not None:
+            self._train.request_stop()
+
+    def stop_requested(self) -> bool:
+        return self._train is not None and self._train.stop_requested()
+
+    def _on_tick(self, info: dict) -> None:
+        if info.get("run_dir"):
+            self.last_run_dir = info["run_dir"]
+        if info.get("snapshot_path"):
+            self.latest_snapshot = info["snapshot_path"]
+        info["stats"] = {k: float(v) for k, v in (info.get("stats") or {}).items()}
+        self.tick.emit(info)
+
+    def _on_run_failed(self, message: str) -> None:
+        self.run_failed.emit(message)
+
+    def _on_run_done(self, summary: dict) -> None:
+        if summary.get("run_dir"):
+            self.last_run_dir = summary["run_dir"]
+        if summary.get("snapshot_path"):
+            self.latest_snapshot = summary["snapshot_path"]
+        self.run_finished.emit(summary)
+
+    # --- data sets -----------------------------------------------------------------------
+
+    def inspect_dataset(self, path: str) -> None:
+        """In the background: is `path` a usable data set? Emits inspected({ok, path, count,
+        resolution, channels, labels, message, images_found})."""
+
+        def work(report, should_stop):
+            return inspect_dataset(path)
+
+        self._inspect_path = path
+        self._inspect = self._task(work, "checking the data set", self._on_inspected, self._on_inspect_failed)
+
+    def _on_inspected(self, result) -> None:
+        self.inspected.emit(dict(result))
+
+    def _on_inspect_failed(self, message: str) -> None:
+        self.inspected.emit({"ok": False, "path": self._inspect_path, "message": message})
+
+    def convert_dataset(
+        self, source: str, dest: str, resolution: int, transform: str = "center-crop"
+    ) -> None:
+        """Make a training data set from a folder or zip of arbitrary images, in the background."""
+        if self._convert is not None and self._convert.isRunning():
+            self.dataset_failed.emit("a data set is already being made")
+            return
+
+        def work(report, should_stop):
+            from gan.data.dataset_tool import ConvertConfig, convert_dataset
+
+            config = ConvertConfig(source=source, dest=dest, resolution=int(resolution), transform=transform)
+            result = convert_dataset(
+                config, progress=False, on_progress=lambda d, t: report((d, t)), should_stop=should_stop
+            )
+            return {"dest": result.dest, "written": result.written, "summary": result.summary()}
+
+        task = self._task(work, "making the data set", self._on_converted, self._on_convert_failed)
+        task.progress.connect(self._on_convert_progress)
+        self._convert = task
+
+    def _on_converted(self, result) -> None:
+        self.dataset_finished.emit(dict(result))
+
+    def _on_convert_failed(self, message: str) -> None:
+        self.dataset_failed.emit(message)
+
+    def _on_convert_progress(self, payload) -> None:
+        self.dataset_progress.emit(int(payload[0]), int(payload[1]))
+
+    def cancel_conversion(self) -> None:
+        if self._convert is not None:
+            self._convert.request_stop()
+
+    def _task(self, fn, what: str, on_ok, on_error) -> BackgroundTask:
+        task = BackgroundTask(fn, what, self)
+        task.succeeded.connect(on_ok)
+        task.failed.connect(on_error)
+        task.cancelled.connect(on_error)
+        task.start()
+        return task
+
+    # --- lifetime ------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        return any(t is not None and t.isRunning() for t in (self._train, self._convert, self._inspect))
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Stop everything and wait for the threads; True if they all ended in time."""
+        for task in (self._train, self._convert, self._inspect):
+            if task is not None:
+                task.request_stop()
+        ok = True
+        for task in (self._train, self._convert, self._inspect):
+            if task is not None:
+                ok = task.wait(timeout_ms) and ok
+        return ok
+
+
+def inspect_dataset(path: str) -> dict:
+    """What the training dialog shows about a chosen data set (plain dict, never raises UserError)."""
+    from gan.errors import UserError
+    from gan.train.dataset import IMAGE_EXTENSIONS, ImageDataset
+
+    out: dict[str, Any] = {"path": path, "ok": False, "images_found": 0}
+    if not os.path.exists(path):
+        out["message"] = f"{path} does not exist"
+        return out
+    try:
+        dataset = ImageDataset(path)
+    except UserError as exc:
+        out["message"] = str(exc)
+        if os.path.isdir(path):
+            out["images_found"] = sum(
+                1
+                for _root, _dirs, files in os.walk(path)
+                for f in files
+                if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS
+            )
+        return out
+    try:
+        out.update(
+            ok=True,
+            count=len(dataset),
+            resolution=int(dataset.resolution),
+            channels=int(dataset.num_channels),
+            labels=int(dataset.label_dim),
+            images_found=len(dataset),
+        )
+        labels = f", {dataset.label_dim} classes" if dataset.label_dim else ", no labels"
+        out["message"] = (
+            f"{len(dataset):,} images, {dataset.resolution}×{dataset.resolution}, "
+            f"{dataset.num_channels} channel(s){labels}"
+        )
+    finally:
+        dataset.close()
+    return out
+
+
+def finite(value) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

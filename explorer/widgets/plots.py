@@ -1,0 +1,163 @@
+"""Live training plots (pyqtgraph): losses, FID, EQ-T, EQ-R, augment p and sec/kimg against kimg.
+
+Fed with plain numbers: `add_tick(kimg, stats)` where stats are the named scalars of one tick
+(`Loss/G/loss`, `Metrics/fid50k_full`, ...). Non-finite values are skipped (a metric that was not
+computed simply has no point). No torch, no gan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str  # stats name
+    label: str  # legend text
+    color: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    series: tuple[Series, ...]
+    empty: str  # shown while the panel has no points
+
+
+PANELS = (
+    Panel(
+        "Loss",
+        (Series("Loss/G/loss", "G", "#d62728"), Series("Loss/D/loss", "D", "#1f77b4")),
+        "waiting for the first tick",
+    ),
+    Panel(
+        "FID (lower is better)",
+        (Series("Metrics/fid50k_full", "FID", "#9467bd"),),
+        "not computed: enable fid50k_full (needs the Inception weights)",
+    ),
+    Panel(
+        "EQ-T (dB, higher is better)",
+        (
+            Series("Metrics/eqt50k_int", "integer", "#2ca02c"),
+            Series("Metrics/eqt50k_frac", "fractional", "#8c564b"),
+        ),
+        "not computed: enable eqt50k_int (StyleGAN3)",
+    ),
+    Panel(
+        "EQ-R (dB, higher is better)",
+        (Series("Metrics/eqr50k", "EQ-R", "#17becf"),),
+        "not computed: enable eqr50k (StyleGAN3)",
+    ),
+    Panel("Augment p", (Series("Progress/augment", "p", "#ff7f0e"),), "waiting for the first tick"),
+    Panel("sec / kimg", (Series("Timing/sec_per_kimg", "s/kimg", "#7f7f7f"),), "waiting for the first tick"),
+)
+
+
+class TrainingPlots(QWidget):
+    """A 2 x 3 grid of plots with kimg on the x axis."""
+
+    def __init__(self, parent: QWidget | None = None, columns: int = 3):
+        super().__init__(parent)
+        palette = self.palette()
+        background = palette.color(QPalette.ColorRole.Base)
+        foreground = palette.color(QPalette.ColorRole.Text)
+        faint, fainter = QColor(foreground), QColor(foreground)
+        faint.setAlpha(150)
+        fainter.setAlpha(110)
+        self._view = pg.GraphicsLayoutWidget(self)
+        self._view.setBackground(background)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self._view)
+        self._data: dict[str, tuple[list[float], list[float]]] = {}
+        self._curves: dict[str, pg.PlotDataItem] = {}
+        self._plots: list[pg.PlotItem] = []
+        self._notes: list[pg.TextItem] = []
+        for i, panel in enumerate(PANELS):
+            plot = self._view.addPlot(row=i // columns, col=i % columns)
+            plot.setTitle(panel.title, color=foreground.name(), size="10pt")
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.setLabel("bottom", "kimg", color=foreground.name())
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).setTextPen(foreground)
+                plot.getAxis(axis).setPen(fainter)
+            plot.setMenuEnabled(False)
+            if len(panel.series) > 1:
+                legend = plot.addLegend(offset=(-4, 4), labelTextColor=foreground, brush=background)
+                legend.setZValue(10)
+            for s in panel.series:
+                pen = pg.mkPen(s.color, width=2)
+                curve = plot.plot([], [], pen=pen, name=s.label, symbol="o", symbolSize=5,
+                                  symbolBrush=s.color, symbolPen=None)  # fmt: skip
+                self._curves[s.key] = curve
+                self._data[s.key] = ([], [])
+            note = pg.TextItem(panel.empty, color=faint, anchor=(0.5, 0.5))
+            font = QFont()
+            font.setPointSize(8)
+            note.setFont(font)
+            plot.addItem(note, ignoreBounds=True)
+            plot.getViewBox().sigResized.connect(lambda vb, n=note: _center(vb, n))
+            plot.getViewBox().sigRangeChanged.connect(lambda vb, *_, n=note: _center(vb, n))
+            self._plots.append(plot)
+            self._notes.append(note)
+        self.setMinimumSize(480, 300)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+    # --- data ----------------------------------------------------------------------------
+
+    def add_tick(self, kimg: float, stats: dict[str, float]) -> int:
+        """Append the known, finite values of one tick; returns how many points were added."""
+        added = 0
+        for key, curve in self._curves.items():
+            value = stats.get(key)
+            if value is None:
+                continue
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(value):
+                continue
+            xs, ys = self._data[key]
+            xs.append(float(kimg))
+            ys.append(value)
+            curve.setData(xs, ys)
+            added += 1
+        if added:
+            self._update_notes()
+        return added
+
+    def load_history(self, records: list[dict]) -> None:
+        """Replace the plots with records like stats.jsonl lines ({'kimg': .., name: value, ...})."""
+        self.clear()
+        for record in records:
+            self.add_tick(float(record.get("kimg", 0.0)), record)
+
+    def clear(self) -> None:
+        for key, curve in self._curves.items():
+            self._data[key] = ([], [])
+            curve.setData([], [])
+        self._update_notes()
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(kimg values, values) plotted for a stats name (copies)."""
+        xs, ys = self._data.get(key, ([], []))
+        return list(xs), list(ys)
+
+    def point_count(self) -> int:
+        return sum(len(xs) for xs, _ in self._data.values())
+
+    def _update_notes(self) -> None:
+        for panel, note in zip(PANELS, self._notes):
+            note.setVisible(not any(self._data[s.key][0] for s in panel.series))
+
+
+def _center(view_box, note: pg.TextItem) -> None:
+    (x0, x1), (y0, y1) = view_box.viewRange()
+    note.setPos((x0 + x1) / 2, (y0 + y1) / 2)

@@ -1,0 +1,164 @@
+"""Export dialog (pytest-qt, offscreen): writes a playable MP4 with the right frame count, reports
+progress to 100 %, cancel leaves no file, errors are shown."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from explorer.dialogs.export_dialog import ExportDialog  # noqa: E402
+from gan.model_io import load_model, save_model  # noqa: E402
+from gan.recipe import model_ref, recipe_to_dict  # noqa: E402
+from gan.render import RenderArgs  # noqa: E402
+
+TINY = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2))
+
+
+def _tiny_model(path, arch: str) -> str:
+    torch.manual_seed(0)
+    if arch == "stylegan2":
+        from gan.networks.stylegan2 import Generator
+
+        G = Generator(c_dim=0, channel_base=256, channel_max=16, num_fp16_res=0, **TINY)
+    else:
+        from gan.networks.stylegan3 import Generator
+
+        G = Generator(c_dim=0, channel_base=512, channel_max=16, num_fp16_res=0, **TINY)
+    save_model(path, G.eval().requires_grad_(False), arch=arch)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def sg2_path(tmp_path_factory) -> str:
+    return _tiny_model(tmp_path_factory.mktemp("m") / "sg2.safetensors", "stylegan2")
+
+
+@pytest.fixture(scope="module")
+def sg3_path(tmp_path_factory) -> str:
+    return _tiny_model(tmp_path_factory.mktemp("m") / "sg3.safetensors", "stylegan3-t")
+
+
+def recipe_for(path: str, seed: int = 3) -> dict:
+    return recipe_to_dict(RenderArgs(seed=seed, psi=0.8), model_ref(load_model(path, training_nets=False)))
+
+
+def frame_count(path) -> int:
+    return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
+@pytest.fixture
+def make_dialog(qtbot):
+    made = []
+
+    def make(model_path: str) -> ExportDialog:
+        dialog = ExportDialog(model_path, recipe_for(model_path))
+        qtbot.addWidget(dialog)
+        made.append(dialog)
+        return dialog
+
+    yield make
+    for dialog in made:
+        dialog.bridge.shutdown()
+
+
+def wait_done(qtbot, dialog, timeout=60_000):
+    qtbot.waitUntil(lambda: not dialog.bridge.is_running(), timeout=timeout)
+    qtbot.wait(20)  # deliver the queued result signal
+
+
+def test_export_writes_playable_mp4(qtbot, make_dialog, sg2_path, tmp_path):
+    dialog = make_dialog(sg2_path)
+    assert not dialog.kind.model().item(0).isEnabled()  # rotation needs StyleGAN3
+    assert dialog.kind.currentData() == "interp"
+    dialog.seeds.setText("1,2,5")
+    dialog.fps.setValue(6)
+    dialog.duration.setValue(1.0)
+    dialog.size.setValue(32)
+    out = tmp_path / "interp.mp4"
+    dialog.out_path.setText(str(out))
+    progress = []
+    dialog.bridge.progress.connect(lambda d, t: progress.append((d, t)))
+    with qtbot.waitSignal(dialog.export_finished, timeout=60_000) as blocker:
+        dialog.export_button.click()
+        assert not dialog.export_button.isEnabled() and dialog.cancel_button.isEnabled()
+    result = blocker.args[0]
+    assert result["frames"] == 6 and frame_count(out) == 6
+    assert (result["width"], result["height"]) == (32, 32)
+    assert progress[-1] == (6, 6) and dialog.progress.value() == 100
+    assert "Saved" in dialog.status.text() and dialog.export_button.isEnabled()
+    assert sorted(os.listdir(tmp_path)) == ["interp.mp4"]
+
+
+def test_rotation_loop_on_stylegan3(qtbot, make_dialog, sg3_path, tmp_path):
+    dialog = make_dialog(sg3_path)
+    assert dialog.kind.currentData() == "rotate" and dialog.kind.model().item(0).isEnabled()
+    dialog.fps.setValue(3)
+    dialog.duration.setValue(1.0)
+    out = tmp_path / "spin.mp4"
+    dialog.out_path.setText(str(out))
+    with qtbot.waitSignal(dialog.export_finished, timeout=60_000):
+        dialog.export_button.click()
+    assert frame_count(out) == 3 and dialog.progress.value() == 100
+
+
+def test_cancel_leaves_no_file(qtbot, make_dialog, sg2_path, tmp_path):
+    dialog = make_dialog(sg2_path)
+    dialog.fps.setValue(30)
+    dialog.duration.setValue(20.0)  # 600 frames: far more than rendered before the cancel
+    out = tmp_path / "long.mp4"
+    dialog.out_path.setText(str(out))
+    with qtbot.waitSignal(dialog.bridge.progress, timeout=30_000, check_params_cb=lambda d, t: d >= 2):
+        dialog.export_button.click()
+    with qtbot.waitSignal(dialog.bridge.cancelled, timeout=30_000):
+        dialog.cancel_button.click()
+    wait_done(qtbot, dialog)
+    assert dialog.result is None and "no file was written" in dialog.status.text()
+    assert os.listdir(tmp_path) == []
+    assert dialog.export_button.isEnabled()
+
+
+def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
+    dialog = make_dialog(sg2_path)
+    dialog.seeds.setText("7")
+    dialog.out_path.setText(str(tmp_path / "x.mp4"))
+    assert dialog.start_export() is False
+    assert "at least 2 seeds" in dialog.status.text() and not dialog.bridge.is_running()
+    dialog.seeds.setText("1,2")
+    dialog.fps.setValue(2)
+    dialog.duration.setValue(1.0)
+    dialog.out_path.setText(str(tmp_path / "missing" / "x.mp4"))
+    with qtbot.waitSignal(dialog.bridge.failed, timeout=30_000):
+        assert dialog.start_export() is True
+    wait_done(qtbot, dialog)
+    assert "does not exist" in dialog.last_error and dialog.export_button.isEnabled()
+    assert os.listdir(tmp_path) == []
+
+
+def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path, monkeypatch):
+    vec = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    fake = types.ModuleType("gan.edit.directions")
+    smile = types.SimpleNamespace(name="smile", vector=vec, layer_start=1, layer_end=3)
+    fake.load_directions = lambda model: [smile]
+    monkeypatch.setitem(sys.modules, "gan.edit.directions", fake)
+    dialog = ExportDialog(sg2_path, recipe_for(sg2_path))
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=30_000)
+    dialog.kind.setCurrentIndex(3)
+    assert dialog.direction.currentText() == "smile"
+    assert (dialog.layer_start.value(), dialog.layer_end.value()) == (1, 3)
+    dialog.fps.setValue(4)
+    dialog.duration.setValue(1.0)
+    out = tmp_path / "sweep.mp4"
+    dialog.out_path.setText(str(out))
+    with qtbot.waitSignal(dialog.export_finished, timeout=60_000):
+        dialog.export_button.click()
+    assert frame_count(out) == 4
+    dialog.bridge.shutdown()
