@@ -51,6 +51,107 @@ inline void axpy(T* __restrict__ dst, const T* __restrict__ src, T w, int n) {
   for (int i = 0; i < n; i++) dst[i] += w * src[i];
 }
 
+// Portable build (no -march flags), but the hot loops get a second copy compiled for AVX2+FMA,
+// chosen at run time when the CPU has it (GCC/Clang on x86 only).
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define OPS_AVX2_PATH 1
+#define OPS_TARGET_AVX2 __attribute__((target("avx2,fma")))
+inline bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#else
+#define OPS_AVX2_PATH 0
+#define OPS_TARGET_AVX2
+inline bool cpu_has_avx2() { return false; }
+#endif
+
+// dst[0 .. n) += sum_t w[t] * src[t][0 .. n). Taps are taken four at a time so dst is read and
+// written once per four taps instead of once per tap (the loops are load/store bound).
+#define OPS_COMBINE_BODY                                                                   \
+  int t = 0;                                                                               \
+  for (; t + 4 <= count; t += 4) {                                                         \
+    const T* __restrict__ a = src[t];                                                      \
+    const T* __restrict__ b = src[t + 1];                                                  \
+    const T* __restrict__ c = src[t + 2];                                                  \
+    const T* __restrict__ d = src[t + 3];                                                  \
+    const T wa = w[t], wb = w[t + 1], wc = w[t + 2], wd = w[t + 3];                        \
+    for (int i = 0; i < n; i++) dst[i] += wa * a[i] + wb * b[i] + wc * c[i] + wd * d[i];   \
+  }                                                                                        \
+  if (t + 2 <= count) {                                                                    \
+    const T* __restrict__ a = src[t];                                                      \
+    const T* __restrict__ b = src[t + 1];                                                  \
+    const T wa = w[t], wb = w[t + 1];                                                      \
+    for (int i = 0; i < n; i++) dst[i] += wa * a[i] + wb * b[i];                           \
+    t += 2;                                                                                \
+  }                                                                                        \
+  if (t < count) {                                                                         \
+    const T* __restrict__ a = src[t];                                                      \
+    const T wa = w[t];                                                                     \
+    for (int i = 0; i < n; i++) dst[i] += wa * a[i];                                       \
+  }
+
+template <typename T>
+void combine_base(T* __restrict__ dst, const T* const* src, const T* w, int count, int n) {
+  OPS_COMBINE_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void combine_avx2(T* __restrict__ dst, const T* const* src, const T* w, int count, int n) {
+  OPS_COMBINE_BODY
+}
+
+template <typename T>
+inline void combine(T* __restrict__ dst, const T* const* src, const T* w, int count, int n) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    combine_avx2(dst, src, w, count, n);
+  else
+    combine_base(dst, src, w, count, n);
+}
+
+// filtered_lrelu's activation over a row, in place.
+#define OPS_FLRELU_ROW_BODY \
+  for (int i = 0; i < n; i++) a[i] = ops::flrelu_act(a[i], slope, gain, clamp);
+
+template <typename T>
+void flrelu_row_base(T* __restrict__ a, int n, T slope, T gain, T clamp) {
+  OPS_FLRELU_ROW_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void flrelu_row_avx2(T* __restrict__ a, int n, T slope, T gain, T clamp) {
+  OPS_FLRELU_ROW_BODY
+}
+
+template <typename T>
+inline void flrelu_row(T* a, int n, T slope, T gain, T clamp) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    flrelu_row_avx2(a, n, slope, gain, clamp);
+  else
+    flrelu_row_base(a, n, slope, gain, clamp);
+}
+
+// Collects (source row, weight) pairs and combines them into dst in batches.
+template <typename T>
+struct TapList {
+  static constexpr int CAP = 64;
+  const T* src[CAP];
+  T w[CAP];
+  int count = 0;
+  T* dst;
+  int n;
+  TapList(T* dst_, int n_) : dst(dst_), n(n_) {}
+  void add(const T* p, T weight) {
+    src[count] = p;
+    w[count] = weight;
+    if (++count == CAP) flush();
+  }
+  void flush() {
+    combine(dst, src, w, count, n);
+    count = 0;
+  }
+};
+
 template <typename T>
 struct Scratch {
   std::vector<T> a, b;
@@ -62,7 +163,9 @@ template <typename T>
 void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scratch<T>& s) {
   const int up = ax.up, down = ax.down, n_out = ax.n_out, taps = ax.taps;
   if (up == 1 && down == 1) {
-    for (int k = 0; k < taps; k++) axpy(out, xp + k - ax.pad0, w[k], n_out);
+    TapList<T> tl(out, n_out);
+    for (int k = 0; k < taps; k++) tl.add(xp + k - ax.pad0, w[k]);
+    tl.flush();
   } else if (down == 1) {
     // Outputs o = r + up * m share their taps; the source index advances by one per m.
     const int mmax = ops::ceil_div(n_out, up);
@@ -72,7 +175,9 @@ void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scr
       const int m_count = ops::ceil_div(n_out - r, up);
       TapRange tr = ops::tap_range_unbounded(r, up, 1, ax.pad0, taps);
       std::fill(tmp, tmp + m_count, T(0));
-      for (int t = 0; t < tr.count; t++) axpy(tmp, xp + tr.s0 + t, w[tr.k0 + up * t], m_count);
+      TapList<T> tl(tmp, m_count);
+      for (int t = 0; t < tr.count; t++) tl.add(xp + tr.s0 + t, w[tr.k0 + up * t]);
+      tl.flush();
       for (int m = 0; m < m_count; m++) out[r + up * m] += tmp[m];
     }
   } else if (up == 1) {
@@ -85,12 +190,14 @@ void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scr
       T* ph = s.a.data() + static_cast<size_t>(q) * len;
       for (int i = 0; i < len; i++) ph[i] = xp[(amin + i) * down + q];
     }
+    TapList<T> tl(out, n_out);
     for (int k = 0; k < taps; k++) {
       const int j = k - ax.pad0;
       const int q = j - ops::floor_div(j, down) * down;
       const int a = ops::floor_div(j, down);
-      axpy(out, s.a.data() + static_cast<size_t>(q) * len + (a - amin), w[k], n_out);
+      tl.add(s.a.data() + static_cast<size_t>(q) * len + (a - amin), w[k]);
     }
+    tl.flush();
   } else {
     for (int o = 0; o < n_out; o++) {
       TapRange tr = ops::tap_range_unbounded(o, up, down, ax.pad0, taps);
@@ -227,8 +334,10 @@ void upfirdn2d_plane(const T* x, T* y, const T* w, bool separable, const Axis& a
     for (int oy = 0; oy < Ho; oy++) {
       TapRange tr = ops::tap_range(oy, ay.up, ay.down, ay.pad0, ay.taps, H);
       T* yr = y + static_cast<size_t>(oy) * Wo;
+      TapList<T> tl(yr, Wo);
       for (int t = 0; t < tr.count; t++)
-        axpy(yr, hx.data() + static_cast<size_t>(tr.s0 + t) * Wo, w[tr.k0 + ay.up * t], Wo);
+        tl.add(hx.data() + static_cast<size_t>(tr.s0 + t) * Wo, w[tr.k0 + ay.up * t]);
+      tl.flush();
     }
   } else {
     for (int oy = 0; oy < Ho; oy++) {
@@ -319,16 +428,17 @@ void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const Flre
           hpass_acc(ux, fu, xin, h, s);
         }
       }
+      TapList<T> tl(a, Wm);
       for (int t = 0; t < tr.count; t++)
-        axpy(a, hx.data() + static_cast<size_t>((tr.s0 + t) % RH) * Wm, fu[tr.k0 + P.up * t], Wm);
+        tl.add(hx.data() + static_cast<size_t>((tr.s0 + t) % RH) * Wm, fu[tr.k0 + P.up * t]);
+      tl.flush();
     } else {
       for (int t = 0; t < tr.count; t++) {
         load_row(xin, x + static_cast<size_t>(tr.s0 + t) * W, W, bias);
         hpass_acc(ux, fu + static_cast<size_t>(tr.k0 + P.up * t) * ux.taps, xin, a, s);
       }
     }
-    const T g = P.gain, sl = P.slope, c = P.clamp;
-    for (int i = 0; i < Wm; i++) a[i] = ops::flrelu_act(a[i], sl, g, c);
+    flrelu_row(a, Wm, P.slope, P.gain, P.clamp);
   };
 
   for (int oy = 0; oy < P.Ho; oy++) {
@@ -339,8 +449,9 @@ void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const Flre
     if (P.fd_sep) {
       T* d = drow.data() + dx.L;
       std::fill(d, d + Wm, T(0));
-      for (int k = 0; k < P.fdh; k++)
-        axpy(d, ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, fd[k], Wm);
+      TapList<T> tl(d, Wm);
+      for (int k = 0; k < P.fdh; k++) tl.add(ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, fd[k]);
+      tl.flush();
       hpass_acc(dx, fd, d, yr, s);
     } else {
       for (int k = 0; k < P.fdh; k++)
