@@ -1,0 +1,1 @@
+"""Latent editing: PCA and attribute directions, network blending, interpolation, the toon classifier."""
