@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         dp.pca_cancel_requested.connect(self.bridge.cancel_pca)
         dp.blend_changed.connect(lambda v, key: self.apply_fields({"blend": v}, key))
         dp.blend_open_requested.connect(self.open_blend_dialog)
+        dp.blend_resolution_changed.connect(lambda r: self.apply_fields({"blend_resolution": r}))
 
         self.seed_grid.seed_picked.connect(lambda s: self.apply_fields({"seed": int(s)}))
         self.seed_grid.page_changed.connect(self._request_thumbnails)
@@ -371,8 +372,8 @@ class MainWindow(QMainWindow):
         if not info["is_sg3"] and (state.translate != (0.0, 0.0) or state.rotate != 0.0):
             state.translate, state.rotate = (0.0, 0.0), 0.0
             self.history.replace(state)
-        if state.blend:
-            state.blend = 0.0
+        if state.blend or state.blend_resolution is not None:
+            state.blend, state.blend_resolution = 0.0, None
             self.history.replace(state)
         self._refresh_widgets()
         self._request_render()
@@ -399,7 +400,9 @@ class MainWindow(QMainWindow):
 
     def _on_blend_loaded(self, info: dict) -> None:
         self.blend_info = info
-        self.direction_panel.set_blend_model(info["name"])
+        self.direction_panel.set_blend_model(
+            info["name"], info.get("blend_resolutions", []), info.get("blend_default", 4)
+        )
         self.statusBar().showMessage(f"Blending with {info['name']}: move the blend slider", 5000)
 
     def _on_blend_failed(self, path: str, message: str) -> None:

@@ -38,9 +38,11 @@ class DirectionInfo:
     layer_start: int = 0
     layer_end: int | None = None
     scale: float = 1.0  # one slider unit, in the direction's units
+    help: str = ""
 
     def as_plain(self) -> dict:
         return {
+            "help": self.help,
             "name": self.name,
             "kind": self.kind,
             "layer_start": self.layer_start,
@@ -57,6 +59,7 @@ def _direction_info(d) -> DirectionInfo:
         layer_start=int(getattr(d, "layer_start", 0) or 0),
         layer_end=getattr(d, "layer_end", None),
         scale=float(getattr(d, "scale", 1.0) or 1.0),
+        help=str(getattr(d, "help", "") or ""),
     )
 
 
@@ -182,6 +185,8 @@ class _PcaThread(QThread):
         except ImportError as exc:
             self.error = f"PCA directions are not available in this build ({exc})."
             return
+        from gan.errors import Cancelled, UserError
+
         try:
             self.result = compute_pca_directions(
                 self.G,
@@ -190,6 +195,10 @@ class _PcaThread(QThread):
                 progress=lambda done, total: self.bridge.pca_progress.emit(int(done), int(total)),
                 should_stop=self.cancel.is_set,
             )
+        except Cancelled:
+            self.cancel.set()
+        except UserError as exc:
+            self.error = str(exc)
         except Exception as exc:
             log.exception("PCA failed")
             self.error = f"Computing PCA directions failed: {type(exc).__name__}: {exc}"
@@ -220,7 +229,8 @@ class RenderBridge(QObject):
         self._jobs = _Jobs()
         self._model: _Model | None = None
         self._blend: _Model | None = None
-        self._blend_cache: tuple[float, object] | None = None  # (weight, Renderer of blended G)
+        self._blend_cache: tuple[tuple, object] | None = None  # (key, Renderer of the blended G)
+        self._blend_lock = threading.Lock()
         self._stamp = 0
         self._load_stamp = 0
         self._model_generation = 0
@@ -437,6 +447,12 @@ class RenderBridge(QObject):
         if problem:
             self.blend_failed.emit(path, problem)
             return
+        from gan.edit.blend import blend_resolutions
+
+        resolutions = blend_resolutions(self._model.loaded)
+        info["blend_resolutions"] = resolutions
+        # Default split: the middle resolution (coarse geometry from the base, rendering blended).
+        info["blend_default"] = resolutions[len(resolutions) // 2] if resolutions else 4
         self._blend = _Model(loaded=loaded, renderer=None, info=info)
         self._blend_cache = None
         self.blend_loaded.emit(dict(info))
@@ -444,30 +460,24 @@ class RenderBridge(QObject):
     def _renderer_for(self, request: dict):
         """The main renderer, or one of the blended generator for the request's blend weight."""
         weight = float(request.get("blend", 0.0) or 0.0)
-        if self._blend is None or weight <= 0.0:
+        blend = self._blend
+        if blend is None or weight <= 0.0:
             return self._model.renderer
         weight = round(weight, 2)
-        if self._blend_cache is None or self._blend_cache[0] != weight:
-            from gan.edit.blend import blend_generators
-            from gan.render import Renderer
+        resolution = request.get("blend_resolution") or blend.info["blend_default"]
+        key = (id(blend), weight, int(resolution))
+        with self._blend_lock:
+            if self._blend_cache is None or self._blend_cache[0] != key:
+                from gan.edit.blend import blend_models
+                from gan.errors import UserError
+                from gan.render import Renderer, RenderError
 
-            base = self._model.loaded
-            G = blend_generators(base.G, self._blend.loaded.G, self._blend_resolution(), weight)
-            blended = type(base)(
-                G=G,
-                arch=base.arch,
-                g_kwargs=base.g_kwargs,
-                metadata=base.metadata,
-                source=base.source,
-                sha256=base.sha256,
-            )
-            self._blend_cache = (weight, Renderer(blended, device=self.device))
-        return self._blend_cache[1]
-
-    def _blend_resolution(self) -> int:
-        """Layers from this resolution up come from the blend model (coarse structure stays)."""
-        res = int(self._model.info["resolution"])
-        return max(4, res // 4) if res >= 16 else 4
+                try:
+                    blended = blend_models(self._model.loaded, blend.loaded, int(resolution), weight)
+                except UserError as exc:
+                    raise RenderError(str(exc)) from None
+                self._blend_cache = (key, Renderer(blended, device=self.device))
+            return self._blend_cache[1]
 
     def render_args(self, request: dict):
         """gan.render.RenderArgs for a plain request (direction names resolved to vectors)."""
@@ -532,8 +542,13 @@ class RenderBridge(QObject):
     def _do_render(self, stamp: int, generation: int, request: dict) -> None:
         if self._model is None:
             return
+        from gan.render import RenderError, RenderResult
+
         args = self.render_args(request)
-        result = self._renderer_for(request).render(args)
+        try:
+            result = self._renderer_for(request).render(args)
+        except RenderError as exc:
+            result = RenderResult(error=str(exc))
         self.renders_done += 1
         c = result.cache_hits
         self._deliver_render(
@@ -679,7 +694,8 @@ class RenderBridge(QObject):
 
         if self._model is None:
             raise RuntimeError("no model is loaded")
-        return recipe_to_dict(self.render_args(request), model_ref(self._model.loaded), final_w)
+        model = self._renderer_for(request).model
+        return recipe_to_dict(self.render_args(request), model_ref(model), final_w)
 
     def write_png(self, path: str, image: np.ndarray, request: dict) -> None:
         from gan.recipe import write_png
@@ -728,9 +744,10 @@ class RenderBridge(QObject):
 
     # -- PCA -------------------------------------------------------------------------------
 
-    def compute_pca(self, num_samples: int = 10_000, num_components: int = 8) -> None:
+    def compute_pca(self, num_samples: int = 10_000, num_components: int = 10) -> None:
         if self._model is None or self._pca is not None:
             return
+        num_components = min(num_components, int(self._model.info["w_dim"]))
         self._pca = _PcaThread(self, self._model.loaded.G, num_samples, num_components)
         self._pca.finished.connect(self._on_pca_finished)
         self._pca.start()

@@ -56,6 +56,9 @@ class ExplorerState:
     )
     rotate: float = field(default=0.0, metadata={"help": "StyleGAN3 input rotation in degrees."})
     blend: float = field(default=0.0, metadata={"help": "Weight of the second (blend) model, 0..1."})
+    blend_resolution: int | None = field(
+        default=None, metadata={"help": "Layers from this resolution up are blended; None = model default."}
+    )
 
     # -- validation ------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ class ExplorerState:
             "translate": (float(self.translate[0]), float(self.translate[1])),
             "rotate": float(self.rotate),
             "blend": float(self.blend),
+            "blend_resolution": self.blend_resolution,
         }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDoubleSpinBox,
     QFrame,
     QGridLayout,
@@ -55,7 +56,7 @@ class DirectionRow(QWidget):
         grid.setContentsMargins(2, 4, 2, 4)
         grid.setVerticalSpacing(2)
         self.label = QLabel(display_name(direction))
-        self.label.setToolTip(f"{self.name} ({direction.get('kind', '')})")
+        self.label.setToolTip(direction.get("help") or f"{self.name} ({direction.get('kind', '')})")
         self.label.setObjectName("directionName")
         kind = QLabel(direction.get("kind", ""))
         kind.setObjectName("directionKind")
@@ -139,6 +140,7 @@ class DirectionPanel(QWidget):
     pca_requested = Signal(int)  # number of samples
     pca_cancel_requested = Signal()
     blend_changed = Signal(float, str)  # weight, merge key
+    blend_resolution_changed = Signal(int)
     blend_open_requested = Signal()
 
     def __init__(self, parent=None):
@@ -190,9 +192,16 @@ class DirectionPanel(QWidget):
         self.blend_slider = QSlider(Qt.Orientation.Horizontal)
         self.blend_slider.setRange(0, 100)
         self.blend_slider.setEnabled(False)
+        self.blend_res_combo = QComboBox()
+        self.blend_res_combo.setToolTip("Layers at and above this resolution are blended; coarser ones stay")
+        self.blend_res_combo.setEnabled(False)
         self.blend_open = QPushButton("Open model to blend…")
         blend_layout.addWidget(self.blend_label)
-        blend_layout.addWidget(self.blend_slider)
+        res_row = QHBoxLayout()
+        res_row.addWidget(self.blend_slider, 1)
+        res_row.addWidget(QLabel("from"))
+        res_row.addWidget(self.blend_res_combo)
+        blend_layout.addLayout(res_row)
         blend_layout.addWidget(self.blend_open)
         layout.addWidget(self.blend_box)
 
@@ -202,6 +211,7 @@ class DirectionPanel(QWidget):
         self.blend_slider.valueChanged.connect(self._blend_moved)
         self.blend_slider.sliderReleased.connect(self.drag_finished)
         self.blend_open.clicked.connect(self.blend_open_requested)
+        self.blend_res_combo.currentIndexChanged.connect(self._blend_res_changed)
         self.set_model(None, [])
 
     # -- model and directions --------------------------------------------------------------
@@ -210,6 +220,7 @@ class DirectionPanel(QWidget):
         self._num_ws = 1 if info is None else int(info["num_ws"])
         self.setEnabled(info is not None)
         self.blend_slider.setEnabled(False)
+        self.blend_res_combo.setEnabled(False)
         self.blend_label.setText("Load a second model of the same lineage to blend with.")
         self.set_directions(directions)
 
@@ -238,12 +249,29 @@ class DirectionPanel(QWidget):
         try:
             if not self.blend_slider.isSliderDown():
                 self.blend_slider.setValue(round(state.blend * 100))
+            if state.blend_resolution is not None:
+                idx = self.blend_res_combo.findData(state.blend_resolution)
+                if idx >= 0:
+                    self.blend_res_combo.setCurrentIndex(idx)
         finally:
             self._updating = False
 
-    def set_blend_model(self, name: str) -> None:
-        self.blend_label.setText(f"Blend with {name}: 0 = this model, 1 = the other one's fine layers.")
+    def set_blend_model(self, name: str, resolutions: list[int], default: int) -> None:
+        self.blend_label.setText(f"Blend with {name}: 0 = this model, 1 = the other one's layers.")
         self.blend_slider.setEnabled(True)
+        self._updating = True
+        try:
+            self.blend_res_combo.clear()
+            for r in resolutions:
+                self.blend_res_combo.addItem(f"{r} px", int(r))
+            self.blend_res_combo.setCurrentIndex(max(0, self.blend_res_combo.findData(int(default))))
+            self.blend_res_combo.setEnabled(True)
+        finally:
+            self._updating = False
+
+    def _blend_res_changed(self, *_):
+        if not self._updating and self.blend_res_combo.currentData() is not None:
+            self.blend_resolution_changed.emit(int(self.blend_res_combo.currentData()))
 
     def _blend_moved(self, value: int) -> None:
         if not self._updating:
