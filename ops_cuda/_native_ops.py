@@ -48,13 +48,14 @@ def _prepare_filter(
     f: torch.Tensor | None, gain: float, flip_filter: bool, like: torch.Tensor
 ) -> torch.Tensor:
     """Taps as the kernels want them: correlation order (flipped unless flip_filter), gain folded
-    in (gain ** (ndim / 2), so a separable filter carries sqrt(gain) per pass), x's dtype/device."""
+    in (gain ** (ndim / 2), so a separable filter carries sqrt(gain) per pass), on x's device, in
+    float32 (float64 for float64 x; half inputs are computed in float32 on CUDA)."""
     if f is None:
         f = torch.ones([1], dtype=torch.float32, device=like.device)
     w = f.to(device=like.device, dtype=torch.float64) * (gain ** (f.ndim / 2))
     if not flip_filter:
         w = w.flip(list(range(w.ndim)))
-    return w.to(like.dtype).contiguous()
+    return w.to(torch.float64 if like.dtype == torch.float64 else torch.float32).contiguous()
 
 
 def _adjoint_padding(n_in: int, n_out: int, up: int, down: int, pad0: int, taps: int) -> tuple[int, int]:
