@@ -1,0 +1,209 @@
+"""`gan directions pca | attribute | list`: compute and inspect latent directions of a model.
+
+Directions are stored with the model (see gan.edit.directions): inside our .safetensors files,
+in a `<model>.directions.json` sidecar next to official pickles; `--out F` writes them to F
+instead (the sidecar format; rename it to `<model>.directions.json` to use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from tqdm import tqdm
+
+from gan.errors import UserError
+
+NAME = "directions"
+HELP = "Compute latent directions (PCA, attribute) for a model, or list its directions."
+
+DEFAULT_CLASSIFIER = (
+    Path(__file__).resolve().parents[2] / "resources" / "classifier" / "toon_classifier.safetensors"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="directions_action", required=True, metavar="ACTION")
+
+    p = sub.add_parser("pca", help="GANSpace-style PCA directions of W.", description=_pca_description())
+    _common(p)
+    p.add_argument("--num-samples", type=int, default=10000, help="ws to sample (default 10000)")
+    p.add_argument("--components", type=int, default=20, help="number of components (default 20)")
+    p.set_defaults(_directions_run=_run_pca)
+
+    p = sub.add_parser(
+        "attribute",
+        help="InterFaceGAN-style attribute directions from classifier labels.",
+        description="Sample ws, render them, label the images with the classifier and fit a linear "
+        "boundary in W per attribute; the unit normal is the direction. Each direction is made "
+        "orthogonal to the --condition-on directions of the other attributes.",
+    )
+    _common(p)
+    p.add_argument(
+        "--classifier",
+        default=str(DEFAULT_CLASSIFIER),
+        help="classifier file (default: the shipped resources/classifier/toon_classifier.safetensors)",
+    )
+    p.add_argument(
+        "--attributes",
+        default="anime,hair_colour",
+        help="comma-separated: anime, photo, glasses, hair_colour (one direction per colour), or a "
+        "single class such as hair_colour=blonde (default anime,hair_colour)",
+    )
+    p.add_argument(
+        "--condition-on",
+        default=None,
+        help="attributes to orthogonalise against (default: all other requested attributes; 'none' = off)",
+    )
+    p.add_argument("--num-samples", type=int, default=3000, help="images to sample and label (default 3000)")
+    p.set_defaults(_directions_run=_run_attribute)
+
+    p = sub.add_parser("list", help="List the directions stored with a model.")
+    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
+    p.add_argument("--json", action="store_true", help="print the full directions as JSON")
+    p.set_defaults(_directions_run=_run_list)
+
+
+def _pca_description() -> str:
+    return (
+        "Sample ws from the mapping network, fit a PCA and store the top components as directions "
+        "pc0, pc1, ... (slider unit: the component's standard deviation; the first third act on the "
+        "coarse ws, the middle third on the middle ws, the last third on the fine ws)."
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled ws (default 0)")
+    p.add_argument(
+        "--out", default=None, help="write the directions to this JSON file instead of with the model"
+    )
+    p.add_argument("--replace", action="store_true", help="drop the model's other stored directions")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return args._directions_run(args)
+
+
+def _load(args):
+    from gan.model_io import load_model
+
+    return load_model(args.model, device=args.device, training_nets=False)
+
+
+class _Bars:
+    """tqdm bars per stage for callbacks progress(stage, done, total)."""
+
+    def __init__(self):
+        self.bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="img", disable=None)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _store(args, model, directions) -> str:
+    from gan.edit.directions import SIDECAR_FORMAT, save_directions
+    from gan.io.files import atomic_write_bytes
+
+    if args.out:
+        data = {
+            "format": SIDECAR_FORMAT,
+            "model_sha256": model.sha256,
+            "directions": [d.to_json() for d in directions],
+        }
+        atomic_write_bytes(args.out, json.dumps(data, indent=1).encode())
+        return args.out
+    return save_directions(args.model, directions, replace=args.replace)
+
+
+def _report(directions, where: str) -> None:
+    for d in directions:
+        print(f"  {d.name}: {d.help}")
+    print(f"{len(directions)} direction(s) written to {where}")
+
+
+def _run_pca(args: argparse.Namespace) -> int:
+    from gan.edit.pca import compute_pca_directions
+
+    model = _load(args)
+    bars = _Bars()
+    try:
+        directions = compute_pca_directions(
+            model.G,
+            num_samples=args.num_samples,
+            num_components=args.components,
+            seed=args.seed,
+            progress=lambda done, total: bars("sampling W", done, total),
+        )
+    finally:
+        bars.close()
+    _report(directions, _store(args, model, directions))
+    return 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _run_attribute(args: argparse.Namespace) -> int:
+    from gan.edit.attribute import classifier_label_fn, compute_attribute_directions
+    from gan.edit.classifier import load_classifier
+
+    attributes = _split(args.attributes)
+    if not attributes:
+        raise UserError("--attributes is empty; name at least one, e.g. anime")
+    if args.condition_on is None:
+        condition_on = attributes  # each attribute is made orthogonal to the others' directions
+    elif args.condition_on.strip().lower() == "none":
+        condition_on = []
+    else:
+        condition_on = _split(args.condition_on)
+    if not os.path.isfile(args.classifier):
+        raise UserError(f"classifier file {args.classifier} does not exist; pass --classifier PATH")
+    clf = load_classifier(args.classifier, device=args.device)
+    model = _load(args)
+    bars = _Bars()
+    try:
+        directions = compute_attribute_directions(
+            model.G,
+            classifier_label_fn(clf),
+            attributes,
+            num_samples=args.num_samples,
+            condition_on=condition_on,
+            seed=args.seed,
+            progress=bars,
+        )
+    finally:
+        bars.close()
+    _report(directions, _store(args, model, directions))
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from gan.edit.directions import load_directions
+    from gan.model_io import load_model
+
+    model = load_model(args.model, training_nets=False)
+    directions = load_directions(model)
+    if args.json:
+        print(json.dumps([d.to_json() for d in directions], indent=1))
+        return 0
+    if not directions:
+        print(f"{args.model} has no stored directions; compute some with `gan directions pca|attribute`")
+        return 0
+    for d in directions:
+        end = model.G.num_ws if d.layer_end is None else d.layer_end
+        print(f"{d.name:<24} {d.kind:<9} ws {d.layer_start}..{end - 1:<4} unit {d.scale:.4g}  {d.help}")
+    return 0

@@ -1,0 +1,125 @@
+"""Network blending between a base generator and a fine-tuned copy; interpolation helpers."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_COMMON, make_tiny_generator
+
+from gan.edit.blend import blend_generators, blend_models, blend_resolutions, check_blendable
+from gan.edit.interpolate import lerp, slerp
+from gan.errors import UserError
+from gan.model_io import load_model, save_model
+from gan.render import RenderArgs, Renderer
+
+
+def _fine_tuned(G, seed=1, amount=0.3):
+    """A copy of G whose synthesis weights moved a little, like a short fine-tune."""
+    tuned = copy.deepcopy(G)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if name.startswith("synthesis."):
+                p.add_(torch.randn(p.shape, generator=gen) * amount * (p.std() if p.numel() > 1 else 1))
+    return tuned
+
+
+def _images(G, ws):
+    with torch.no_grad():
+        return G.synthesis(ws, noise_mode="const")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    base = make_tiny_generator("stylegan2")
+    return base, _fine_tuned(base)
+
+
+@pytest.fixture(scope="module")
+def ws(pair):
+    base, _ = pair
+    with torch.no_grad():
+        return base.mapping(torch.randn(3, base.z_dim, generator=torch.Generator().manual_seed(0)), None)
+
+
+def test_weight_zero_is_base_and_weight_one_at_lowest_is_tuned(pair, ws):
+    base, tuned = pair
+    assert check_blendable(base, tuned) is None
+    assert blend_resolutions(base) == [4, 8, 16]
+    assert torch.equal(_images(blend_generators(base, tuned, 8, 0.0), ws), _images(base, ws))
+    assert torch.equal(_images(blend_generators(base, tuned, 4, 1.0), ws), _images(tuned, ws))
+    assert not torch.equal(_images(tuned, ws), _images(base, ws))
+    # The inputs are not modified.
+    assert not torch.equal(base.synthesis.b16.conv1.weight, tuned.synthesis.b16.conv1.weight)
+
+
+def test_layers_split_at_the_resolution_and_weight_mixes_smoothly(pair):
+    base, tuned = pair
+    half = blend_generators(base, tuned, 8, 0.5)
+    sb, st, sh = base.state_dict(), tuned.state_dict(), half.state_dict()
+    for name, value in sh.items():
+        if name.startswith("synthesis.b4.") or name.startswith("mapping."):
+            assert torch.equal(value, sb[name]), name
+        elif value.is_floating_point():
+            torch.testing.assert_close(value, (sb[name] + st[name]) / 2, rtol=1e-6, atol=1e-6)
+    # Image distance to the base grows with the weight.
+    w = base.mapping(torch.randn(2, base.z_dim, generator=torch.Generator().manual_seed(3)), None)
+    dist = [
+        float((_images(blend_generators(base, tuned, 8, a), w) - _images(base, w)).abs().mean())
+        for a in (0.25, 0.5, 1)
+    ]
+    assert dist[0] < dist[1] < dist[2]
+
+
+def test_not_blendable_pairs_are_refused_with_a_reason(pair):
+    base, _ = pair
+    unrelated = make_tiny_generator("stylegan2", seed=5)
+    reason = check_blendable(base, unrelated)
+    assert reason is not None and "unrelated" in reason
+    with pytest.raises(UserError, match="cannot blend these models: the weights are unrelated"):
+        blend_generators(base, unrelated, 8, 0.5)
+    from gan.networks.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    wider = Generator(c_dim=0, channel_base=256, channel_max=32, num_fp16_res=0, **TINY_COMMON)
+    assert "channel_max: 16 vs 32" in check_blendable(base, wider)
+    sg3 = make_tiny_generator("stylegan3-t")
+    assert check_blendable(base, sg3) is not None
+    assert blend_resolutions(sg3) == [16]
+    with pytest.raises(UserError, match="not one of this model's: 4, 8, 16"):
+        blend_generators(base, _fine_tuned(base), 32, 0.5)
+    with pytest.raises(UserError, match="from 0 to 1"):
+        blend_generators(base, _fine_tuned(base), 8, 1.5)
+
+
+def test_blend_loaded_models_and_render(tmp_path, pair):
+    base, tuned = pair
+    save_model(tmp_path / "base.safetensors", base)
+    save_model(tmp_path / "tuned.safetensors", tuned)
+    a, b = load_model(tmp_path / "base.safetensors"), load_model(tmp_path / "tuned.safetensors")
+    assert check_blendable(a, b) is None
+    other = tmp_path / "other.safetensors"
+    save_model(other, make_tiny_generator("stylegan3-t"))
+    assert "architectures differ" in check_blendable(a, load_model(other))
+    mixed = blend_models(a, b, 8, 1.0)
+    assert mixed.metadata["blend"]["weight"] == 1.0 and mixed.sha256 not in (a.sha256, b.sha256)
+    base_img = Renderer(a).render(RenderArgs(seed=4)).image
+    mixed_img = Renderer(mixed).render(RenderArgs(seed=4)).image
+    assert mixed_img is not None and not np.array_equal(base_img, mixed_img)
+    assert np.array_equal(Renderer(blend_models(a, b, 8, 0.0)).render(RenderArgs(seed=4)).image, base_img)
+
+
+def test_lerp_and_slerp():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+    np.testing.assert_allclose(lerp(a, b, 0.5), [0.5, 1.0])
+    path = slerp(a, b, np.linspace(0, 1, 5))
+    assert path.shape == (5, 2)
+    np.testing.assert_allclose(path[0], a, atol=1e-6)
+    np.testing.assert_allclose(path[-1], b, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), np.linspace(1, 2, 5), rtol=1e-5)
+    mid = slerp(a, b, 0.5)
+    np.testing.assert_allclose(mid / np.linalg.norm(mid), [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-5)
+    np.testing.assert_allclose(slerp(a, 3 * a, 0.5), 2 * a, rtol=1e-6)  # parallel: no NaN

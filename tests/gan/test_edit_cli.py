@@ -1,0 +1,108 @@
+"""`gan directions pca | attribute | list` on tiny models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gan.cli import main as gan_main
+from gan.edit.classifier import ClassifierConfig, TrainOptions, save_classifier, train_classifier
+from gan.edit.directions import load_directions
+from gan.model_io import load_model
+
+
+@pytest.fixture
+def model_path(tmp_path, tiny_model_file):
+    return tiny_model_file(tmp_path / "m.safetensors", "stylegan2")
+
+
+def test_pca_then_list(model_path, capsys):
+    assert (
+        gan_main(["directions", "pca", "--model", model_path, "--num-samples", "400", "--components", "3"])
+        == 0
+    )
+    assert "3 direction(s) written to" in capsys.readouterr().out
+    dirs = load_directions(load_model(model_path))
+    assert [d.name for d in dirs] == ["pc0", "pc1", "pc2"]
+    assert gan_main(["directions", "list", "--model", model_path]) == 0
+    out = capsys.readouterr().out
+    assert "pc0" in out and "pca" in out and "ws 0..2" in out
+    assert gan_main(["directions", "list", "--model", model_path, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_pca_out_file_leaves_the_model_alone(model_path, tmp_path):
+    before = open(model_path, "rb").read()
+    out = tmp_path / "dirs.json"
+    argv = [
+        "directions",
+        "pca",
+        "--model",
+        model_path,
+        "--num-samples",
+        "100",
+        "--components",
+        "2",
+        "--out",
+        str(out),
+    ]
+    assert gan_main(argv) == 0
+    assert open(model_path, "rb").read() == before
+    assert [d["name"] for d in json.loads(out.read_text())["directions"]] == ["pc0", "pc1"]
+
+
+def _brightness_classifier(model_path, path):
+    """A tiny classifier whose 'style' head says 'anime' for the brighter half of the model's images."""
+    G = load_model(model_path).G
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(256, G.z_dim, generator=torch.Generator().manual_seed(1)), None)
+        images = G.synthesis(ws, noise_mode="const")
+    brightness = images.mean(dim=(1, 2, 3)).numpy()
+    style = (brightness > np.median(brightness)).astype(np.int64)
+    uint8 = ((images.permute(0, 2, 3, 1).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    rng = np.random.default_rng(0)
+    labels = {"style": style, "hair_colour": rng.integers(0, 5, 256), "glasses": rng.integers(0, 2, 256)}
+    config = ClassifierConfig(resolution=16, channels=(8, 16))
+    clf = train_classifier(
+        uint8, labels, config, TrainOptions(epochs=6, lr=1e-2, augment=False), progress=False
+    )
+    save_classifier(path, clf)
+
+
+def test_attribute_directions_with_a_classifier(model_path, tmp_path, capsys):
+    clf_path = tmp_path / "clf.safetensors"
+    _brightness_classifier(model_path, clf_path)
+    argv = ["directions", "attribute", "--model", model_path, "--classifier", str(clf_path)]
+    assert gan_main(argv + ["--attributes", "anime", "--num-samples", "300"]) == 0
+    (anime,) = load_directions(load_model(model_path))
+    assert anime.name == "anime" and anime.kind == "attribute"
+    # Moving along the direction makes the images brighter (what the classifier calls anime).
+    G = load_model(model_path).G
+    with torch.no_grad():
+        w = G.mapping(torch.randn(16, G.z_dim, generator=torch.Generator().manual_seed(9)), None)
+        d = torch.from_numpy(anime.vector) * anime.scale * 2
+        plus, minus = G.synthesis(w + d, noise_mode="const"), G.synthesis(w - d, noise_mode="const")
+    assert float(plus.mean()) > float(minus.mean())
+    capsys.readouterr()
+    assert gan_main(argv + ["--attributes", "cartoon", "--num-samples", "40"]) == 2
+    assert "unknown attribute 'cartoon'" in capsys.readouterr().err
+    missing = [
+        "directions",
+        "attribute",
+        "--model",
+        model_path,
+        "--classifier",
+        str(tmp_path / "none.safetensors"),
+    ]
+    assert gan_main(missing) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_list_without_directions_and_bad_model(model_path, tmp_path, capsys):
+    assert gan_main(["directions", "list", "--model", model_path]) == 0
+    assert "no stored directions" in capsys.readouterr().out
+    assert gan_main(["directions", "list", "--model", str(tmp_path / "nope.pkl")]) == 2
+    assert "no such file" in capsys.readouterr().err
