@@ -60,6 +60,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--num-samples", type=int, default=3000, help="images to sample and label (default 3000)")
     p.set_defaults(_directions_run=_run_attribute)
 
+    p = sub.add_parser(
+        "measure",
+        help="Classify the images of seeds moved along a stored direction; optionally save a sweep grid.",
+        description="Render the seeds at -strength, 0 and +strength slider units along a stored direction, "
+        "classify them with the classifier and print the class rates and how often each head's class "
+        "stays unchanged. --grid writes a PNG sweep (rows: seeds, columns: slider values).",
+    )
+    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
+    p.add_argument(
+        "--direction", required=True, help="name of a stored direction (see `gan directions list`)"
+    )
+    p.add_argument("--strength", type=float, default=3.0, help="slider units (default 3)")
+    p.add_argument("--seeds", default="1000-1199", help="seeds, e.g. 1000-1199 (default)")
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
+    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="classifier file (default: shipped)")
+    p.add_argument("--grid", default=None, help="also write a sweep grid PNG of the first --grid-seeds seeds")
+    p.add_argument("--grid-seeds", type=int, default=8, help="rows of the grid (default 8)")
+    p.add_argument("--grid-steps", type=int, default=7, help="columns of the grid (default 7)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.set_defaults(_directions_run=_run_measure)
+
     p = sub.add_parser("list", help="List the directions stored with a model.")
     p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
     p.add_argument("--json", action="store_true", help="print the full directions as JSON")
@@ -206,4 +227,31 @@ def _run_list(args: argparse.Namespace) -> int:
     for d in directions:
         end = model.G.num_ws if d.layer_end is None else d.layer_end
         print(f"{d.name:<24} {d.kind:<9} ws {d.layer_start}..{end - 1:<4} unit {d.scale:.4g}  {d.help}")
+    return 0
+
+
+def _run_measure(args: argparse.Namespace) -> int:
+    import numpy as np
+    import PIL.Image
+
+    from gan.edit.classifier import load_classifier
+    from gan.edit.directions import load_directions
+    from gan.edit.measure import measure_edit, sweep_grid
+    from gan.seeds import parse_seeds
+
+    seeds = parse_seeds(args.seeds)
+    model = _load(args)
+    by_name = {d.name: d for d in load_directions(model)}
+    if args.direction not in by_name:
+        known = ", ".join(by_name) or "none; compute some with `gan directions pca|attribute`"
+        raise UserError(f"{args.model} has no direction {args.direction!r}; stored directions: {known}")
+    direction = by_name[args.direction]
+    clf = load_classifier(args.classifier, device=args.device)
+    result = measure_edit(model.G, clf, direction, args.strength, seeds, psi=args.psi)
+    print(result.summary())
+    if args.grid:
+        values = np.linspace(-args.strength, args.strength, max(2, args.grid_steps))
+        grid = sweep_grid(model.G, direction, values, seeds[: max(1, args.grid_seeds)], psi=args.psi)
+        PIL.Image.fromarray(grid).save(args.grid)
+        print(f"sweep grid written to {args.grid}")
     return 0

@@ -87,6 +87,37 @@ def test_attribute_directions_with_a_classifier(model_path, tmp_path, capsys):
         plus, minus = G.synthesis(w + d, noise_mode="const"), G.synthesis(w - d, noise_mode="const")
     assert float(plus.mean()) > float(minus.mean())
     capsys.readouterr()
+    grid = tmp_path / "sweep.png"
+    measure = [
+        "directions",
+        "measure",
+        "--model",
+        model_path,
+        "--classifier",
+        str(clf_path),
+        "--direction",
+        "anime",
+    ]
+    measure += [
+        "--strength",
+        "2",
+        "--seeds",
+        "0-15",
+        "--grid",
+        str(grid),
+        "--grid-seeds",
+        "2",
+        "--grid-steps",
+        "3",
+    ]
+    assert gan_main(measure) == 0
+    out = capsys.readouterr().out
+    assert "style=anime:" in out and "hair_colour unchanged" in out
+    from PIL import Image
+
+    assert Image.open(grid).size == (48, 32)
+    assert gan_main(measure[:-8] + ["--direction", "nope"]) == 2
+    assert "no direction 'nope'" in capsys.readouterr().err
     assert gan_main(argv + ["--attributes", "cartoon", "--num-samples", "40"]) == 2
     assert "unknown attribute 'cartoon'" in capsys.readouterr().err
     missing = [

@@ -1,0 +1,66 @@
+"""Measuring a direction with a classifier; sweep grids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_generator
+
+from gan.edit.directions import Direction
+from gan.edit.measure import measure_edit, render_edited, sweep_grid
+from gan.errors import Cancelled
+from gan.render import RenderArgs, Renderer
+
+
+class BrightnessClassifier:
+    """'anime' when the image is brighter than mid-grey; 'hair_colour' always 'black'."""
+
+    heads = {"style": ["photo", "anime"], "hair_colour": ["black", "brown"]}
+
+    def predict(self, images):
+        bright = images.reshape(len(images), -1).mean(axis=1) > 127.5
+        return {"style": bright.astype(np.int64), "hair_colour": np.zeros(len(images), np.int64)}
+
+
+@pytest.fixture(scope="module")
+def G():
+    return make_tiny_generator("stylegan2")
+
+
+def _brightness_direction(G):
+    """The gradient of mean brightness with respect to w, as a unit direction."""
+    w = G.mapping(torch.randn(8, G.z_dim, generator=torch.Generator().manual_seed(0)), None).detach()
+    w = w[:, :1].clone().requires_grad_(True)
+    G.synthesis(w.repeat(1, G.num_ws, 1), noise_mode="const").mean().backward()
+    g = w.grad.sum(dim=(0, 1)).numpy()
+    return Direction("bright", "attribute", g / np.linalg.norm(g), scale=float(np.linalg.norm(g)) ** -1 * 0.5)
+
+
+def test_render_edited_matches_the_renderer(G, tiny_sg2_model_path):
+    from gan.model_io import load_model
+
+    model = load_model(tiny_sg2_model_path)
+    d = Direction("x", "pca", np.linspace(-1, 1, model.G.w_dim), layer_start=1, layer_end=4, scale=0.7)
+    ours = render_edited(model.G, [3, 4], d, 2.0)
+    for i, seed in enumerate([3, 4]):
+        expected = Renderer(model).render(RenderArgs(seed=seed, edits=[d.edit(2.0)])).image
+        assert np.abs(ours[i].astype(int) - expected.astype(int)).max() <= 1
+    with pytest.raises(Cancelled):
+        render_edited(model.G, [1], should_stop=lambda: True)
+
+
+def test_measure_reports_rates_and_kept_classes(G):
+    d = _brightness_direction(G)
+    m = measure_edit(G, BrightnessClassifier(), d, strength=50.0, seeds=range(12))
+    assert m.rate("style", "anime", 50.0) > m.rate("style", "anime", 0.0) >= m.rate("style", "anime", -50.0)
+    assert m.rate("style", "anime", 50.0) == 1.0 and m.rate("style", "photo", -50.0) == 1.0
+    assert m.kept("hair_colour", 50.0) == 1.0
+    assert "style=anime" in m.summary() and "hair_colour unchanged: 100%" in m.summary()
+
+
+def test_sweep_grid_shape(G):
+    d = Direction("x", "pca", np.ones(G.w_dim, np.float32) / 4)
+    grid = sweep_grid(G, d, [-1, 0, 1], seeds=[0, 1])
+    assert grid.shape == (32, 48, 3) and grid.dtype == np.uint8
+    np.testing.assert_array_equal(grid[:16, 16:32], render_edited(G, [0])[0])
