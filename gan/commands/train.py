@@ -1,0 +1,161 @@
+"""`gan train`: train StyleGAN2 / StyleGAN3-T / StyleGAN3-R, or fine-tune / continue a run.
+
+Every TrainConfig field is a flag (`--batch-gpu`, `--map-depth`, ...; booleans as --x/--no-x).
+`--resume RUN_FOLDER` continues a run in place with the options it was started with (flags
+given here override them). Ctrl-C stops after the current step and writes a snapshot; a second
+Ctrl-C aborts at once. Several processes: `torchrun --nproc_per_node N -m gan.cli train ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import signal
+import sys
+
+NAME = "train"
+HELP = "Train or fine-tune a StyleGAN2 / StyleGAN3 model (progress per tick, snapshots, resume)."
+
+_CHOICES = {"cfg": ("stylegan2", "stylegan3-t", "stylegan3-r"), "aug": ("ada", "noaug", "fixed")}
+_CHOICES["device"] = ("auto", "cpu", "cuda")
+
+
+def _fields():
+    from gan.train.config import TrainConfig
+
+    return dataclasses.fields(TrainConfig)
+
+
+def _parse_type(annotation: str):
+    base = annotation.replace(" | None", "").strip()
+    return {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}[base]
+
+
+def _metric_list(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for f in _fields():
+        flag = "--" + f.name.replace("_", "-")
+        kind = _parse_type(str(f.type))
+        default = f.default if f.default is not dataclasses.MISSING else []
+        help_text = f"{f.metadata.get('help', '')} (default: {_show(default)})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif kind is list:
+            parser.add_argument(flag, type=_metric_list, default=None, metavar="A,B", help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, choices=_CHOICES.get(f.name), help=help_text)
+    parser.add_argument("--quiet", action="store_true", help="print only the final summary")
+
+
+def _show(value) -> str:
+    if value is None:
+        return "auto"
+    if isinstance(value, list):
+        return ",".join(value) or "none"
+    return str(value)
+
+
+def build_config(args: argparse.Namespace):
+    """TrainConfig from the flags; a run folder given to --resume supplies the unset options."""
+    import os
+
+    from gan.train.config import TrainConfig, load_run_config
+    from gan.train.snapshot import is_run_dir
+
+    given = {f.name: getattr(args, f.name) for f in _fields() if getattr(args, f.name) is not None}
+    resume = given.get("resume")
+    if resume is not None and os.path.isdir(resume) and is_run_dir(resume) and not given.get("finetune"):
+        base = load_run_config(resume).to_dict()
+        base["dry_run"] = False
+    else:
+        base = TrainConfig().to_dict()
+    base.update(given)
+    return TrainConfig.from_dict(base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan.train.loop import run as train_run
+
+    config = build_config(args)
+    stopper = _CtrlC()
+    with stopper:
+        summary = train_run(
+            config, should_stop=stopper.requested, on_tick=None if args.quiet else _print_tick
+        )
+    if summary.reason == "dry_run":
+        print(summary.message)
+        return 0
+    if summary.reason == "nonfinite":
+        print(f"gan train: error: {summary.message}", file=sys.stderr)
+        return 1
+    what = "finished" if summary.reason == "done" else "stopped"
+    print(f"{what} at {summary.kimg:.3f} kimg; run folder {summary.run_dir}")
+    print(f"last snapshot: {summary.snapshot_path}")
+    return 0
+
+
+def _print_tick(info) -> None:
+    s = info.stats
+    parts = [
+        f"tick {info.tick:<4d}",
+        f"kimg {info.kimg:9.3f}/{info.total_kimg:g}",
+        f"sec/kimg {info.sec_per_kimg:7.2f}",
+        f"eta {_duration(info.eta_sec)}",
+    ]
+    for key, label in (
+        ("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl"),
+        ("Progress/augment", "p"),
+    ):  # fmt: skip
+        if key in s and math.isfinite(s[key]):
+            parts.append(f"{label} {s[key]:.3f}")
+    for key, value in s.items():
+        if key.startswith("Metrics/"):
+            parts.append(f"{key[8:]} {value:.3f}")
+    line = "  ".join(parts)
+    if info.snapshot_path:
+        line += f"  -> {info.snapshot_path}"
+    print(line, flush=True)
+    if info.message:
+        print(f"  {info.message}", flush=True)
+
+
+def _duration(sec: float) -> str:
+    if not math.isfinite(sec):
+        return "?"
+    sec = int(sec)
+    d, rest = divmod(sec, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return f"{d}d {h:02d}h {m:02d}m" if d else (f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s")
+
+
+class _CtrlC:
+    """First Ctrl-C asks the loop to stop (it writes a snapshot); the second aborts."""
+
+    def __init__(self):
+        self._stop = False
+        self._previous = None
+
+    def requested(self) -> bool:
+        return self._stop
+
+    def _handle(self, signum, frame) -> None:
+        if self._stop:
+            raise KeyboardInterrupt
+        self._stop = True
+        print("\nstopping after this step and writing a snapshot (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no signal handling
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

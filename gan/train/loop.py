@@ -1,0 +1,542 @@
+"""The training loop as an embeddable function (no Qt, no globals).
+
+    summary = run(TrainConfig(data="toon.zip", cfg="stylegan3-t", kimg=500),
+                  should_stop=lambda: cancel_requested, on_tick=lambda t: print(t.kimg))
+
+`should_stop()` is polled before every step; when it returns True the loop writes a snapshot
+and returns. `on_tick(TickInfo)` receives plain numbers and paths once per tick. A NaN or inf in
+a loss stops the run before the optimizer step that would spread it, and no snapshot is written
+afterwards, so the newest snapshot on disk is always a good one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gan.errors import UserError
+from gan.train import distributed
+from gan.train import snapshot as snap
+from gan.train.augment import AdaController, AugmentPipe, augment_preset
+from gan.train.config import OPTIONS_FILE, ResolvedConfig, TrainConfig, resolve_device
+from gan.train.dataset import InfiniteSampler
+from gan.train.loss import LossSettings, StyleGANLoss
+from gan.train.prepare import Prepared, ResumeSource, build_networks, prepare
+from gan.train.stats import StatsCollector, StatsWriter
+
+ADA_INTERVAL = 4  # D steps between updates of the augmentation probability
+ADAM_BETAS = (0.0, 0.99)
+ADAM_EPS = 1e-8
+
+
+@dataclass
+class TickInfo:
+    """Progress of one tick, as plain data (no tensors)."""
+
+    tick: int
+    kimg: float
+    total_kimg: float
+    sec_per_kimg: float
+    eta_sec: float
+    stats: dict[str, float] = field(default_factory=dict)  # Loss/G/loss, Progress/augment, Metrics/fid...
+    snapshot_path: str | None = None  # written at this tick
+    sample_grid_path: str | None = None
+    run_dir: str = ""
+    done: bool = False  # last tick of the run (finished, stopped or failed)
+    message: str = ""  # what happened (metrics skipped, stop reason, error)
+
+
+@dataclass
+class RunSummary:
+    run_dir: str
+    kimg: float
+    snapshot_path: str | None  # the newest snapshot (a good one)
+    stopped: bool  # ended before reaching config.kimg
+    reason: str  # 'done' | 'stopped' | 'nonfinite' | 'dry_run'
+    message: str = ""
+
+
+class NonFiniteLoss(Exception):
+    """A loss became NaN or inf."""
+
+
+@dataclass
+class _Phase:
+    name: str  # Gmain | Greg | Dmain | Dreg
+    module: torch.nn.Module
+    opt: torch.optim.Optimizer
+    interval: int
+
+
+def run(
+    config: TrainConfig,
+    should_stop: Callable[[], bool] | None = None,
+    on_tick: Callable[[TickInfo], None] | None = None,
+) -> RunSummary:
+    """Train as configured (see TrainConfig). Raises UserError for bad options before training."""
+    info = distributed.setup(resolve_device(config.device))
+    try:
+        prepared = prepare(config, world_size=info.world_size, build=config.dry_run)
+        if config.dry_run:
+            return RunSummary("", 0.0, None, False, "dry_run", prepared.resolved.to_json())
+        return _Trainer(prepared, info).train(should_stop, on_tick)
+    finally:
+        distributed.teardown(info)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class _Trainer:
+    def __init__(self, prepared: Prepared, dist_info: distributed.DistInfo):
+        self.r: ResolvedConfig = prepared.resolved
+        self.cfg: TrainConfig = self.r.config
+        self.dist = dist_info
+        self.dataset = prepared.dataset
+        self.device = self._device()
+        self.stats = StatsCollector(self.device)
+        self.cur_nimg = 0
+        self.tick = 0
+        self.batch_idx = 0
+        self.last_snapshot: str | None = None
+        self.snapshot_nimg = -1  # cur_nimg of the last snapshot written (or resumed from)
+        torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
+        self.G, self.D = build_networks(self.r, self.device)
+        self.G_ema = _copy_net(self.G)
+        self.augment_pipe, self.ada = self._augment()
+        resume = prepared.resume
+        self._load_weights(resume)
+        self.phases = self._phases()
+        self.loss = StyleGANLoss(
+            self.G, self.D, self._loss_settings(), self.stats, self.augment_pipe, self.ada
+        )
+        if resume is not None and resume.mode == "continue":
+            self._load_state(resume.state_path)
+            self.last_snapshot = resume.model_path
+        else:
+            torch.manual_seed(self.cfg.seed * self.dist.world_size + self.dist.rank)
+        for net in (self.G, self.D, self.G_ema):
+            distributed.broadcast_module(net)
+        self.run_dir = self._run_dir(resume)
+        self.grid_z, self.grid_c = self._grid_latents()
+
+    # --- setup --------------------------------------------------------------------------
+
+    def _device(self) -> torch.device:
+        if self.r.device == "cuda":
+            return torch.device("cuda", self.dist.local_rank)
+        return torch.device("cpu")
+
+    def _augment(self) -> tuple[AugmentPipe | None, AdaController | None]:
+        if self.cfg.aug == "noaug":
+            return None, None
+        pipe = AugmentPipe(**augment_preset("bgc"), p=self.r.augment_p).train().requires_grad_(False)
+        pipe = pipe.to(self.device)
+        ada = (
+            AdaController(pipe, target=self.cfg.target, kimg=self.r.ada_kimg)
+            if self.cfg.aug == "ada"
+            else None
+        )
+        return pipe, ada
+
+    def _load_weights(self, resume: ResumeSource | None) -> None:
+        if resume is None:
+            return
+        m = resume.model
+        with torch.no_grad():
+            _copy_state(m.G_train if m.G_train is not None else m.G, self.G, "G")
+            _copy_state(m.G, self.G_ema, "G_ema")
+            if m.D is not None:
+                _copy_state(m.D, self.D, "D")
+        resume.model = None  # free the CPU copies
+
+    def _loss_settings(self) -> LossSettings:
+        r = self.r
+        return LossSettings(
+            r1_gamma=r.gamma if r.r1_interval > 0 else 0.0,
+            pl_weight=r.pl_weight,
+            pl_batch_shrink=self.cfg.pl_batch_shrink,
+            pl_decay=self.cfg.pl_decay,
+            style_mixing=r.style_mixing,
+            blur_init_sigma=r.blur_init_sigma,
+            blur_fade_kimg=r.blur_fade_kimg,
+        )
+
+    def _phases(self) -> list[_Phase]:
+        r = self.r
+        phases = []
+        for name, module, lr, reg_interval in (
+            ("G", self.G, r.glr, r.g_reg_interval),
+            ("D", self.D, r.dlr, r.r1_interval if r.gamma > 0 else 0),
+        ):
+            # Lazy regularisation: the main steps' lr and betas are adjusted as in the paper.
+            ratio = reg_interval / (reg_interval + 1) if reg_interval > 0 else 1.0
+            opt = torch.optim.Adam(
+                module.parameters(), lr=lr * ratio, betas=tuple(b**ratio for b in ADAM_BETAS), eps=ADAM_EPS
+            )
+            phases.append(_Phase(f"{name}main", module, opt, 1))
+            if reg_interval > 0:
+                phases.append(_Phase(f"{name}reg", module, opt, reg_interval))
+        return phases
+
+    def _run_dir(self, resume: ResumeSource | None) -> str:
+        if resume is not None and resume.run_dir is not None:
+            run_dir = resume.run_dir
+            if self.dist.is_main:
+                StatsWriter(os.path.join(run_dir, "stats.jsonl")).truncate_after(self.tick - 1)
+        elif self.dist.is_main:
+            desc = self.cfg.desc or f"{self.cfg.cfg}-{self.r.data.name}"
+            run_dir = snap.new_run_dir(self.cfg.outdir, desc)
+        else:
+            run_dir = ""
+        if self.dist.is_main:
+            self._write_options(run_dir)
+        return run_dir
+
+    def _write_options(self, run_dir: str) -> None:
+        from gan.io.files import atomic_write_bytes
+
+        atomic_write_bytes(os.path.join(run_dir, OPTIONS_FILE), self.r.to_json().encode())
+
+    def _grid_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.cfg.grid_cols * self.cfg.grid_rows
+        gen = torch.Generator().manual_seed(self.cfg.seed)
+        z = torch.randn([n, self.G.z_dim], generator=gen)
+        idx = torch.randint(0, len(self.dataset), [n], generator=gen).tolist()
+        c = torch.from_numpy(np.stack([self.dataset.get_label(i) for i in idx])).reshape(n, -1)
+        return z.to(self.device), c.to(self.device)
+
+    # --- state --------------------------------------------------------------------------
+
+    def _state_dict(self) -> dict:
+        state = {
+            "version": 1,
+            "cur_nimg": self.cur_nimg,
+            "tick": self.tick,
+            "batch_idx": self.batch_idx,
+            "optimizers": {ph.name: ph.opt.state_dict() for ph in self.phases if ph.name.endswith("main")},
+            "augment_p": self.augment_pipe.p.detach().cpu().clone()
+            if self.augment_pipe is not None
+            else None,
+            "pl_mean": self.loss.pl_mean.detach().cpu().clone(),
+            "rng_cpu": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _load_state(self, path: str) -> None:
+        state = snap.load_state(path)
+        try:
+            self.cur_nimg, self.tick, self.batch_idx = (
+                int(state["cur_nimg"]),
+                int(state["tick"]),
+                int(state["batch_idx"]),
+            )
+            for ph in self.phases:
+                if ph.name.endswith("main"):
+                    ph.opt.load_state_dict(state["optimizers"][ph.name])
+            if self.augment_pipe is not None and state.get("augment_p") is not None:
+                self.augment_pipe.p.copy_(state["augment_p"])
+            self.loss.pl_mean.copy_(state["pl_mean"])
+            self.snapshot_nimg = self.cur_nimg
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise UserError(
+                f"the training state {path} does not fit this run ({exc}); resume with --finetune instead"
+            ) from None
+        if self.dist.is_main:
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        else:
+            torch.manual_seed(self.cfg.seed * self.dist.world_size + self.dist.rank + self.cur_nimg)
+
+    # --- data ---------------------------------------------------------------------------
+
+    def _batches(self):
+        """Endless (images float [-1, 1], labels) batches of batch_gpu for this rank, continuing
+        the sampler where the resumed run left it."""
+        sampler = InfiniteSampler(self.dataset, self.dist.rank, self.dist.world_size, seed=self.cfg.seed)
+        start = self.cur_nimg // self.dist.world_size  # items this rank has consumed so far
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            sampler=_Skip(sampler, start),
+            batch_size=self.r.batch_gpu,
+            num_workers=self.r.workers,
+            pin_memory=self.device.type == "cuda",
+            prefetch_factor=2 if self.r.workers > 0 else None,
+            persistent_workers=self.r.workers > 0,
+            generator=torch.Generator().manual_seed(self.cfg.seed),  # keeps the global RNG stream intact
+        )
+        for images, labels in loader:
+            images = images.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
+            yield images, labels.to(self.device, non_blocking=True)
+
+    def _gen_labels(self, n: int) -> torch.Tensor:
+        if self.G.c_dim == 0:
+            return torch.zeros([n, 0], device=self.device)
+        idx = torch.randint(0, len(self.dataset), [n]).tolist()
+        return torch.from_numpy(np.stack([self.dataset.get_label(i) for i in idx])).to(self.device)
+
+    # --- training -----------------------------------------------------------------------
+
+    def train(self, should_stop, on_tick) -> RunSummary:
+        batches = self._batches()
+        clock = _TickClock(self.cur_nimg)
+        if self.dist.is_main and not os.path.exists(os.path.join(self.run_dir, "reals.png")):
+            self._save_reals()
+        while True:
+            stop = distributed.any_flag(bool(should_stop and should_stop()), self.device)
+            if not stop:
+                try:
+                    self._step(batches)
+                except NonFiniteLoss as exc:
+                    return self._fail(str(exc), clock, on_tick)
+            done = self.cur_nimg >= self.cfg.kimg * 1000
+            tick_due = self.tick == 0 or self.cur_nimg >= clock.start_nimg + self.cfg.tick_kimg * 1000
+            if not (done or stop or tick_due):
+                continue
+            if stop and self.cur_nimg == clock.start_nimg and self.tick > 0:
+                info = self._stop_between_ticks()  # nothing new to report since the last tick
+            else:
+                info = self._end_tick(clock, last=done or stop, stopped=stop and not done)
+            if on_tick is not None and self.dist.is_main:
+                on_tick(info)
+            if done or stop:
+                return self._summary(not done, "done" if done else "stopped", info.message)
+
+    def _step(self, batches) -> None:
+        rounds = [next(batches) for _ in range(self.r.accum_rounds)]
+        for phase in self.phases:
+            if self.batch_idx % phase.interval != 0:
+                continue
+            phase.module.requires_grad_(True)
+            phase.opt.zero_grad(set_to_none=True)
+            losses = [self._accumulate(phase, img, c) for img, c in rounds]
+            phase.module.requires_grad_(False)
+            params = [p for p in phase.module.parameters()]
+            distributed.average_gradients(params)
+            self._check_finite(phase, losses)
+            for p in params:
+                if p.grad is not None:
+                    torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
+            phase.opt.step()
+        self._update_ema()
+        self.cur_nimg += self.r.batch
+        self.batch_idx += 1
+        if self.ada is not None and self.batch_idx % ADA_INTERVAL == 0:
+            self.ada.update()
+
+    def _accumulate(self, phase: _Phase, real_img: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
+        n = real_img.shape[0]
+        gen_z = torch.randn([n, self.G.z_dim], device=self.device)
+        gen_c = self._gen_labels(n)
+        loss, gain = self.loss, phase.interval
+        if phase.name == "Gmain":
+            return loss.g_main(gen_z, gen_c, gain, self.cur_nimg)
+        if phase.name == "Greg":
+            return loss.g_reg(gen_z, gen_c, gain)
+        if phase.name == "Dmain":
+            return loss.d_main(real_img, real_c, gen_z, gen_c, gain, self.cur_nimg)
+        return loss.d_reg(real_img, real_c, gain, self.cur_nimg)
+
+    def _check_finite(self, phase: _Phase, losses: list[torch.Tensor]) -> None:
+        bad = not bool(torch.isfinite(torch.stack(losses)).all())
+        if distributed.any_flag(bad, self.device):
+            kimg = self.cur_nimg / 1000
+            raise NonFiniteLoss(
+                f"the {phase.name} loss became NaN or inf at {kimg:.3f} kimg; training stopped before the "
+                "optimizer step, so no broken weights were saved. Lower --glr/--dlr or raise --gamma and "
+                "resume from the last snapshot"
+            )
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        ema_nimg = self.r.ema_kimg * 1000
+        if self.r.ema_rampup > 0:
+            ema_nimg = min(ema_nimg, self.cur_nimg * self.r.ema_rampup)
+        beta = 0.5 ** (self.r.batch / max(ema_nimg, 1e-8))
+        ema_params = list(self.G_ema.parameters())
+        torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1 - beta)
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
+            b_ema.copy_(b)
+
+    # --- ticks and snapshots ------------------------------------------------------------
+
+    def _end_tick(self, clock: _TickClock, last: bool, stopped: bool) -> TickInfo:
+        stats = self.stats.collect(_REPORTED)
+        sec_per_kimg = clock.sec_per_kimg(self.cur_nimg)
+        stats["Timing/sec_per_kimg"] = sec_per_kimg
+        stats["Progress/kimg"] = self.cur_nimg / 1000
+        stats["Progress/augment"] = float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0
+        total_kimg = float(self.cfg.kimg)
+        remaining = max(total_kimg - self.cur_nimg / 1000, 0.0)
+        info = TickInfo(
+            tick=self.tick,
+            kimg=self.cur_nimg / 1000,
+            total_kimg=total_kimg,
+            sec_per_kimg=sec_per_kimg,
+            eta_sec=remaining * sec_per_kimg if math.isfinite(sec_per_kimg) else math.nan,
+            run_dir=self.run_dir,
+            done=last,
+            message="stopped on request" if stopped else ("finished" if last else ""),
+        )
+        self.tick += 1  # a snapshot's state records the tick to continue with
+        if (last or info.tick % self.cfg.snap == 0) and self.snapshot_nimg != self.cur_nimg:
+            self._snapshot_and_metrics(info, stats)
+        info.stats = stats
+        if self.dist.is_main:
+            record = {"tick": info.tick, "kimg": info.kimg, "timestamp": time.time(), **stats}
+            StatsWriter(os.path.join(self.run_dir, "stats.jsonl")).write(record)
+        clock.restart(self.cur_nimg)
+        return info
+
+    def _stop_between_ticks(self) -> TickInfo:
+        info = TickInfo(
+            tick=self.tick - 1, kimg=self.cur_nimg / 1000, total_kimg=float(self.cfg.kimg),
+            sec_per_kimg=math.nan, eta_sec=math.nan, run_dir=self.run_dir, done=True,
+            message="stopped on request",
+        )  # fmt: skip
+        if self.snapshot_nimg != self.cur_nimg:
+            self._snapshot_and_metrics(info, info.stats)
+        return info
+
+    def _snapshot_and_metrics(self, info: TickInfo, stats: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
+        if not snap.all_finite(self.G, self.D, self.G_ema):
+            info.message = "weights are not finite; snapshot skipped to keep the last good one"
+            return
+        info.snapshot_path = self._write_snapshot()
+        info.sample_grid_path = self._save_fakes()
+        if self.cfg.metrics:
+            skipped = self._metrics(stats)
+            if skipped:
+                info.message = "; ".join(filter(None, [info.message, skipped]))
+
+    def _write_snapshot(self) -> str:
+        model_name, state_name = snap.snapshot_names(self.cur_nimg)
+        model_path = os.path.join(self.run_dir, model_name)
+        snap.save_state(os.path.join(self.run_dir, state_name), self._state_dict())
+        from gan.model_io import save_model
+
+        metadata = {
+            "training": {
+                "state_file": state_name,
+                "kimg": self.cur_nimg / 1000,
+                "cur_nimg": self.cur_nimg,
+                "tick": self.tick,
+                "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                "data": self.r.data.path,
+                "config": self.cfg.to_dict(),
+            },
+            "source": "gan train",
+        }
+        save_model(model_path, self.G_ema, D=self.D, G_train=self.G, arch=self.cfg.cfg, metadata=metadata)
+        snap.write_latest(self.run_dir, snap.Latest(model_name, state_name, self.cur_nimg, self.tick))
+        snap.prune_states(self.run_dir)
+        self.last_snapshot = model_path
+        self.snapshot_nimg = self.cur_nimg
+        return model_path
+
+    @torch.no_grad()
+    def _save_fakes(self) -> str:
+        images = []
+        for z, c in zip(self.grid_z.split(self.r.batch_gpu), self.grid_c.split(self.r.batch_gpu)):
+            images.append(snap.to_uint8(self.G_ema(z, c, noise_mode="const")))
+        path = os.path.join(self.run_dir, f"fakes{self.cur_nimg // 1000:06d}.png")
+        snap.save_image_grid(np.concatenate(images), path, self.cfg.grid_cols)
+        return path
+
+    def _save_reals(self) -> None:
+        n = self.cfg.grid_cols * self.cfg.grid_rows
+        gen = np.random.default_rng(self.cfg.seed)
+        idx = gen.choice(len(self.dataset), size=n, replace=len(self.dataset) < n)
+        images = np.stack([self.dataset[int(i)][0] for i in idx])
+        snap.save_image_grid(images, os.path.join(self.run_dir, "reals.png"), self.cfg.grid_cols)
+
+    def _metrics(self, stats: dict[str, float]) -> str:
+        from gan.metrics import run_metrics
+
+        try:
+            report = run_metrics(
+                self.cfg.metrics, self.G_ema, dataset=self.cfg.data, num=self.cfg.metrics_num,
+                batch_size=self.r.batch_gpu, seed=self.cfg.seed,
+            )  # fmt: skip
+        except UserError as exc:
+            return f"metrics skipped: {exc}"
+        for name, value in report.values.items():
+            stats[f"Metrics/{name}"] = float(value)
+        return "; ".join(f"{n} skipped: {why}" for n, why in report.skipped.items())
+
+    # --- endings ------------------------------------------------------------------------
+
+    def _fail(self, message: str, clock: _TickClock, on_tick) -> RunSummary:
+        stats = self.stats.collect(_REPORTED)
+        info = TickInfo(
+            tick=self.tick, kimg=self.cur_nimg / 1000, total_kimg=float(self.cfg.kimg),
+            sec_per_kimg=clock.sec_per_kimg(self.cur_nimg), eta_sec=math.nan, stats=stats,
+            snapshot_path=None, run_dir=self.run_dir, done=True,
+            message=f"{message} ({self.last_snapshot or 'no snapshot was written yet'})",
+        )  # fmt: skip
+        if on_tick is not None and self.dist.is_main:
+            on_tick(info)
+        return self._summary(True, "nonfinite", info.message)
+
+    def _summary(self, stopped: bool, reason: str, message: str) -> RunSummary:
+        return RunSummary(self.run_dir, self.cur_nimg / 1000, self.last_snapshot, stopped, reason, message)
+
+
+# Names every rank reports each tick (so the distributed all-reduce lines up).
+_REPORTED = [
+    "Loss/G/loss",
+    "Loss/D/loss",
+    "Loss/scores/fake",
+    "Loss/scores/real",
+    "Loss/signs/fake",
+    "Loss/signs/real",
+]
+
+
+class _TickClock:
+    def __init__(self, nimg: int):
+        self.restart(nimg)
+
+    def restart(self, nimg: int) -> None:
+        self.start_nimg = nimg
+        self.start_time = time.monotonic()
+
+    def sec_per_kimg(self, nimg: int) -> float:
+        done = nimg - self.start_nimg
+        return (time.monotonic() - self.start_time) / (done / 1000) if done > 0 else math.nan
+
+
+class _Skip(torch.utils.data.Sampler):
+    """The indices of a sampler after the first `count`."""
+
+    def __init__(self, sampler, count: int):
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.count, None)
+
+
+def _copy_net(net: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(net).eval().requires_grad_(False)
+
+
+def _copy_state(src: torch.nn.Module, dst: torch.nn.Module, what: str) -> None:
+    """Load src's parameters and buffers into dst (same architecture, maybe other fp16 settings)."""
+    try:
+        dst.load_state_dict(src.state_dict(), strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"the resumed {what} does not fit the network built for this run: {exc}") from None
