@@ -149,8 +149,8 @@ def test_ctrl_c_stops_gan_train_with_a_snapshot(tmp_path, data16):
     outdir = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "gan.cli", "train", "--data", data16, "--outdir", str(outdir),
-           "--cfg", "stylegan2", "--kimg", "1000", "--tick-kimg", "0.008", "--snap", "1000", "--device", "cpu",
-           *TINY_FLAGS]  # fmt: skip
+           "--cfg", "stylegan2", "--kimg", "1000", "--tick-kimg", "0.008", "--snap", "1000",
+           "--device", "cpu", *TINY_FLAGS]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []
