@@ -72,6 +72,7 @@ def _add_toon(sub) -> None:
     styles_help = toon_help("styles") + " (default photo,anime)"
     p.add_argument("--styles", type=_parse_styles, default=ToonConfig.styles, help=styles_help)
     p.add_argument("--supersample", type=int, default=None, help=toon_help("supersample"))
+    p.add_argument("--workers", type=int, default=1, help=toon_help("workers") + " (default 1)")
     p.add_argument("--force", action="store_true", help=toon_help("force"))
     p.set_defaults(_dataset_run=_run_toon)
 
@@ -86,6 +87,7 @@ def _run_toon(args: argparse.Namespace) -> int:
         seed=args.seed,
         styles=args.styles,
         supersample=args.supersample,
+        workers=args.workers,
         force=args.force,
     )
     print(make_toon_dataset(config).summary())

@@ -35,7 +35,10 @@ the same identity and pose whatever `--styles` and `--count` are.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -675,7 +678,11 @@ class ToonConfig:
         default=STYLES, metadata={"help": "styles to draw, each image picks one at random: photo, anime"}
     )
     supersample: int | None = field(
-        default=None, metadata={"help": "draw at this many times the size (2..8); default 4 up to 128 px"}
+        default=None,
+        metadata={"help": "draw at this many times the size (1..8); default 4 up to 128 px, then 2"},
+    )
+    workers: int = field(
+        default=1, metadata={"help": "processes drawing in parallel; the output is the same for any number"}
     )
     force: bool = field(default=False, metadata={"help": "replace an existing output"})
 
@@ -693,6 +700,8 @@ class ToonConfig:
             raise UserError(f"--styles lists a style twice: {','.join(self.styles)}")
         if self.supersample is not None and not 1 <= self.supersample <= 8:
             raise UserError(f"--supersample must be from 1 to 8, not {self.supersample}")
+        if not 1 <= self.workers <= 64:
+            raise UserError(f"--workers must be from 1 to 64, not {self.workers}")
         if self.seed < 0:
             raise UserError(f"--seed must not be negative, not {self.seed}")
 
@@ -736,6 +745,10 @@ def toon_image(
     return image, attrs
 
 
+def _draw_one(seed, resolution, styles, supersample, index):
+    return toon_image(seed, index, resolution, styles, supersample)
+
+
 def make_toon_dataset(
     config: ToonConfig,
     progress: bool = True,
@@ -749,13 +762,21 @@ def make_toon_dataset(
     attributes = []
     counts = dict.fromkeys(config.styles, 0)
     bar = tqdm(total=config.count, desc="drawing toon faces", unit="img", disable=None if progress else True)
-    with bar, DatasetWriter(config.out, force=config.force) as writer:
-        for i in range(config.count):
+    draw = functools.partial(
+        _draw_one, config.seed, config.resolution, tuple(config.styles), config.supersample
+    )
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(bar)
+        writer = stack.enter_context(DatasetWriter(config.out, force=config.force))
+        if config.workers > 1:
+            # Ordered results: image i is always written i-th, so any worker count gives the same file.
+            pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(config.workers))
+            results = pool.imap(draw, range(config.count), chunksize=8)
+        else:
+            results = map(draw, range(config.count))
+        for image, attrs in results:
             if should_stop is not None and should_stop():
                 raise Cancelled("drawing the toon data set was stopped")  # the writer deletes the output
-            image, attrs = toon_image(
-                config.seed, i, config.resolution, tuple(config.styles), config.supersample
-            )
             name = writer.add(image, attrs["style"])
             attributes.append([name, attrs])
             counts[STYLES[attrs["style"]]] += 1

@@ -126,3 +126,15 @@ def test_stop_leaves_nothing_behind(tmp_path):
         config = toon.ToonConfig(out=str(tmp_path / "t.zip"), count=10, resolution=16)
         toon.make_toon_dataset(config, False, should_stop)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_parallel_workers_write_the_same_data_set(tmp_path):
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        toon.make_toon_dataset(toon.ToonConfig(out=str(out), count=10, resolution=16, workers=workers), False)
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert len(files) == 11
+    for rel in files:
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
