@@ -19,7 +19,8 @@ the same identity and pose whatever `--styles` and `--count` are.
     attributes      [[name, {attribute: value}], ...], one dict per image with the keys
                       style        0 photo, 1 anime
                       skin_tone    0..4, light to dark (SKIN_TONES)
-                      face_shape   0 oval, 1 round, 2 square, 3 heart (FACE_SHAPES)
+                      face_shape   0 oval, 1 round, 2 square, 3 heart (FACE_SHAPES; the jaw of
+                                   the photo style; anime faces always end in a pointed chin)
                       hair_colour  0 black, 1 brown, 2 blonde, 3 red, 4 blue (HAIR_COLOURS)
                       hair_style   0 short, 1 bob, 2 long, 3 bun (HAIR_STYLES)
                       eye_colour   0 brown, 1 blue, 2 green, 3 grey (EYE_COLOURS)
@@ -35,6 +36,7 @@ the same identity and pose whatever `--styles` and `--count` are.
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import functools
 import math
@@ -136,8 +138,6 @@ class ToonPose:
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
     r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
     return (round(r * 255), round(g * 255), round(b * 255))
 
