@@ -61,8 +61,8 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """All-reduce the mean gradient of params (one flattened buffer); missing grads count as 0."""
-    params = [p for p in params if p.requires_grad]
+    """All-reduce the mean gradient of params (one flattened buffer); missing grads count as 0.
+    Every rank must pass the same list."""
     if not active() or not params:
         return
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params])
@@ -82,3 +82,20 @@ def any_flag(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+def average_running_buffers(module: torch.nn.Module) -> None:
+    """Average the running averages each rank updates from its own samples (mapping `w_avg`,
+    StyleGAN3 `magnitude_ema`), so the networks stay identical across ranks."""
+    if not active():
+        return
+    buffers = [b for name, b in module.named_buffers() if name.endswith(("_avg", "_ema"))]
+    if not buffers:
+        return
+    flat = torch.cat([b.flatten() for b in buffers])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for b in buffers:
+        b.copy_(flat[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()

@@ -363,6 +363,7 @@ class _Trainer:
         if self.r.ema_rampup > 0:
             ema_nimg = min(ema_nimg, self.cur_nimg * self.r.ema_rampup)
         beta = 0.5 ** (self.r.batch / max(ema_nimg, 1e-8))
+        distributed.average_running_buffers(self.G)
         ema_params = list(self.G_ema.parameters())
         torch._foreach_lerp_(ema_params, list(self.G.parameters()), 1 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
