@@ -4,11 +4,16 @@ Randomly initialised networks with the official 256 px settings (cbase 16384, cm
 z/w 512; mapping depth 8 for SG2 and 2 for SG3), fp32, noise_mode='const'.
 
     python -m bench.generator --res 256 --batch 1 8 --impl auto ref --write
+    python -m bench.generator --memory --write      # peak RSS of an SG3-T 1024 px forward, ref vs auto
+    python -m bench.generator --flops --write       # modulated-conv FLOPs vs measured matmul speed
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import time
 
@@ -56,6 +61,67 @@ def time_generator(G: torch.nn.Module, batch: int, impl: str, repeat: int) -> fl
     return best * 1000.0 / batch
 
 
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def memory_child(arch: str, res: int, cbase: int, cmax: int, impl: str) -> dict:
+    """Run in a fresh process: peak RSS once G is built (and the kernels loaded), then after one
+    forward at batch 1."""
+    G = make_generator(arch, res, cbase, cmax)
+    ops_cuda.capabilities("cpu", build=True)  # load the compiled kernels before the baseline
+    z = torch.randn([1, G.z_dim], generator=torch.Generator().manual_seed(0))
+    before = _rss_mb()
+    t0 = time.perf_counter()
+    with torch.no_grad(), ops_cuda.prefer_impl(impl):
+        G(z, torch.zeros([1, G.c_dim]), noise_mode="const")
+    return {"impl": impl, "rss_before_mb": before, "peak_mb": _rss_mb(), "seconds": time.perf_counter() - t0}
+
+
+def measure_memory(arch: str, res: int, cbase: int, cmax: int, impl: str) -> dict:
+    """Peak memory of one forward, measured in a fresh subprocess (ru_maxrss) so runs do not mix."""
+    code = (
+        "import json, sys; from bench.generator import memory_child; "
+        f"print(json.dumps(memory_child({arch!r}, {res}, {cbase}, {cmax}, {impl!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count_conv_flops(G: torch.nn.Module) -> float:
+    """FLOPs of all conv2d calls of one forward at batch 1 (multiply-add = 2 FLOPs). In SG2/SG3
+    these are the modulated convolutions; the fully connected layers add well under 0.1 %."""
+    F = torch.nn.functional
+    total = 0.0
+    real_conv = F.conv2d
+
+    def conv2d(x, w, *args, **kwargs):
+        nonlocal total
+        y = real_conv(x, w, *args, **kwargs)
+        total += 2.0 * y.numel() * w.shape[1] * w.shape[2] * w.shape[3]
+        return y
+
+    F.conv2d = conv2d
+    try:
+        with torch.no_grad():
+            G(torch.randn([1, G.z_dim]), torch.zeros([1, G.c_dim]), noise_mode="const")
+    finally:
+        F.conv2d = real_conv
+    return total
+
+
+def matmul_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """Measured fp32 torch.mm throughput of this CPU (all threads), best of `repeat`."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--archs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -66,7 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impl", nargs="+", default=["auto", "ref"])
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
+    p.add_argument("--memory", action="store_true", help="only measure peak memory (SG3-T 1024, batch 1)")
+    p.add_argument("--flops", action="store_true", help="only count conv FLOPs vs matmul throughput")
+    p.add_argument("--note", default="", help="extra remark for the doc (e.g. that the machine was shared)")
     args = p.parse_args(argv)
+    cmd = "python -m bench.generator " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = cmd.replace(" --write", "")
+    note = f"{args.note}\n\n" if args.note else ""
+    if args.memory:
+        return _main_memory(args, cmd, note)
+    if args.flops:
+        return _main_flops(args, cmd, note)
 
     rows = []
     for arch in args.archs:
@@ -77,9 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                 ms = time_generator(G, batch, impl, args.repeat)
                 rows.append(f"| {arch} | {args.res} | {params:.1f} M | {impl} | {batch} | {ms:.0f} |")
                 print(rows[-1], flush=True)
-    cmd = "python -m bench.generator " + " ".join(argv if argv is not None else sys.argv[1:])
     body = (
-        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
+        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
         "Best of the repeats, ms per image (mapping + synthesis, fp32, batch as given).\n\n"
         "| config | px | G params | ops impl | batch | ms / image |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows)
@@ -92,3 +167,60 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _main_memory(args: argparse.Namespace, cmd: str, note: str) -> int:
+    res = 1024 if args.res == 256 else args.res  # the memory question is about the 1024 px model
+    cbase = 32768 if args.cbase == 16384 else args.cbase
+    rows = []
+    for impl in args.impl:
+        m = measure_memory("stylegan3-t", res, cbase, args.cmax, impl)
+        growth = m["peak_mb"] - m["rss_before_mb"]
+        rows.append(
+            f"| stylegan3-t | {res} | {impl} | {m['rss_before_mb']:.0f} | {m['peak_mb']:.0f} | "
+            f"{growth:.0f} | {m['seconds']:.1f} |"
+        )
+        print(rows[-1], flush=True)
+    body = (
+        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
+        f"Peak resident memory (ru_maxrss) of a fresh process that builds the generator (cbase {cbase}, "
+        f"cmax {args.cmax}, fp32, random weights), loads the kernels, then runs one forward at batch 1. "
+        "'before' = peak before the forward (libraries + weights), 'peak' = after it, 'forward' = the "
+        "difference, i.e. the memory the forward itself needed.\n\n"
+        "| config | px | ops impl | before MB | peak MB | forward MB | forward s |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if args.write:
+        write_section(f"Generator peak memory, {res} px", body)
+    print(body)
+    return 0
+
+
+def _main_flops(args: argparse.Namespace, cmd: str, note: str) -> int:
+    gflops = matmul_gflops()
+    rows = []
+    for arch in args.archs:
+        G = make_generator(arch, args.res, args.cbase, args.cmax)
+        conv = count_conv_flops(G)
+        for impl in args.impl:
+            ms = time_generator(G, 1, impl, args.repeat)
+            rate = conv / 1e9 / (ms / 1000.0)
+            rows.append(
+                f"| {arch} | {args.res} | {conv / 1e9:.1f} | {impl} | {ms:.0f} | {rate:.1f} | "
+                f"{100 * rate / gflops:.0f}% |"
+            )
+            print(rows[-1], flush=True)
+    body = (
+        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
+        f"Measured fp32 torch.mm throughput (2048 x 2048, best of 5): {gflops:.0f} GFLOP/s. "
+        "FLOPs per image at batch 1 (multiply-add = 2) of all conv2d calls, i.e. the modulated "
+        "convolutions (the fully connected layers add well under 0.1 %). GFLOP/s = those FLOPs over "
+        "the whole forward's time; the last column is that rate as a fraction of the matmul "
+        "throughput (the filters, activations and resampling count as overhead).\n\n"
+        "| config | px | conv GFLOP / image | ops impl | ms / image | GFLOP/s | of mm throughput |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if args.write:
+        write_section(f"Generator FLOPs, {args.res} px", body)
+    print(body)
+    return 0

@@ -86,6 +86,13 @@ OPS_HD inline T clamp_fwd(T y, T clamp) {
   return y > clamp ? clamp : (y < -clamp ? -clamp : y);
 }
 
+// The clamp for a known clamp >= 0 (no early return, so row loops over it vectorise).
+template <typename T>
+OPS_HD inline T clamp_on(T y, T clamp) {
+  y = y > clamp ? clamp : y;
+  return y < -clamp ? -clamp : y;
+}
+
 // Gradient of the clamp: passes where -clamp <= y <= clamp (inclusive, like torch.clamp).
 template <typename T>
 OPS_HD inline T clamp_grad(T y, T clamp) {
@@ -93,10 +100,21 @@ OPS_HD inline T clamp_grad(T y, T clamp) {
   return (y >= -clamp && y <= clamp) ? T(1) : T(0);
 }
 
-// filtered_lrelu's nonlinearity: clamp(lrelu(v, slope) * gain).
+// filtered_lrelu's nonlinearity: clamp(lrelu(v, slope) * gain); the _noclamp / _clamped forms
+// are the same for a clamp known to be off / on.
+template <typename T>
+OPS_HD inline T flrelu_act_noclamp(T v, T slope, T gain) {
+  return (v > T(0) ? v : v * slope) * gain;
+}
+
+template <typename T>
+OPS_HD inline T flrelu_act_clamped(T v, T slope, T gain, T clamp) {
+  return clamp_on(flrelu_act_noclamp(v, slope, gain), clamp);
+}
+
 template <typename T>
 OPS_HD inline T flrelu_act(T v, T slope, T gain, T clamp) {
-  return clamp_fwd((v > T(0) ? v : v * slope) * gain, clamp);
+  return clamp < T(0) ? flrelu_act_noclamp(v, slope, gain) : flrelu_act_clamped(v, slope, gain, clamp);
 }
 
 // ... and its derivative with respect to v.

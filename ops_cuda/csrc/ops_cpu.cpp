@@ -110,8 +110,12 @@ inline void combine(T* __restrict__ dst, const T* const* src, const T* w, int co
 }
 
 // filtered_lrelu's activation over a row, in place.
-#define OPS_FLRELU_ROW_BODY \
-  for (int i = 0; i < n; i++) a[i] = ops::flrelu_act(a[i], slope, gain, clamp);
+#define OPS_FLRELU_ROW_BODY                                                         \
+  if (clamp < T(0)) {                                                               \
+    for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_noclamp(a[i], slope, gain);  \
+  } else {                                                                          \
+    for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_clamped(a[i], slope, gain, clamp); \
+  }
 
 template <typename T>
 void flrelu_row_base(T* __restrict__ a, int n, T slope, T gain, T clamp) {
@@ -217,17 +221,56 @@ inline void load_row(T* interior, const T* __restrict__ src, int n, T bias) {
 // ---------------------------------------------------------------------------------------------
 // bias_act
 
+// One row of bias_act / its gradient; the clamp test is outside the loops so they vectorise.
+#define OPS_BIAS_ACT_ROW_BODY                                                                     \
+  if (clamp < T(0)) {                                                                             \
+    for (int64_t i = 0; i < n; i++) y[i] = ops::act_fwd<A>(x[i] + bias, alpha) * gain;            \
+  } else {                                                                                        \
+    for (int64_t i = 0; i < n; i++) y[i] = ops::clamp_on(ops::act_fwd<A>(x[i] + bias, alpha) * gain, clamp); \
+  }
+
+#define OPS_BIAS_ACT_GRAD_ROW_BODY                                                                \
+  for (int64_t i = 0; i < n; i++) {                                                               \
+    const T v = x[i] + bias;                                                                      \
+    const T yv = ops::act_fwd<A>(v, alpha) * gain;                                                \
+    dx[i] = dy[i] * gain * ops::act_grad<A>(v, alpha) * ops::clamp_grad(yv, clamp);               \
+  }
+
+template <int A, typename T>
+void bias_act_row_base(const T* __restrict__ x, T* __restrict__ y, int64_t n, T bias, T alpha, T gain, T clamp) {
+  OPS_BIAS_ACT_ROW_BODY
+}
+
+template <int A, typename T>
+OPS_TARGET_AVX2 void bias_act_row_avx2(const T* __restrict__ x, T* __restrict__ y, int64_t n, T bias, T alpha,
+                                       T gain, T clamp) {
+  OPS_BIAS_ACT_ROW_BODY
+}
+
+template <int A, typename T>
+void bias_act_grad_row_base(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx, int64_t n,
+                            T bias, T alpha, T gain, T clamp) {
+  OPS_BIAS_ACT_GRAD_ROW_BODY
+}
+
+template <int A, typename T>
+OPS_TARGET_AVX2 void bias_act_grad_row_avx2(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx,
+                                            int64_t n, T bias, T alpha, T gain, T clamp) {
+  OPS_BIAS_ACT_GRAD_ROW_BODY
+}
+
 template <int A, typename T>
 void bias_act_rows(const T* x, const T* b, T* y, int64_t rows, int64_t C, int64_t inner, T alpha, T gain,
                    T clamp) {
+  const bool avx2 = OPS_AVX2_PATH && cpu_has_avx2();
   at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(inner, 1)),
                    [&](int64_t begin, int64_t end) {
                      for (int64_t r = begin; r < end; r++) {
                        const T bias = b ? b[r % C] : T(0);
-                       const T* __restrict__ xr = x + r * inner;
-                       T* __restrict__ yr = y + r * inner;
-                       for (int64_t i = 0; i < inner; i++)
-                         yr[i] = ops::clamp_fwd(ops::act_fwd<A>(xr[i] + bias, alpha) * gain, clamp);
+                       if (avx2)
+                         bias_act_row_avx2<A>(x + r * inner, y + r * inner, inner, bias, alpha, gain, clamp);
+                       else
+                         bias_act_row_base<A>(x + r * inner, y + r * inner, inner, bias, alpha, gain, clamp);
                      }
                    });
 }
@@ -235,18 +278,16 @@ void bias_act_rows(const T* x, const T* b, T* y, int64_t rows, int64_t C, int64_
 template <int A, typename T>
 void bias_act_grad_rows(const T* dy, const T* x, const T* b, T* dx, int64_t rows, int64_t C, int64_t inner,
                         T alpha, T gain, T clamp) {
+  const bool avx2 = OPS_AVX2_PATH && cpu_has_avx2();
   at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(inner, 1)),
                    [&](int64_t begin, int64_t end) {
                      for (int64_t r = begin; r < end; r++) {
                        const T bias = b ? b[r % C] : T(0);
-                       const T* __restrict__ xr = x + r * inner;
-                       const T* __restrict__ gr = dy + r * inner;
-                       T* __restrict__ dr = dx + r * inner;
-                       for (int64_t i = 0; i < inner; i++) {
-                         const T v = xr[i] + bias;
-                         const T yv = ops::act_fwd<A>(v, alpha) * gain;
-                         dr[i] = gr[i] * gain * ops::act_grad<A>(v, alpha) * ops::clamp_grad(yv, clamp);
-                       }
+                       const int64_t o = r * inner;
+                       if (avx2)
+                         bias_act_grad_row_avx2<A>(dy + o, x + o, dx + o, inner, bias, alpha, gain, clamp);
+                       else
+                         bias_act_grad_row_base<A>(dy + o, x + o, dx + o, inner, bias, alpha, gain, clamp);
                      }
                    });
 }

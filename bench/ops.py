@@ -1,0 +1,159 @@
+"""Op speed: reference (pure torch) vs compiled CPU kernels at the real StyleGAN3 layer shapes.
+
+The layer shapes come from running a randomly initialised generator with the official settings
+(SG3-T 256 px: cbase 16384, cmax 512; SG3-T 1024 px: cbase 32768, cmax 512) and recording every
+filtered_lrelu call. For each distinct call we time, at batch 1:
+  - filtered_lrelu (the fused kernel vs bias + upfirdn2d + lrelu + upfirdn2d in torch),
+  - upfirdn2d: the two resampling steps of that layer (up-filter, then filter-down),
+  - bias_act: bias + lrelu + clamp on the layer's input.
+Totals are per generated image (each call counted as often as the generator makes it).
+
+    python -m bench.ops --configs sg3t-256 sg3t-1024 --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+import ops_cuda
+from bench.common import machine_summary, write_section
+from bench.generator import make_generator
+from ops_cuda import bias_act, filtered_lrelu, upfirdn2d
+
+CONFIGS = {
+    "sg3t-256": ("stylegan3-t", 256, 16384, 512),
+    "sg3t-1024": ("stylegan3-t", 1024, 32768, 512),
+    "sg3r-256": ("stylegan3-r", 256, 16384, 512),
+}
+
+
+def record_layer_calls(arch: str, res: int, cbase: int, cmax: int) -> list[tuple[tuple, dict]]:
+    """(input shape, keyword arguments) of every filtered_lrelu call of one forward at batch 1."""
+    import gan.networks.stylegan3 as sg3
+
+    G = make_generator(arch, res, cbase, cmax)
+    calls: list[tuple[tuple, dict]] = []
+    real = sg3.filtered_lrelu
+
+    def spy(x, **kwargs):
+        calls.append((tuple(x.shape), kwargs))
+        return real(x, **kwargs)
+
+    sg3.filtered_lrelu = spy
+    try:
+        with torch.no_grad():
+            G(torch.randn([1, G.z_dim]), torch.zeros([1, G.c_dim]), noise_mode="const")
+    finally:
+        sg3.filtered_lrelu = real
+    return calls
+
+
+def _key(shape: tuple, kw: dict) -> tuple:
+    def fshape(f):
+        return None if f is None else tuple(f.shape)
+
+    return (shape, kw["up"], kw["down"], tuple(kw["padding"]), fshape(kw["fu"]), fshape(kw["fd"]), kw["gain"])
+
+
+def best_ms(fn: Callable[[], torch.Tensor], repeat: int) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000.0
+
+
+def bench_config(name: str, repeat: int) -> tuple[list[str], dict[str, list[float]]]:
+    arch, res, cbase, cmax = CONFIGS[name]
+    calls = record_layer_calls(arch, res, cbase, cmax)
+    groups: dict[tuple, list] = {}
+    for shape, kw in calls:
+        groups.setdefault(_key(shape, kw), [shape, kw, 0])[2] += 1
+    rows = []
+    totals = {op: [0.0, 0.0] for op in ("filtered_lrelu", "upfirdn2d", "bias_act")}
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for shape, kw, count in groups.values():
+            x = torch.randn(shape, generator=gen)
+            b = torch.randn(shape[1], generator=gen)
+            fu, fd, up, down, pad = kw["fu"], kw["fd"], kw["up"], kw["down"], kw["padding"]
+            h = upfirdn2d.upfirdn2d(x, fu, up=up, padding=pad, gain=up**2)  # input of the down step
+
+            def run(op: str, impl: str, x=x, b=b, kw=kw, fu=fu, fd=fd, up=up, down=down, pad=pad, h=h):
+                if op == "filtered_lrelu":
+                    kw = {**kw, "b": b}
+                    return filtered_lrelu.filtered_lrelu(x, **kw, impl=impl)
+                if op == "upfirdn2d":
+                    a = upfirdn2d.upfirdn2d(x, fu, up=up, padding=pad, gain=up**2, impl=impl)
+                    return a, upfirdn2d.upfirdn2d(h, fd, down=down, impl=impl)
+                return bias_act.bias_act(x, b, act="lrelu", clamp=256, impl=impl)
+
+            cells = []
+            for op in totals:
+                diff = _max_diff(run(op, "cpu"), run(op, "ref"))
+                ms_ref = best_ms(lambda op=op: run(op, "ref"), repeat)
+                ms_cpu = best_ms(lambda op=op: run(op, "cpu"), repeat)
+                totals[op][0] += ms_ref * count
+                totals[op][1] += ms_cpu * count
+                cells.append(f"{ms_ref:.1f} / {ms_cpu:.1f} ({ms_ref / ms_cpu:.1f}x, diff {diff:.0e})")
+            desc = f"{list(shape)} up {up} down {down} pad {list(pad)} fu {_taps(fu)} fd {_taps(fd)} x{count}"
+            rows.append(f"| {name} | {desc} | " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    return rows, totals
+
+
+def _taps(f: torch.Tensor | None) -> str:
+    return "-" if f is None else "x".join(str(s) for s in f.shape)
+
+
+def _max_diff(a, b) -> float:
+    if isinstance(a, tuple):
+        return max(_max_diff(x, y) for x, y in zip(a, b))
+    return (a - b).abs().max().item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--configs", nargs="+", default=["sg3t-256", "sg3t-1024"], choices=list(CONFIGS))
+    p.add_argument("--repeat", type=int, default=3, help="timed runs per op and impl (best is kept)")
+    p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
+    p.add_argument("--note", default="", help="extra remark for the doc (e.g. that the machine was shared)")
+    args = p.parse_args(argv)
+
+    caps = ops_cuda.capabilities("cpu", build=True)
+    if any(caps[op]["impl"] != "cpu" for op in ("filtered_lrelu", "upfirdn2d", "bias_act")):
+        print(f"the CPU kernels are not available: {caps}", file=sys.stderr)
+        return 1
+    rows, summary = [], []
+    for name in args.configs:
+        config_rows, totals = bench_config(name, args.repeat)
+        rows += config_rows
+        for op, (ms_ref, ms_cpu) in totals.items():
+            summary.append(f"| {name} | {op} | {ms_ref:.0f} | {ms_cpu:.0f} | {ms_ref / ms_cpu:.1f}x |")
+    cmd = "python -m bench.ops " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    body = (
+        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
+        + (f"{args.note}\n\n" if args.note else "")
+        + "Batch 1, fp32, best of the repeats. Per image: the sum over all layer calls of one "
+        "generator forward.\n\n"
+        "| config | op | ref ms / image | cpu ms / image | speed-up |\n|---|---|---|---|---|\n"
+        + "\n".join(summary)
+        + "\n\nPer distinct layer call: ref ms / cpu ms (speed-up, max abs difference of the outputs).\n\n"
+        "| config | layer call | filtered_lrelu | upfirdn2d (up + down step) | bias_act |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if args.write:
+        write_section("Ops: reference vs CPU kernels", body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
