@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.clear()
     else:
         settings = QSettings("stylegan-explorer", "explorer")
-    bridge = RenderBridge(device=args.device)
+    bridge = RenderBridge(device=args.device, ops_impl=args.ops)
     window = MainWindow(bridge=bridge, settings=settings)
     bridge.setParent(window)
     model = args.model or default_model_path()

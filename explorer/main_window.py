@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.last_result: dict | None = None  # latest shown render (image, timings, error)
         self._pending_session_state: ExplorerState | None = None  # applied once its model loads
         self._rng = random.Random()
+        self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
 
         self.image_view = ImageView()
         self.setCentralWidget(self.image_view)
@@ -276,7 +277,20 @@ class MainWindow(QMainWindow):
         self._request_render(continuous=continuous)
         if not continuous:
             self._request_equivariance()
+            self._refresh_thumbnails_if_needed()
         self.state_changed.emit()
+
+    def _thumbnail_key(self) -> tuple:
+        s = self.history.state
+        return (s.psi, s.truncation_cutoff, s.noise_mode, s.class_idx, s.blend, s.blend_resolution)
+
+    def _refresh_thumbnails_if_needed(self) -> None:
+        """Thumbnails show seeds with the current psi, class, noise and blend: re-render on change."""
+        key = self._thumbnail_key()
+        if key != self._thumb_key:
+            self._thumb_key = key
+            self.seed_grid.reset_thumbnails()
+            self.seed_grid.request_missing()
 
     def _refresh_widgets(self) -> None:
         state = self.history.state
@@ -378,8 +392,9 @@ class MainWindow(QMainWindow):
         self._refresh_widgets()
         self._request_render()
         self._request_equivariance()
+        self._thumb_key = self._thumbnail_key()
         self.seed_grid.reset_thumbnails()
-        self._request_thumbnails(self.seed_grid.visible_seeds())
+        self.seed_grid.request_missing()
         self.state_changed.emit()
 
     def _on_model_failed(self, path: str, message: str) -> None:

@@ -27,6 +27,8 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 log = logging.getLogger(__name__)
 
+OPS = ("bias_act", "upfirdn2d", "filtered_lrelu", "fma")  # the custom ops shown in the status bar
+
 
 @dataclass
 class DirectionInfo:
@@ -81,16 +83,21 @@ class _Model:
     directions: dict[str, DirectionInfo] = field(default_factory=dict)
 
 
-def model_info(loaded, device: str) -> dict:
+def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
     """Plain description of a LoadedModel for the About box and status bar."""
     import ops_cuda
 
     G = loaded.G
     params = sum(p.numel() for p in G.parameters())
-    try:
-        caps = ops_cuda.capabilities(device)
-    except Exception as exc:  # capabilities are informative only; never block opening a model
-        caps = {"error": {"impl": "?", "reason": str(exc), "device": device}}
+    if ops_impl != "auto":
+        # Forced: no need to look at (or wait for) compiled kernels.
+        reason = "forced with --ops"
+        caps = {op: {"impl": ops_impl, "reason": reason, "device": device, "state": "forced"} for op in OPS}
+    else:
+        try:
+            caps = ops_cuda.capabilities(device)
+        except Exception as exc:  # capabilities are informative only; never block opening a model
+            caps = {"error": {"impl": "?", "reason": str(exc), "device": device}}
     return {
         "path": os.path.abspath(str(loaded.source)),
         "name": os.path.basename(str(loaded.source)),
@@ -188,13 +195,14 @@ class _PcaThread(QThread):
         from gan.errors import Cancelled, UserError
 
         try:
-            self.result = compute_pca_directions(
-                self.G,
-                num_samples=self.num_samples,
-                num_components=self.num_components,
-                progress=lambda done, total: self.bridge.pca_progress.emit(int(done), int(total)),
-                should_stop=self.cancel.is_set,
-            )
+            with self.bridge.ops_context():
+                self.result = compute_pca_directions(
+                    self.G,
+                    num_samples=self.num_samples,
+                    num_components=self.num_components,
+                    progress=lambda done, total: self.bridge.pca_progress.emit(int(done), int(total)),
+                    should_stop=self.cancel.is_set,
+                )
         except Cancelled:
             self.cancel.set()
         except UserError as exc:
@@ -220,10 +228,17 @@ class RenderBridge(QObject):
     _eq_internal = Signal(dict)
 
     def __init__(
-        self, parent=None, *, force_sync: bool = False, device: str | None = None, min_interval_ms: int = 30
+        self,
+        parent=None,
+        *,
+        force_sync: bool = False,
+        device: str | None = None,
+        min_interval_ms: int = 30,
+        ops_impl: str = "auto",
     ):
         super().__init__(parent)
         self.force_sync = force_sync
+        self.ops_impl = ops_impl  # 'auto', or force 'ref' / 'cpu' / 'cuda' for every op (per thread)
         self.device = device or _default_device()
         self.min_interval_ms = min_interval_ms
         self._jobs = _Jobs()
@@ -367,7 +382,19 @@ class RenderBridge(QObject):
 
     # -- worker side (runs in the worker thread, or inline with force_sync) -----------------
 
+    def ops_context(self):
+        """Context in which worker threads run torch work (ops_cuda.prefer_impl is per thread)."""
+        import contextlib
+
+        import ops_cuda
+
+        return contextlib.nullcontext() if self.ops_impl == "auto" else ops_cuda.prefer_impl(self.ops_impl)
+
     def _run_task(self, task) -> None:
+        with self.ops_context():
+            self._run_task_inner(task)
+
+    def _run_task_inner(self, task) -> None:
         kind, payload = task
         try:
             if kind == "load":
@@ -407,7 +434,7 @@ class RenderBridge(QObject):
             log.exception("loading %s failed", path)
             failed.emit(path, f"Cannot open {path}: {type(exc).__name__}: {exc}")
             return
-        info = model_info(loaded, self.device)
+        info = model_info(loaded, self.device, self.ops_impl)
         if role == "blend":
             self._load_blend(loaded, info, path)
             return

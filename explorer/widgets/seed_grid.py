@@ -25,7 +25,7 @@ THUMB = 96
 
 class SeedGrid(QWidget):
     seed_picked = Signal(int)
-    page_changed = Signal(list)
+    page_changed = Signal(list)  # seeds of the page that have no thumbnail yet (only while visible)
 
     def __init__(self, page_size: int = 16, parent=None):
         super().__init__(parent)
@@ -93,7 +93,19 @@ class SeedGrid(QWidget):
             if seed in self.thumbnails:
                 item.setIcon(QIcon(to_pixmap(self.thumbnails[seed])))
         if emit:
-            self.page_changed.emit([s for s in self.visible_seeds() if s not in self.thumbnails])
+            self.request_missing()
+
+    def missing_seeds(self) -> list[int]:
+        return [s for s in self.visible_seeds() if s not in self.thumbnails]
+
+    def request_missing(self) -> None:
+        """Ask for the thumbnails of the page, if the grid is on screen (hidden grids render nothing)."""
+        if self.isVisible() and self.missing_seeds():
+            self.page_changed.emit(self.missing_seeds())
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.request_missing()
 
     def reset_thumbnails(self) -> None:
         """Forget thumbnails (a new model or new rendering settings)."""

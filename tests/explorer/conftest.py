@@ -14,6 +14,10 @@ from PySide6.QtCore import QSettings, QThread, QtMsgType, qInstallMessageHandler
 
 from tests.gan.conftest import make_tiny_generator, save_tiny  # noqa: E402
 
+# The ops implementation the tests' bridges use. 'auto' (the compiled CPU kernels): plain-torch
+# 'ref' needs no build but renders a 16 px StyleGAN3 about 10x slower.
+OPS = "auto"
+
 # Messages the offscreen platform prints for any top-level window; not problems of ours.
 BENIGN_QT_MESSAGES = ("This plugin does not support propagateSizeHints()",)
 
@@ -128,7 +132,7 @@ def make_window(qtbot, settings):
     windows = []
 
     def make(model: str | None = None, force_sync: bool = True):
-        bridge = RenderBridge(force_sync=force_sync, device="cpu")
+        bridge = RenderBridge(force_sync=force_sync, device="cpu", ops_impl=OPS)
         window = MainWindow(bridge=bridge, settings=settings)
         bridge.setParent(window)
         qtbot.addWidget(window)

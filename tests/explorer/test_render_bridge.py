@@ -10,6 +10,7 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 from explorer.render_bridge import RenderBridge
 from explorer.state import ExplorerState
+from tests.explorer.conftest import OPS
 
 
 def _request(**kw):
@@ -21,7 +22,7 @@ def bridge():
     bridges = []
 
     def make(force_sync=False, **kw):
-        b = RenderBridge(force_sync=force_sync, device="cpu", **kw)
+        b = RenderBridge(force_sync=force_sync, device="cpu", ops_impl=OPS, **kw)
         bridges.append(b)
         return b
 

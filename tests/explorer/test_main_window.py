@@ -1,0 +1,313 @@
+"""The main window driven headless: sliders change the image, undo restores it, the seed grid
+picks seeds, the transform inspector moves an SG3 image and shows a PSNR, sessions and PNG
+recipes round-trip, failed loads keep the state, shortcuts work."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from explorer.main_window import MainWindow
+
+
+def image_of(window):
+    assert window.last_result is not None and window.last_result["error"] is None, window.last_result
+    return window.last_result["image"].copy()
+
+
+def drag_slider(qtbot, slider, values):
+    """Move a slider like a user drag: pressed, several values, released."""
+    slider.setSliderDown(True)
+    for v in values:
+        slider.setValue(v)
+    slider.setSliderDown(False)
+    slider.sliderReleased.emit()
+
+
+def test_without_a_model_the_window_says_how_to_open_one(make_window):
+    window = make_window()
+    text = window.image_view._message.toPlainText()
+    assert "No model loaded" in text and "File > Open" in text and "drag and drop" in text
+    assert not window.latent_panel.isEnabled()
+
+
+def test_direction_slider_changes_image_and_undo_restores_it(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    rows = window.direction_panel.rows
+    assert list(rows)[0] == "anime" and rows["anime"].label.text() == "Anime-ify"
+    before = image_of(window)
+    drag_slider(qtbot, rows["anime"].slider, [50, 120, 200])
+    after = image_of(window)
+    assert window.history.state.edits["anime"].strength == pytest.approx(2.0)
+    assert not np.array_equal(before, after)
+    window.undo()  # the whole drag is one undo step
+    assert window.history.state.edits.get("anime") is None
+    np.testing.assert_array_equal(image_of(window), before)
+    window.redo()
+    np.testing.assert_array_equal(image_of(window), after)
+
+
+def test_layer_range_lock_and_reset(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    row = window.direction_panel.rows["pc0"]
+    row.value_spin.setValue(3.0)
+    full = image_of(window)
+    row.start_spin.setValue(4)  # only the fine layers
+    assert window.history.state.edits["pc0"].layer_start == 4
+    assert not np.array_equal(image_of(window), full)
+    row.lock_check.setChecked(True)
+    assert not row.slider.isEnabled()
+    window.direction_panel.rows["pc1"].value_spin.setValue(1.0)
+    window.reset_edits()
+    edits = window.history.state.edits
+    assert edits["pc0"].strength == 3.0 and edits["pc1"].strength == 0.0
+
+
+def test_psi_and_noise_and_style_mix_change_the_image(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    panel = window.latent_panel
+    base = image_of(window)
+    drag_slider(qtbot, panel.psi_slider, [80, 50])
+    assert window.history.state.psi == pytest.approx(0.5)
+    truncated = image_of(window)
+    assert not np.array_equal(base, truncated)
+    panel.mix_check.setChecked(True)
+    panel.mix_seed_spin.setValue(77)
+    assert window.history.state.mix_seed == 77
+    assert not np.array_equal(image_of(window), truncated)
+
+
+def test_seed_grid_picks_a_seed(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    grid = window.seed_grid
+    assert not grid.thumbnails  # nothing is rendered for a hidden grid
+    window.show()
+    qtbot.waitExposed(window)
+    assert len(grid.thumbnails) == grid.page_size  # rendered through the bridge
+    item = grid._items[5]
+    grid.list.itemClicked.emit(item)
+    assert window.history.state.seed == 5
+    np.testing.assert_array_equal(image_of(window), grid.thumbnails[5])
+    grid.next_button.click()
+    assert grid.visible_seeds()[0] == grid.page_size and len(grid.thumbnails) == 2 * grid.page_size
+
+
+def test_seed_shortcuts_and_random(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    window.show()
+    qtbot.waitExposed(window)
+    window.windowHandle().requestActivate()  # offscreen windows are not activated by show()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5000)
+    window.image_view.setFocus()
+    qtbot.keyClick(window.image_view, Qt.Key.Key_Right)
+    qtbot.keyClick(window.image_view, Qt.Key.Key_Right)
+    assert window.history.state.seed == 2
+    qtbot.keyClick(window.image_view, Qt.Key.Key_Left)
+    assert window.history.state.seed == 1
+    qtbot.keyClick(window.image_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.history.state.seed == 2
+    window.random_seed()
+    assert window.latent_panel.seed_spin.value() == window.history.state.seed
+
+
+def test_transform_inspector_moves_sg3_image_and_shows_psnr(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg3"])
+    window.dock_seeds.hide()  # no thumbnails needed here
+    window.show()
+    qtbot.waitExposed(window)
+    ins = window.inspector
+    assert ins.isEnabled()
+    before = image_of(window)
+    drag_slider(qtbot, ins.tx_slider, [50, 125])
+    assert window.history.state.translate == (0.125, 0.0)
+    assert not np.array_equal(image_of(window), before)
+    assert ins.psnr is not None and math.isfinite(ins.psnr) and "dB" in ins.psnr_label.text()
+    assert ins.error_view.pixmap() is not None and not ins.error_view.pixmap().isNull()
+    ins.rot_spin.setValue(20.0)
+    assert window.history.state.rotate == 20.0 and math.isfinite(ins.psnr)
+    ins.reset_button.click()
+    np.testing.assert_array_equal(image_of(window), before)
+
+
+def test_shift_drag_on_the_image_translates(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg3"])
+    window.dock_seeds.hide()  # no thumbnails needed here
+    window.show()
+    qtbot.waitExposed(window)
+    view = window.image_view.viewport()
+    center = view.rect().center()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, center)
+    qtbot.mouseMove(view, center + QPoint(60, 0))
+    qtbot.mouseRelease(
+        view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, center + QPoint(60, 0)
+    )
+    tx, ty = window.history.state.translate
+    assert tx > 0 and ty == 0
+    window.undo()
+    assert window.history.state.translate == (0.0, 0.0)
+
+
+def test_sg2_disables_the_transform_inspector(make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    assert not window.inspector.isEnabled()
+    assert "StyleGAN3" in window.inspector.psnr_label.text()
+
+
+def test_latent_canvas_moves_between_seeds_and_along_directions(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    canvas = window.latent_canvas
+    window.show()
+    qtbot.waitExposed(window)
+    base = image_of(window)
+    canvas.mode_combo.setCurrentIndex(1)  # between seeds
+    pad = canvas.pad
+    target = pad.to_widget(*pad.pos_xy) + QPointF(40, -30)
+    qtbot.mousePress(pad, Qt.MouseButton.LeftButton, pos=target.toPoint())
+    qtbot.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=target.toPoint())
+    plane = window.history.state.plane
+    assert plane is not None and plane.x > 0 and plane.y > 0
+    assert not np.array_equal(image_of(window), base)
+    canvas.mode_combo.setCurrentIndex(0)  # two directions
+    canvas.pad.moved.emit(0.5, -0.5, False)
+    edits = window.history.state.edits
+    a, b = canvas.dir_a.currentData(), canvas.dir_b.currentData()
+    assert edits[a].strength == pytest.approx(1.5) and edits[b].strength == pytest.approx(-1.5)
+
+
+def test_session_save_and_load_round_trip(qtbot, make_window, explorer_models, tmp_path):
+    window = make_window(explorer_models["sg3"])
+    window.apply_fields({"seed": 12, "psi": 0.6, "translate": (0.05, -0.02), "rotate": 15.0})
+    expected_state, expected = window.history.state, image_of(window)
+    path = str(tmp_path / "s.json")
+    window.save_session(path)
+    assert json.loads(open(path).read())["model"]["sha256"] == window.model_info["sha256"]
+
+    other = make_window(explorer_models["sg2"])
+    other.load_session(path)  # opens the session's own model, then applies the state
+    assert other.model_info["path"] == explorer_models["sg3"]
+    assert other.history.state == expected_state
+    np.testing.assert_array_equal(image_of(other), expected)
+
+
+def test_png_export_and_reopen_restores_state(qtbot, make_window, explorer_models, tmp_path):
+    window = make_window(explorer_models["sg2"])
+    window.apply_fields({"seed": 31, "psi": 0.7, "mix_seed": 4, "mix_start": 3})
+    window.apply_edit("anime", {"strength": 1.5, "layer_start": 2})
+    expected = image_of(window)
+    png = str(tmp_path / "out.png")
+    window.export_png(png)
+
+    from PIL import Image
+
+    np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), expected)
+    other = make_window()
+    other.open_path(png)  # no model open: the recipe's model path is opened
+    s = other.history.state
+    assert (s.seed, s.psi, s.mix_seed, s.mix_start) == (31, 0.7, 4, 3)
+    assert s.edits["anime"].strength == pytest.approx(1.5) and s.edits["anime"].layer_start == 2
+    np.testing.assert_array_equal(image_of(other), expected)
+
+
+def test_failed_model_load_keeps_state_and_shows_a_dialog(
+    qtbot, make_window, explorer_models, tmp_path, monkeypatch
+):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    window = make_window(explorer_models["sg2"])
+    window.apply_fields({"seed": 9})
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(b"\x80\x04garbage")
+    window.open_path(str(bad))
+    assert shown and "current model stays open" in shown[0]
+    assert window.model_info["path"] == explorer_models["sg2"] and window.history.state.seed == 9
+    window.open_path(str(tmp_path / "missing.json"))
+    assert len(shown) == 2 and "missing.json" in shown[1]
+
+
+def test_drop_a_model_file_opens_it(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(explorer_models["sg3"])])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+    assert window.model_info["path"] == explorer_models["sg3"]
+    assert window.inspector.isEnabled()
+
+
+def test_recent_files_and_settings_persist(qtbot, make_window, explorer_models, settings):
+    window = make_window(explorer_models["sg2"])
+    window.load_model(explorer_models["sg3"])
+    assert window._recent()[:2] == [explorer_models["sg3"], explorer_models["sg2"]]
+    titles = [a.text() for a in window.recent_menu.actions()]
+    assert titles[:2] == ["tiny_sg3t.safetensors", "tiny_sg2.safetensors"]
+    window.close()
+    again = MainWindow(bridge=None, settings=settings)
+    qtbot.addWidget(again)
+    assert again._recent()[0] == explorer_models["sg3"]
+    again.bridge.shutdown()
+
+
+def test_model_info_lists_architecture_and_op_impls(make_window, explorer_models):
+    window = make_window(explorer_models["sg3"])
+    text = window.model_info_text()
+    for part in ("stylegan3-t", "16 × 16", "Parameters", "op bias_act", "ref", "cpu"):
+        assert part in text
+    assert "ops:" in window.status_ops.text() and "ms" in window.status_render.text()
+
+
+def test_pca_directions_compute_in_background_with_progress(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2_plain"])
+    panel = window.direction_panel
+    assert (
+        not panel.rows
+        and panel.empty_label.isVisible() is False
+        or "No directions" in panel.empty_label.text()
+    )
+    progress = []
+    window.bridge.pca_progress.connect(lambda d, t: progress.append((d, t)))
+    with qtbot.waitSignal(window.bridge.pca_finished, timeout=60_000) as done:
+        window.bridge.compute_pca(num_samples=2000)
+    assert done.args == [""] and progress and progress[-1][0] == progress[-1][1] == 2000
+    assert "pc0" in panel.rows
+    before = image_of(window)
+    panel.rows["pc0"].value_spin.setValue(2.0)
+    assert not np.array_equal(image_of(window), before)
+
+
+def test_pca_can_be_cancelled(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2_plain"])
+    window.bridge.pca_progress.connect(lambda d, t: window.bridge.cancel_pca())
+    with qtbot.waitSignal(window.bridge.pca_finished, timeout=60_000) as done:
+        window.bridge.compute_pca(num_samples=200_000)
+    assert done.args == ["cancelled"] and not window.direction_panel.rows
+
+
+def test_blend_slider_appears_with_a_related_model(qtbot, make_window, explorer_models, monkeypatch):
+    window = make_window(explorer_models["sg2"])
+    panel = window.direction_panel
+    assert not panel.blend_slider.isEnabled()
+    window.bridge.load_model(explorer_models["sg2_tuned"], role="blend")
+    assert panel.blend_slider.isEnabled() and panel.blend_res_combo.count() > 1
+    before = image_of(window)
+    drag_slider(qtbot, panel.blend_slider, [40, 100])
+    assert window.history.state.blend == 1.0
+    assert not np.array_equal(image_of(window), before)
+    window.undo()
+    np.testing.assert_array_equal(image_of(window), before)
+
+
+def test_async_window_renders_in_the_background(qtbot, make_window, explorer_models):
+    window = make_window(explorer_models["sg2"], force_sync=False)
+    with qtbot.waitSignal(window.bridge.rendered, timeout=30_000):
+        window.apply_fields({"seed": 3})
+    assert window.history.state.seed == 3 and window.last_result["error"] is None
