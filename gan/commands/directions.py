@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -205,6 +206,7 @@ def _run_attribute(args: argparse.Namespace) -> int:
             condition_on=condition_on,
             seed=args.seed,
             progress=bars,
+            on_skip=lambda key, reason: print(f"skipped {key}: {reason}", file=sys.stderr),
         )
     finally:
         bars.close()

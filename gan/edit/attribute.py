@@ -19,6 +19,7 @@ name that ends exactly one key (e.g. "anime" -> "style=anime"; the direction is 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -139,8 +140,13 @@ def compute_attribute_directions(
     render: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
 ) -> list[Direction]:
     """Directions for the requested attributes (see the module docstring), in the requested order.
+
+    A class of a group attribute with too few positive or negative samples (e.g. a hair colour
+    the model never draws) is skipped: on_skip(key, reason), or a warning without on_skip.
+    An attribute named explicitly that cannot be fitted raises UserError.
 
     progress(stage, done, total) with stage 'sampling' or 'labelling'; should_stop() is polled
     between batches and raises gan.errors.Cancelled."""
@@ -161,9 +167,24 @@ def compute_attribute_directions(
     conditions = resolve_attributes(list(condition_on), keys)
     normals: dict[str, np.ndarray] = {}
     accuracies: dict[str, float] = {}
-    for _, key, _ in wanted + conditions:
-        if key not in normals:
+    requested = set(attributes) | set(condition_on)
+    for name, key, _ in wanted + conditions:
+        if key in normals:
+            continue
+        try:
             normals[key], accuracies[key] = fit_boundary(ws, scores[key] > 0.5, key, seed)
+        except UserError as exc:
+            if name in requested:  # named explicitly: the user asked for exactly this one
+                raise
+            # One class of a group (e.g. a hair colour the model never draws): skip it, say so.
+            if on_skip is None:
+                warnings.warn(f"skipped {key}: {exc}", stacklevel=2)
+            else:
+                on_skip(key, str(exc))
+    wanted = [w for w in wanted if w[1] in normals]
+    conditions = [c for c in conditions if c[1] in normals]
+    if not wanted:
+        raise UserError(f"no direction could be fitted for {', '.join(attributes)} (see the skipped classes)")
     directions = []
     for name, key, group in wanted:
         others = [c for c in conditions if c[2] != group]

@@ -108,6 +108,18 @@ def test_attribute_rendering_path_and_errors(G):
     with pytest.raises(UserError, match="at least 5"):
         compute_attribute_directions(G, constant, ["never"], num_samples=64, render=False)
 
+    def colours(images, ws):
+        first = (ws[:, 0] > ws[:, 0].median()).float().numpy()
+        return {"hair=red": first, "hair=blue": 1 - first, "hair=green": np.zeros(len(ws))}
+
+    skipped = []
+    dirs = compute_attribute_directions(
+        G, colours, ["hair"], num_samples=64, render=False, on_skip=lambda k, r: skipped.append(k)
+    )
+    assert [d.name for d in dirs] == ["hair=blue", "hair=red"] and skipped == ["hair=green"]
+    with pytest.raises(UserError, match="at least 5"):  # named explicitly: an error, not a skip
+        compute_attribute_directions(G, colours, ["hair=green"], num_samples=64, render=False)
+
 
 def test_attribute_names_resolve_groups_and_aliases():
     keys = ["glasses", "hair_colour=black", "hair_colour=blue", "style=anime", "style=photo"]
