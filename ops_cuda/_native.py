@@ -28,7 +28,7 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 # activation's selects (we never read FP exception flags); it does not change any result.
 CPU_CFLAGS = ("/O2",) if os.name == "nt" else ("-O3", "-fno-trapping-math")
 CUDA_CFLAGS = CPU_CFLAGS
-CUDA_NVCC_FLAGS = ("-O3", "-std=c++17", "--use_fast_math")
+CUDA_NVCC_FLAGS = ("-O3",)  # torch adds its own -std; no fast-math, to stay close to the reference
 
 KINDS = {
     # kind -> (sources compiled, headers they include (hashed too), flags)
