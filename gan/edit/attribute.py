@@ -168,14 +168,16 @@ def compute_attribute_directions(
     normals: dict[str, np.ndarray] = {}
     accuracies: dict[str, float] = {}
     requested = set(attributes) | set(condition_on)
+    failed: set[str] = set()
     for name, key, _ in wanted + conditions:
-        if key in normals:
+        if key in normals or key in failed:
             continue
         try:
             normals[key], accuracies[key] = fit_boundary(ws, scores[key] > 0.5, key, seed)
         except UserError as exc:
             if name in requested:  # named explicitly: the user asked for exactly this one
                 raise
+            failed.add(key)
             # One class of a group (e.g. a hair colour the model never draws): skip it, say so.
             if on_skip is None:
                 warnings.warn(f"skipped {key}: {exc}", stacklevel=2)

@@ -114,7 +114,7 @@ def test_attribute_rendering_path_and_errors(G):
 
     skipped = []
     dirs = compute_attribute_directions(
-        G, colours, ["hair"], num_samples=64, render=False, on_skip=lambda k, r: skipped.append(k)
+        G, colours, ["hair"], 64, condition_on=["hair"], render=False, on_skip=lambda k, r: skipped.append(k)
     )
     assert [d.name for d in dirs] == ["hair=blue", "hair=red"] and skipped == ["hair=green"]
     with pytest.raises(UserError, match="at least 5"):  # named explicitly: an error, not a skip
