@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 log = logging.getLogger(__name__)
 
 CONFIGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
+TRAINING_NICE = 10  # nice value of the training process (Linux and macOS; 0 = normal priority)
 
 
 class BackgroundTask(QThread):
@@ -82,6 +83,89 @@ def _default_run(config, should_stop=None, on_tick=None):
     return run(config, should_stop=should_stop, on_tick=on_tick)
 
 
+def _thread_work(run_fn: Callable, options: dict) -> Callable:
+    """Run the loop in the BackgroundTask's own thread (fakes in tests, debugging)."""
+
+    def work(report, should_stop):
+        from gan.train.config import TrainConfig
+
+        config = TrainConfig.from_dict(options)
+        return plain(run_fn(config, should_stop=should_stop, on_tick=lambda info: report(plain(info))))
+
+    return work
+
+
+def _process_work(run_fn: Callable, options: dict) -> Callable:
+    """Run the loop in a child process and relay its ticks from the BackgroundTask's thread.
+
+    A training step is Python-heavy; in a thread of the GUI process it would compete with the
+    GUI thread for the GIL (and a crash in native code would take the explorer down). The child
+    runs at a lower CPU priority, so the interface stays smooth on machines with few cores.
+    """
+
+    def work(report, should_stop):
+        import multiprocessing as mp
+        import queue as queue_mod
+
+        from gan.errors import UserError
+
+        ctx = mp.get_context("spawn")  # no fork of a Qt process with running threads
+        messages = ctx.Queue()
+        stop = ctx.Event()
+        child = ctx.Process(target=_child_main, args=(run_fn, options, messages, stop), daemon=True)
+        child.start()
+        try:
+            while True:
+                if should_stop() and not stop.is_set():
+                    stop.set()
+                try:
+                    kind, payload = messages.get(timeout=0.1)
+                except queue_mod.Empty:
+                    if not child.is_alive():
+                        raise UserError(
+                            f"the training process ended unexpectedly (exit code {child.exitcode}); "
+                            "see the terminal output for details"
+                        ) from None
+                    continue
+                if kind == "tick":
+                    report(payload)
+                elif kind == "done":
+                    return payload
+                else:
+                    raise UserError(payload)
+        finally:
+            stop.set()
+            child.join(timeout=60)
+            if child.is_alive():
+                child.terminate()
+                child.join(timeout=5)
+
+    return work
+
+
+def _child_main(run_fn: Callable, options: dict, messages, stop) -> None:
+    """Entry point of the training process: run, send ticks and the result as plain data."""
+    if TRAINING_NICE:
+        try:
+            os.nice(TRAINING_NICE)
+        except (AttributeError, OSError):
+            pass  # no nice on this system: normal priority
+    from gan.errors import UserError
+    from gan.train.config import TrainConfig
+
+    try:
+        config = TrainConfig.from_dict(options)
+        summary = run_fn(
+            config, should_stop=stop.is_set, on_tick=lambda info: messages.put(("tick", plain(info)))
+        )
+        messages.put(("done", plain(summary)))
+    except UserError as exc:
+        messages.put(("error", str(exc)))
+    except BaseException as exc:  # reported to the GUI; the traceback goes to the terminal
+        log.exception("training failed")
+        messages.put(("error", f"training failed: {type(exc).__name__}: {exc}"))
+
+
 class TrainingBridge(QObject):
     """Start / stop training and make data sets in the background; all signals carry plain data.
 
@@ -102,9 +186,14 @@ class TrainingBridge(QObject):
     dataset_failed = Signal(str)
     inspected = Signal(dict)
 
-    def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None):
+    def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None,
+                 in_process: bool | None = None):  # fmt: skip
+        """run_fn(config, should_stop, on_tick) -> RunSummary, default gan.train.loop.run.
+        in_process: run it in a thread of this process (default only for an injected run_fn) or in
+        a child process (default for the real loop; run_fn must then be a module-level function)."""
         super().__init__(parent)
         self._run_fn = run_fn or _default_run
+        self._in_process = run_fn is not None if in_process is None else in_process
         self._train: BackgroundTask | None = None
         self._convert: BackgroundTask | None = None
         self._inspect: BackgroundTask | None = None
@@ -164,14 +253,11 @@ class TrainingBridge(QObject):
         if message is not None:
             self.run_failed.emit(message)
             return False
-        from gan.train.config import TrainConfig
-
-        config = TrainConfig.from_dict(options)
-        run_fn = self._run_fn
-
-        def work(report, should_stop):
-            return plain(run_fn(config, should_stop=should_stop, on_tick=lambda info: report(plain(info))))
-
+        options = dict(options)
+        if self._in_process:
+            work = _thread_work(self._run_fn, options)
+        else:
+            work = _process_work(self._run_fn, options)
         task = BackgroundTask(work, "training", self)
         task.progress.connect(self._on_tick)
         task.succeeded.connect(self._on_run_done)
