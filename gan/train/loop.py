@@ -107,6 +107,7 @@ class _Trainer:
         self.batch_idx = 0
         self.last_snapshot: str | None = None
         self.snapshot_nimg = -1  # cur_nimg of the last snapshot written (or resumed from)
+        self.metrics_skipped: dict[str, str] = {}  # metric -> why it cannot run in this run
         torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
         self.G, self.D = build_networks(self.r, self.device)
         self.G_ema = _copy_net(self.G)
@@ -464,18 +465,24 @@ class _Trainer:
         snap.save_image_grid(images, os.path.join(self.run_dir, "reals.png"), self.cfg.grid_cols)
 
     def _metrics(self, stats: dict[str, float]) -> str:
+        """Compute the configured metrics on G_ema; a metric that cannot run (no Inception weights
+        offline, no input transform in StyleGAN2) is skipped from then on, with its reason."""
         from gan.metrics import run_metrics
 
-        try:
-            report = run_metrics(
-                self.cfg.metrics, self.G_ema, dataset=self.cfg.data, num=self.cfg.metrics_num,
-                batch_size=self.r.batch_gpu, seed=self.cfg.seed,
-            )  # fmt: skip
-        except UserError as exc:
-            return f"metrics skipped: {exc}"
-        for name, value in report.values.items():
-            stats[f"Metrics/{name}"] = float(value)
-        return "; ".join(f"{n} skipped: {why}" for n, why in report.skipped.items())
+        names = [n for n in self.cfg.metrics if n not in self.metrics_skipped]
+        if names:
+            try:
+                report = run_metrics(
+                    names, self.G_ema, dataset=self.cfg.data, num=self.cfg.metrics_num,
+                    batch_size=self.r.batch_gpu, seed=self.cfg.seed,
+                )  # fmt: skip
+            except UserError as exc:
+                self.metrics_skipped.update({n: str(exc) for n in names})
+            else:
+                self.metrics_skipped.update(report.skipped)
+                for name, value in report.values.items():
+                    stats[f"Metrics/{name}"] = float(value)
+        return "; ".join(f"{n} skipped: {why}" for n, why in self.metrics_skipped.items())
 
     # --- endings ------------------------------------------------------------------------
 
