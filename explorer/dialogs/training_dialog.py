@@ -250,8 +250,8 @@ class TrainingDialog(QDialog):
         metrics = QGridLayout()
         metrics.setContentsMargins(0, 0, 0, 0)
         for i, name in enumerate(METRICS):
-            check = QCheckBox(name)
-            check.setToolTip(_METRIC_TIPS.get(name, ""))
+            check = QCheckBox(_METRIC_LABELS[name])
+            check.setToolTip(f"{name}: {_METRIC_TIPS[name]}")
             self.metric_boxes[name] = check
             metrics.addWidget(check, i // 3, i % 3)
         self.metrics_num = _spin(0, 200000, 0, self._help("metrics_num"), step=1000)
@@ -287,7 +287,9 @@ class TrainingDialog(QDialog):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumSize(320, 160)
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.preview.setStyleSheet("QLabel { background: palette(base); border: 1px solid palette(mid); }")
+        self.preview.setStyleSheet(
+            "QLabel { background: #303030; color: #d0d0d0; border: 1px solid palette(mid); }"
+        )
         side = QVBoxLayout()
         self.snapshot_label = QLabel("No snapshot yet.")
         self.snapshot_label.setWordWrap(True)
@@ -541,16 +543,15 @@ class TrainingDialog(QDialog):
             return
         size = self.preview.contentsRect().size()
         pm = self._grid_pixmap
-        # Small grids are scaled up by whole pixels (sharp), large ones down smoothly.
+        # Small grids are scaled up by whole pixels (sharp), anything else smoothly to fit.
         factor = min(size.width() / pm.width(), size.height() / pm.height())
-        if factor >= 1:
-            k = max(int(factor), 1)
-            scaled = pm.scaled(pm.width() * k, pm.height() * k, Qt.AspectRatioMode.KeepAspectRatio,
-                               Qt.TransformationMode.FastTransformation)  # fmt: skip
+        if factor >= 2:
+            k = int(factor)
+            fast = Qt.TransformationMode.FastTransformation
+            scaled = pm.scaled(pm.width() * k, pm.height() * k, Qt.AspectRatioMode.KeepAspectRatio, fast)
         else:
-            scaled = pm.scaled(
-                size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
+            smooth = Qt.TransformationMode.SmoothTransformation
+            scaled = pm.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, smooth)
         self.preview.setPixmap(scaled)
 
     def resizeEvent(self, event) -> None:
@@ -639,6 +640,14 @@ class TrainingDialog(QDialog):
         super().reject()
 
 
+_METRIC_LABELS = {
+    "fid50k_full": "FID",
+    "kid50k_full": "KID",
+    "eqt50k_int": "EQ-T",
+    "eqt50k_frac": "EQ-T frac",
+    "eqr50k": "EQ-R",
+    "swd": "SWD",
+}
 _METRIC_TIPS = {
     "fid50k_full": "Fréchet Inception Distance (needs the Inception weights; skipped otherwise)",
     "kid50k_full": "Kernel Inception Distance (needs the Inception weights)",

@@ -39,7 +39,7 @@ PANELS = (
     Panel(
         "FID (lower is better)",
         (Series("Metrics/fid50k_full", "FID", "#9467bd"),),
-        "not computed: enable fid50k_full (needs the Inception weights)",
+        "not computed\n(enable fid50k_full;\nneeds the Inception weights)",
     ),
     Panel(
         "EQ-T (dB, higher is better)",
@@ -47,12 +47,12 @@ PANELS = (
             Series("Metrics/eqt50k_int", "integer", "#2ca02c"),
             Series("Metrics/eqt50k_frac", "fractional", "#8c564b"),
         ),
-        "not computed: enable eqt50k_int (StyleGAN3)",
+        "not computed\n(enable eqt50k_int)",
     ),
     Panel(
         "EQ-R (dB, higher is better)",
         (Series("Metrics/eqr50k", "EQ-R", "#17becf"),),
-        "not computed: enable eqr50k (StyleGAN3)",
+        "not computed\n(enable eqr50k)",
     ),
     Panel("Augment p", (Series("Progress/augment", "p", "#ff7f0e"),), "waiting for the first tick"),
     Panel("sec / kimg", (Series("Timing/sec_per_kimg", "s/kimg", "#7f7f7f"),), "waiting for the first tick"),
@@ -84,6 +84,8 @@ class TrainingPlots(QWidget):
             plot.setTitle(panel.title, color=foreground.name(), size="10pt")
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setLabel("bottom", "kimg", color=foreground.name())
+            for axis in ("left", "bottom"):
+                plot.getAxis(axis).enableAutoSIPrefix(False)  # "kimg (x0.001)" reads badly
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(fainter)
