@@ -127,6 +127,8 @@ class TrainConfig:
             raise UserError("--finetune needs --resume MODEL (the weights to start from)")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        if self.metrics_num is not None and (isinstance(self.metrics_num, bool) or self.metrics_num < 2):
+            raise UserError(f"--metrics-num must be at least 2, not {self.metrics_num!r}")
         for name in ("gpus", "batch", "batch_gpu", "max_size", "metrics_num"):
             _positive(name, getattr(self, name), allow_none=True)
         for name in ("snap", "grid_cols", "grid_rows", "cbase", "cmax", "z_dim", "w_dim", "mbstd_group"):
@@ -209,6 +211,7 @@ class ResumeNets:
     arch: str
     g_kwargs: dict
     d_kwargs: dict | None
+    finetune: bool = False  # weights only (transfer learning), not continuing a run
 
 
 @dataclass
@@ -292,7 +295,7 @@ def resolve_config(
     if c.cond and data.label_dim == 0:
         raise UserError(f"--cond needs class labels, but {data.path} has no labels in dataset.json")
     sg2 = c.cfg == "stylegan2"
-    fine = c.resume is not None and c.finetune
+    fine = resume.finetune if resume is not None else False
     pl_weight = c.pl_weight if c.pl_weight is not None else (2.0 if sg2 else 0.0)
     if pl_weight > 0 and not sg2:
         raise UserError("path length regularisation (--pl-weight) is for StyleGAN2 only; use --cfg stylegan2")

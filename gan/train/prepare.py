@@ -85,15 +85,15 @@ def find_resume(config: TrainConfig) -> ResumeSource | None:
         if isinstance(state_name, str) and state_name:
             candidate = os.path.join(os.path.dirname(os.path.abspath(model_path)), state_name)
             state_path = candidate if os.path.exists(candidate) else None
-    if config.finetune:
+    ours = isinstance(model.metadata, dict) and isinstance(model.metadata.get("training"), dict)
+    if config.finetune or (not ours and run_dir is None):
+        # Any other model (an official pickle, a converted or generator-only file) is a starting point.
         return ResumeSource("finetune", model_path, None, None, model)
-    if state_path is None or model.G_train is None or model.D is None:
+    if state_path is None or not os.path.exists(state_path) or model.G_train is None or model.D is None:
         raise UserError(
-            f"{model_path} has no training state next to it (or lacks the non-EMA G and D), so training "
-            "cannot continue where it stopped; add --finetune to start from its weights instead"
+            f"the training state of {model_path} is missing (only the newest snapshots keep one), so "
+            "training cannot continue where it stopped; add --finetune to start from its weights instead"
         )
-    if not os.path.exists(state_path):
-        raise UserError(f"the training state {state_path} is missing; add --finetune to use the weights only")
     return ResumeSource("continue", model_path, state_path, run_dir, model)
 
 
@@ -105,7 +105,7 @@ def prepare(config: TrainConfig, world_size: int = 1, build: bool = True) -> Pre
     nets = None
     if resume is not None:
         m = resume.model
-        nets = ResumeNets(arch=m.arch, g_kwargs=dict(m.g_kwargs), d_kwargs=m.d_kwargs)
+        nets = ResumeNets(m.arch, dict(m.g_kwargs), m.d_kwargs, finetune=resume.mode == "finetune")
     resolved = resolve_config(config, info, world_size=world_size, resume=nets)
     snap.check_writable(resume.run_dir if resume is not None and resume.run_dir else config.outdir)
     if build:

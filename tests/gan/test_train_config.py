@@ -80,6 +80,7 @@ def test_defaults_follow_the_official_configs(tmp_path, data16):
         (dict(data=""), "no training data set given"),
         (dict(resume="/nonexistent/model.pkl"), "does not exist"),
         (dict(gamma=-1.0), "--gamma must be a non-negative number"),
+        (dict(metrics_num=1), "--metrics-num must be at least 2"),
     ],
 )
 def test_bad_options_say_what_is_wrong(data16, changes, message):
@@ -129,7 +130,6 @@ def test_cli_dry_run_checks_data_and_resume(tmp_path, data16, tiny_sg2_model_pat
     d32 = make_images(tmp_path / "d32.zip", res=32)
     msg = error("--data", d32, "--resume", tiny_sg2_model_path, "--finetune", "--cfg", "stylegan2")
     assert "resolution 16" in msg and "needs 32" in msg
-    assert "--finetune" in error("--data", data16, "--resume", tiny_sg2_model_path, "--cfg", "stylegan2")
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"\x00" * 64)
     assert "cannot resume from" in error("--data", data16, "--resume", str(junk), "--finetune")
@@ -173,3 +173,12 @@ def test_ctrl_c_stops_gan_train_with_a_snapshot(tmp_path, data16):
     run_dir = next(outdir.iterdir())
     latest = json.loads((run_dir / "latest.json").read_text())
     assert latest["cur_nimg"] >= 20 and (run_dir / latest["snapshot"]).exists()
+
+    # A later session continues the run in place with the options it was started with.
+    target = latest["cur_nimg"] + 8
+    assert gan_main(["train", "--resume", str(run_dir), "--kimg", str(target / 1000), "--quiet"]) == 0
+    assert [p.name for p in outdir.iterdir()] == [run_dir.name]
+    resumed = json.loads((run_dir / "latest.json").read_text())
+    assert resumed["cur_nimg"] == target and resumed["tick"] > latest["tick"]
+    options = json.loads((run_dir / "training_options.json").read_text())
+    assert options["g_kwargs"]["channel_max"] == 16 and options["batch"] == 4

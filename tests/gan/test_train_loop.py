@@ -125,6 +125,21 @@ def test_stop_and_resume_continue_bit_for_bit(blobs, tmp_path):
     state = snap.load_state(os.path.join(stopped.run_dir, latest.state))
     assert state["cur_nimg"] == 72 and latest.snapshot == os.path.basename(stopped.snapshot_path)
 
+    # A snapshot of ours whose state file is gone cannot continue (only weights-only fine-tuning).
+    from gan.errors import UserError
+
+    older = os.path.join(stopped.run_dir, "network-snapshot-000000-copy.safetensors")
+    import shutil
+
+    shutil.copy(stopped.snapshot_path, older)
+    meta_state = load_model(older).metadata["training"]["state_file"]
+    assert meta_state == latest.state
+    os.rename(os.path.join(stopped.run_dir, latest.state), os.path.join(stopped.run_dir, "moved.pt"))
+    with pytest.raises(UserError, match="--finetune"):
+        run(config(blobs, tmp_path / "x", **dict(kw, resume=older)))
+    os.rename(os.path.join(stopped.run_dir, "moved.pt"), os.path.join(stopped.run_dir, latest.state))
+    os.remove(older)
+
     # ... the resumed trainer holds exactly the saved optimizer state, counters and p ...
     from gan.train.distributed import DistInfo
     from gan.train.loop import _Trainer
@@ -190,14 +205,10 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(blobs, tmp_path, monkeypatc
 
 
 def test_finetune_from_a_generator_only_model(blobs, tmp_path, tiny_sg2_model_path):
-    # A model without D or training state: continuing is refused, fine-tuning works from its weights.
-    from gan.errors import UserError
-
+    # A foreign model (generator only, no training state) is a starting point: counters start at 0.
     kw = dict(map_depth=None, resume=tiny_sg2_model_path, kimg=0.016, tick_kimg=0.016)
-    with pytest.raises(UserError, match="--finetune"):
-        run(config(blobs, tmp_path, **kw))
     ticks = []
-    summary = run(config(blobs, tmp_path, finetune=True, **kw), on_tick=ticks.append)
+    summary = run(config(blobs, tmp_path, **kw), on_tick=ticks.append)
     assert summary.reason == "done" and ticks[0].tick == 0
     options = json.load(open(os.path.join(summary.run_dir, "training_options.json")))
     assert options["ada_kimg"] == 100 and options["ema_rampup"] == 0
