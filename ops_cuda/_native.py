@@ -33,7 +33,11 @@ CUDA_NVCC_FLAGS = ("-O3",)  # torch adds its own -std; no fast-math, to stay clo
 KINDS = {
     # kind -> (sources compiled, headers they include (hashed too), flags)
     "cpu": (("ops_cpu.cpp",), ("ops_common.h",), CPU_CFLAGS),
-    "cuda": (("cuda_bind.cpp", "ops_cuda.cu"), ("ops_common.h",), CUDA_CFLAGS + CUDA_NVCC_FLAGS),
+    "cuda": (
+        ("cuda_bind.cpp", "ops_cuda.cu"),
+        ("ops_common.h", "ops_cuda_kernels.h"),
+        CUDA_CFLAGS + CUDA_NVCC_FLAGS,
+    ),
 }
 
 

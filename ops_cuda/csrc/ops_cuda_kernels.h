@@ -1,0 +1,271 @@
+// The CUDA kernels of ops_cuda (included by ops_cuda.cu). Kept in a header so the tests can also
+// compile them as plain C++ and run them block by block on the CPU (tests/ops/cuda_emulation.cpp):
+// every kernel loops `for (i = threadIdx.x; i < n; i += blockDim.x)` between __syncthreads(), so
+// running one "thread" per block gives the same result, which checks the tile and index maths
+// without a GPU.
+#pragma once
+
+#include <ATen/OpMathType.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "ops_common.h"
+
+#ifdef __CUDACC__
+#define OPS_GLOBAL __global__
+#define OPS_DECLARE_SMEM(name) extern __shared__ unsigned char name[]
+#else
+// Host emulation: the includer defines blockIdx, threadIdx, blockDim, gridDim, __syncthreads()
+// and ops_emu_smem() (the block's shared memory).
+#define OPS_GLOBAL
+#define OPS_DECLARE_SMEM(name) unsigned char* name = ops_emu_smem()
+#endif
+
+namespace ops_cuda_kernels {
+
+using ops::TapRange;
+#ifndef __CUDACC__
+using std::min;
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// bias_act: x viewed as [rows, inner], bias index = row % C.
+
+template <int A, typename scalar_t>
+OPS_GLOBAL void bias_act_fwd_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ b,
+                                    scalar_t* __restrict__ y, int64_t n, int64_t C, int64_t inner,
+                                    float alpha, float gain, float clamp) {
+  using acc_t = at::opmath_type<scalar_t>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    acc_t v = static_cast<acc_t>(x[i]);
+    if (b) v += static_cast<acc_t>(b[(i / inner) % C]);
+    y[i] = static_cast<scalar_t>(ops::clamp_fwd(ops::act_fwd<A>(v, acc_t(alpha)) * acc_t(gain), acc_t(clamp)));
+  }
+}
+
+template <int A, typename scalar_t>
+OPS_GLOBAL void bias_act_grad_kernel(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ x,
+                                     const scalar_t* __restrict__ b, scalar_t* __restrict__ dx, int64_t n,
+                                     int64_t C, int64_t inner, float alpha, float gain, float clamp) {
+  using acc_t = at::opmath_type<scalar_t>;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    acc_t v = static_cast<acc_t>(x[i]);
+    if (b) v += static_cast<acc_t>(b[(i / inner) % C]);
+    const acc_t yv = ops::act_fwd<A>(v, acc_t(alpha)) * acc_t(gain);
+    const acc_t g = static_cast<acc_t>(dy[i]) * acc_t(gain) * ops::act_grad<A>(v, acc_t(alpha)) *
+                    ops::clamp_grad(yv, acc_t(clamp));
+    dx[i] = static_cast<scalar_t>(g);
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// upfirdn2d: one thread per output sample; separable filters are the outer product w[ky] * w[kx].
+
+template <typename scalar_t, typename w_t>
+OPS_GLOBAL void upfirdn2d_kernel(const scalar_t* __restrict__ x, const w_t* __restrict__ w,
+                                 scalar_t* __restrict__ y, int64_t planes, int H, int W, int Ho, int Wo,
+                                 int upx, int upy, int downx, int downy, int px0, int py0, int fw, int fh,
+                                 bool separable) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t n = planes * Ho * Wo;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int ox = static_cast<int>(i % Wo);
+    const int oy = static_cast<int>((i / Wo) % Ho);
+    const int64_t p = i / (int64_t(Wo) * Ho);
+    const scalar_t* xp = x + p * H * W;
+    const TapRange ty = ops::tap_range(oy, upy, downy, py0, fh, H);
+    const TapRange tx = ops::tap_range(ox, upx, downx, px0, fw, W);
+    acc_t acc = 0;
+    for (int a = 0; a < ty.count; a++) {
+      const int ky = ty.k0 + upy * a;
+      const scalar_t* row = xp + int64_t(ty.s0 + a) * W;
+      acc_t racc = 0;
+      for (int b = 0; b < tx.count; b++) {
+        const int kx = tx.k0 + upx * b;
+        const acc_t wk = separable ? acc_t(w[kx]) : acc_t(w[ky * fw + kx]);
+        racc += wk * static_cast<acc_t>(row[tx.s0 + b]);
+      }
+      acc += separable ? acc_t(w[ky]) * racc : racc;
+    }
+    y[i] = static_cast<scalar_t>(acc);
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// filtered_lrelu, fused per output tile in shared memory:
+//   input tile (+bias) -> [horizontal up pass] -> vertical up pass + activation (tile of the
+//   upsampled signal) -> [vertical down pass] -> horizontal down pass -> output tile.
+// The upsampled signal only ever exists tile by tile in shared memory.
+
+struct FlreluGeom {
+  int H, W, Hm, Wm, Ho, Wo;
+  int up, down, px0, py0;
+  int fuw, fuh, fdw, fdh;
+  bool fu_sep, fd_sep;
+  int TH, TW;  // output tile
+};
+
+struct TileSizes {
+  int AH, AW;  // activated region
+  int IH, IW;  // input region
+  size_t floats;
+};
+
+OPS_HD inline int input_span(int a_len, int up, int taps) {
+  // Input samples touched by a_len consecutive upsampled positions (worst case over alignment).
+  return (a_len + taps - 2) / up + 2;
+}
+
+OPS_HD inline TileSizes tile_sizes(const FlreluGeom& g, int TH, int TW) {
+  TileSizes t;
+  t.AH = (TH - 1) * g.down + g.fdh;
+  t.AW = (TW - 1) * g.down + g.fdw;
+  t.IH = input_span(t.AH, g.up, g.fuh);
+  t.IW = input_span(t.AW, g.up, g.fuw);
+  size_t f = size_t(t.IH) * t.IW + size_t(t.AH) * t.AW;
+  if (g.fu_sep) f += size_t(t.IH) * t.AW;
+  if (g.fd_sep) f += size_t(TH) * t.AW;
+  t.floats = f;
+  return t;
+}
+
+template <typename scalar_t, typename w_t>
+OPS_GLOBAL void filtered_lrelu_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ b,
+                                      const w_t* __restrict__ fu, const w_t* __restrict__ fd,
+                                      scalar_t* __restrict__ y, FlreluGeom g, int C, float gain, float slope,
+                                      float clamp) {
+  using acc_t = at::opmath_type<scalar_t>;
+  OPS_DECLARE_SMEM(smem_raw);
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+
+  const int64_t p = blockIdx.z;
+  const int oy0 = blockIdx.y * g.TH, ox0 = blockIdx.x * g.TW;
+  const int TH = min(g.TH, g.Ho - oy0), TW = min(g.TW, g.Wo - ox0);
+  const int AH = (TH - 1) * g.down + g.fdh, AW = (TW - 1) * g.down + g.fdw;
+  const int Ay0 = oy0 * g.down, Ax0 = ox0 * g.down;  // first activated row / column of the tile
+  // Input rows/cols that feed the activated region.
+  const int sy0 = ops::ceil_div(Ay0 - g.py0, g.up);
+  const int sx0 = ops::ceil_div(Ax0 - g.px0, g.up);
+  const int IH = ops::floor_div(Ay0 + AH - 1 - g.py0 + g.fuh - 1, g.up) - sy0 + 1;
+  const int IW = ops::floor_div(Ax0 + AW - 1 - g.px0 + g.fuw - 1, g.up) - sx0 + 1;
+  const int AWs = (g.TW - 1) * g.down + g.fdw;  // row stride of the full-size tile buffers
+  const TileSizes full = tile_sizes(g, g.TH, g.TW);
+
+  acc_t* X = smem;                                    // [IH][IW]
+  acc_t* HX = X + size_t(full.IH) * full.IW;          // [IH][AWs] (separable fu)
+  acc_t* A = HX + (g.fu_sep ? size_t(full.IH) * AWs : 0);  // [AH][AWs]
+  acc_t* D = A + size_t(full.AH) * AWs;               // [TH][AWs] (separable fd)
+
+  const scalar_t* xp = x + p * g.H * g.W;
+  const acc_t bias = b ? static_cast<acc_t>(b[p % C]) : acc_t(0);
+  for (int i = threadIdx.x; i < IH * IW; i += blockDim.x) {
+    const int r = i / IW, c = i % IW;
+    const int sy = sy0 + r, sx = sx0 + c;
+    const bool inside = sy >= 0 && sy < g.H && sx >= 0 && sx < g.W;
+    X[r * IW + c] = inside ? static_cast<acc_t>(xp[int64_t(sy) * g.W + sx]) + bias : acc_t(0);
+  }
+  __syncthreads();
+
+  const acc_t ag = gain, as = slope, ac = clamp;
+  if (g.fu_sep) {
+    for (int i = threadIdx.x; i < IH * AW; i += blockDim.x) {
+      const int r = i / AW, c = i % AW;
+      const TapRange t = ops::tap_range_unbounded(Ax0 + c, g.up, 1, g.px0, g.fuw);
+      acc_t acc = 0;
+      for (int k = 0; k < t.count; k++) acc += acc_t(fu[t.k0 + g.up * k]) * X[r * IW + (t.s0 + k - sx0)];
+      HX[r * AWs + c] = acc;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < AH * AW; i += blockDim.x) {
+      const int r = i / AW, c = i % AW;
+      const TapRange t = ops::tap_range_unbounded(Ay0 + r, g.up, 1, g.py0, g.fuh);
+      acc_t acc = 0;
+      for (int k = 0; k < t.count; k++) acc += acc_t(fu[t.k0 + g.up * k]) * HX[(t.s0 + k - sy0) * AWs + c];
+      A[r * AWs + c] = ops::flrelu_act(acc, as, ag, ac);
+    }
+  } else {
+    for (int i = threadIdx.x; i < AH * AW; i += blockDim.x) {
+      const int r = i / AW, c = i % AW;
+      const TapRange ty = ops::tap_range_unbounded(Ay0 + r, g.up, 1, g.py0, g.fuh);
+      const TapRange tx = ops::tap_range_unbounded(Ax0 + c, g.up, 1, g.px0, g.fuw);
+      acc_t acc = 0;
+      for (int a = 0; a < ty.count; a++) {
+        const int ky = ty.k0 + g.up * a;
+        const acc_t* row = X + (ty.s0 + a - sy0) * IW;
+        for (int k = 0; k < tx.count; k++) acc += acc_t(fu[ky * g.fuw + tx.k0 + g.up * k]) * row[tx.s0 + k - sx0];
+      }
+      A[r * AWs + c] = ops::flrelu_act(acc, as, ag, ac);
+    }
+  }
+  __syncthreads();
+
+  scalar_t* yp = y + p * g.Ho * g.Wo;
+  if (g.fd_sep) {
+    for (int i = threadIdx.x; i < TH * AW; i += blockDim.x) {
+      const int r = i / AW, c = i % AW;
+      acc_t acc = 0;
+      for (int k = 0; k < g.fdh; k++) acc += acc_t(fd[k]) * A[(r * g.down + k) * AWs + c];
+      D[r * AWs + c] = acc;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
+      const int r = i / TW, c = i % TW;
+      acc_t acc = 0;
+      for (int k = 0; k < g.fdw; k++) acc += acc_t(fd[k]) * D[r * AWs + c * g.down + k];
+      yp[int64_t(oy0 + r) * g.Wo + ox0 + c] = static_cast<scalar_t>(acc);
+    }
+  } else {
+    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
+      const int r = i / TW, c = i % TW;
+      acc_t acc = 0;
+      for (int ky = 0; ky < g.fdh; ky++) {
+        const acc_t* row = A + (r * g.down + ky) * AWs + c * g.down;
+        for (int kx = 0; kx < g.fdw; kx++) acc += acc_t(fd[ky * g.fdw + kx]) * row[kx];
+      }
+      yp[int64_t(oy0 + r) * g.Wo + ox0 + c] = static_cast<scalar_t>(acc);
+    }
+  }
+}
+
+
+// Geometry of a filtered_lrelu call and the largest output tile whose buffers fit in `smem_limit`
+// bytes of shared memory (smem = 0 if none does).
+inline FlreluGeom flrelu_geometry(int H, int W, int up, int down, int px0, int px1, int py0, int py1, int fuw,
+                                  int fuh, bool fu_sep, int fdw, int fdh, bool fd_sep, size_t acc_size,
+                                  size_t smem_limit, size_t& smem) {
+  FlreluGeom g{};
+  g.H = H;
+  g.W = W;
+  g.up = up;
+  g.down = down;
+  g.px0 = px0;
+  g.py0 = py0;
+  g.fuw = fuw;
+  g.fuh = fuh;
+  g.fdw = fdw;
+  g.fdh = fdh;
+  g.fu_sep = fu_sep;
+  g.fd_sep = fd_sep;
+  g.Wm = ops::upfirdn_out_size(W, up, 1, px0, px1, fuw);
+  g.Hm = ops::upfirdn_out_size(H, up, 1, py0, py1, fuh);
+  g.Wo = ops::upfirdn_out_size(g.Wm, 1, down, 0, 0, fdw);
+  g.Ho = ops::upfirdn_out_size(g.Hm, 1, down, 0, 0, fdh);
+  const int tiles[][2] = {{16, 32}, {16, 16}, {8, 16}, {8, 8}, {4, 8}, {4, 4}, {2, 2}, {1, 1}};
+  smem = 0;
+  for (const auto& t : tiles) {
+    g.TH = t[0];
+    g.TW = t[1];
+    const size_t bytes = tile_sizes(g, g.TH, g.TW).floats * acc_size;
+    if (bytes <= smem_limit) {
+      smem = bytes;
+      break;
+    }
+  }
+  return g;
+}
+
+}  // namespace ops_cuda_kernels
