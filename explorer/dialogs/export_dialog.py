@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -115,8 +116,8 @@ class ExportDialog(QDialog):
                 ("Layers to", self.layer_end),
             )
         )
-        self.kind.currentIndexChanged.connect(self.pages.setCurrentIndex)
-        self.pages.setCurrentIndex(self.kind.currentIndex())
+        self.kind.currentIndexChanged.connect(self._show_page)
+        self._show_page(self.kind.currentIndex())
 
         source = QGroupBox("Animation")
         source_layout = QVBoxLayout(source)
@@ -205,6 +206,15 @@ class ExportDialog(QDialog):
                 layer_end=int(self.layer_end.value()) or None,
             )
         return settings
+
+    def _show_page(self, index: int) -> None:
+        # Only the visible page counts for the size, so short pages leave no empty space.
+        for i in range(self.pages.count()):
+            policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
+            self.pages.widget(i).setSizePolicy(policy, policy)
+        self.pages.setCurrentIndex(index)
+        self.pages.adjustSize()
+        self.adjustSize()
 
     def _update_frames(self) -> None:
         n = round(self.fps.value() * self.duration.value())
