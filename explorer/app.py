@@ -43,19 +43,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
+        "--ops",
+        default="auto",
+        choices=["auto", "ref", "cpu", "cuda"],
+        help="force one implementation of the custom ops (ref: plain torch, never compiles anything)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=120.0, help="seconds --screenshot waits for a render"
     )
     return parser.parse_args(argv)
 
 
 def load_style(app) -> None:
+    """Fusion with a dark palette, plus resources/style.qss for accents (both optional)."""
+    from PySide6.QtGui import QColor, QIcon, QPalette
+
+    app.setStyle("Fusion")
+    p = QPalette()
+    colors = {
+        QPalette.ColorRole.Window: "#1f2228",
+        QPalette.ColorRole.WindowText: "#dde3ea",
+        QPalette.ColorRole.Base: "#171a1f",
+        QPalette.ColorRole.AlternateBase: "#23272e",
+        QPalette.ColorRole.ToolTipBase: "#2b3039",
+        QPalette.ColorRole.ToolTipText: "#e6ebf2",
+        QPalette.ColorRole.Text: "#dde3ea",
+        QPalette.ColorRole.Button: "#2b3039",
+        QPalette.ColorRole.ButtonText: "#e6ebf2",
+        QPalette.ColorRole.BrightText: "#ffffff",
+        QPalette.ColorRole.Highlight: "#d98a2b",
+        QPalette.ColorRole.HighlightedText: "#15171b",
+        QPalette.ColorRole.Link: "#5a9cff",
+        QPalette.ColorRole.PlaceholderText: "#7d8796",
+    }
+    for role, color in colors.items():
+        p.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7380"))
+    app.setPalette(p)
     qss = RESOURCES / "style.qss"
     if qss.is_file():
         app.setStyleSheet(qss.read_text(encoding="utf-8"))
+    icon = RESOURCES / "icons" / "app.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.model and not os.path.exists(args.model):
+        print(f"stylegan-explorer: model file {args.model} does not exist", file=sys.stderr)
+        return 2
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
@@ -67,7 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("StyleGAN Explorer")
     app.setOrganizationName("stylegan-explorer")
-    app.setStyle("Fusion")
     load_style(app)
     if args.screenshot:
         # Screenshots must not depend on (or change) the user's saved window layout.
@@ -80,29 +117,32 @@ def main(argv: list[str] | None = None) -> int:
     bridge = RenderBridge(device=args.device, ops_impl=args.ops)
     window = MainWindow(bridge=bridge, settings=settings)
     bridge.setParent(window)
-    model = args.model or default_model_path()
-    if args.model and not os.path.exists(args.model):
-        print(f"stylegan-explorer: model file {args.model} does not exist", file=sys.stderr)
-        return 2
+    window.quiet_errors = bool(args.screenshot)
+    # A session names its own model; the default model opens only when nothing else is asked for.
+    model = args.model or (None if args.session else default_model_path())
     if model:
         window.load_model(model)
     if args.session:
         window.open_path(args.session)
-    if args.screenshot:
-        from explorer.screenshot import take_screenshot
+    try:
+        if args.screenshot:
+            from explorer.screenshot import take_screenshot
 
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        return take_screenshot(
-            app,
-            window,
-            args.screenshot,
-            (w, h),
-            expect_model=bool(model),
-            panel=args.panel,
-            timeout_s=args.timeout,
-        )
-    window.show()
-    return app.exec()
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            return take_screenshot(
+                app,
+                window,
+                args.screenshot,
+                (w, h),
+                expect_model=bool(model),
+                panel=args.panel,
+                timeout_s=args.timeout,
+            )
+        window.show()
+        return app.exec()
+    finally:
+        window.close()
+        bridge.shutdown()  # the worker threads must end before Qt tears down
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import os
 import random
+import sys
 from dataclasses import asdict
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QTabWidget,
 )
 
 from explorer.render_bridge import RenderBridge
@@ -60,6 +62,8 @@ class MainWindow(QMainWindow):
         self.last_result: dict | None = None  # latest shown render (image, timings, error)
         self._pending_session_state: ExplorerState | None = None  # applied once its model loads
         self._rng = random.Random()
+        self.quiet_errors = False  # True for --screenshot: no modal dialogs without a user
+        self.messages: list[tuple[str, str, str]] = []  # (level, title, text) shown to the user
         self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
 
         self.image_view = ImageView()
@@ -82,6 +86,11 @@ class MainWindow(QMainWindow):
             "Transform inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea
         )
         self.dock_seeds = self._dock("Seeds", self.seed_grid, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setTabPosition(Qt.DockWidgetArea.RightDockWidgetArea, QTabWidget.TabPosition.North)
+        self.tabifyDockWidget(self.dock_directions, self.dock_inspector)
+        self.dock_directions.raise_()
+        self.resizeDocks([self.dock_latent, self.dock_directions], [330, 400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_seeds], [185], Qt.Orientation.Vertical)
 
         self.status_render = QLabel("")
         self.status_ops = QLabel("")
@@ -401,11 +410,11 @@ class MainWindow(QMainWindow):
         self._pending_session_state = None
         self.statusBar().showMessage(f"Could not open {path}", 5000)
         keep = "The current model stays open." if self.model_info else ""
-        QMessageBox.warning(self, "Cannot open model", f"{message}\n\n{keep}".strip())
+        self.notify("warning", "Cannot open model", f"{message}\n\n{keep}".strip())
 
     def open_blend_dialog(self) -> None:
         if self.model_info is None:
-            QMessageBox.information(self, "Blend models", "Open a main model first.")
+            self.notify("information", "Blend models", "Open a main model first.")
             return
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a model of the same lineage", self._last_dir(), MODEL_FILTER
@@ -421,7 +430,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Blending with {info['name']}: move the blend slider", 5000)
 
     def _on_blend_failed(self, path: str, message: str) -> None:
-        QMessageBox.warning(self, "Cannot blend", message)
+        self.notify("warning", "Cannot blend", message)
 
     def _on_directions_changed(self, directions: list) -> None:
         if self.model_info is not None:
@@ -433,7 +442,7 @@ class MainWindow(QMainWindow):
     def _on_pca_finished(self, message: str) -> None:
         self.direction_panel.pca_done(message)
         if message and message != "cancelled":
-            QMessageBox.warning(self, "PCA directions", message)
+            self.notify("warning", "PCA directions", message)
 
     # -- files -----------------------------------------------------------------------------
 
@@ -486,7 +495,7 @@ class MainWindow(QMainWindow):
                 f.write(text)
             os.replace(tmp, path)
         except OSError as exc:
-            QMessageBox.warning(self, "Cannot save session", f"Writing {path} failed: {exc}")
+            self.notify("warning", "Cannot save session", f"Writing {path} failed: {exc}")
             return
         self.statusBar().showMessage(f"Saved session {path}", 4000)
 
@@ -495,7 +504,7 @@ class MainWindow(QMainWindow):
             with open(path, encoding="utf-8") as f:
                 state, model_path, sha = session_from_json(f.read())
         except (OSError, ValueError) as exc:
-            QMessageBox.warning(self, "Cannot open session", f"{path}: {exc}")
+            self.notify("warning", "Cannot open session", f"{path}: {exc}")
             return
         self._apply_loaded_state(state, model_path, sha, path)
 
@@ -508,8 +517,8 @@ class MainWindow(QMainWindow):
                 self._pending_session_state = state
                 self.load_model(model_path)
                 return
-            QMessageBox.information(
-                self,
+            self.notify(
+                "information",
                 "Model not found",
                 f"{source} was made with {model_path}, which does not exist here. "
                 "The settings are applied to the current model.",
@@ -522,7 +531,7 @@ class MainWindow(QMainWindow):
 
     def export_png_dialog(self) -> None:
         if self.last_result is None or self.last_result.get("image") is None:
-            QMessageBox.information(self, "Export PNG", "There is no rendered image to export yet.")
+            self.notify("information", "Export PNG", "There is no rendered image to export yet.")
             return
         default = os.path.join(self._last_dir(), f"seed{self.history.state.seed:04d}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", default, "PNG images (*.png)")
@@ -535,7 +544,7 @@ class MainWindow(QMainWindow):
         try:
             self.bridge.write_png(path, self.last_result["image"], self.history.state.to_render_request())
         except (OSError, ValueError, RuntimeError) as exc:
-            QMessageBox.warning(self, "Cannot export PNG", f"Writing {path} failed: {exc}")
+            self.notify("warning", "Cannot export PNG", f"Writing {path} failed: {exc}")
             return
         self.statusBar().showMessage(f"Exported {path} (with its recipe)", 4000)
 
@@ -543,7 +552,7 @@ class MainWindow(QMainWindow):
         try:
             r = self.bridge.read_png_recipe(path)
         except ValueError as exc:
-            QMessageBox.warning(self, "Cannot open PNG", str(exc))
+            self.notify("warning", "Cannot open PNG", str(exc))
             return
         state = self.history.state
         for key in (
@@ -574,12 +583,12 @@ class MainWindow(QMainWindow):
 
     def open_export_dialog(self) -> None:
         if self.model_info is None:
-            QMessageBox.information(self, "Export video", "Open a model first.")
+            self.notify("information", "Export video", "Open a model first.")
             return
         try:
             from explorer.dialogs.export_dialog import ExportDialog
         except ImportError as exc:
-            QMessageBox.information(self, "Export video", f"Video export is not available yet ({exc}).")
+            self.notify("information", "Export video", f"Video export is not available yet ({exc}).")
             return
         recipe = self.bridge.recipe(self.history.state.to_render_request())
         dialog = ExportDialog(self.model_path, recipe, self)
@@ -590,7 +599,7 @@ class MainWindow(QMainWindow):
         try:
             from explorer.dialogs.training_dialog import TrainingDialog
         except ImportError as exc:
-            QMessageBox.information(self, "Training", f"Training is not available yet ({exc}).")
+            self.notify("information", "Training", f"Training is not available yet ({exc}).")
             return
         dialog = TrainingDialog(self.model_path, self)
         dialog.open_snapshot_requested.connect(self.load_model)
@@ -622,7 +631,7 @@ class MainWindow(QMainWindow):
         return f"<table cellspacing=4>{body}</table>"
 
     def show_model_info(self) -> None:
-        QMessageBox.information(self, "Model info", self.model_info_text())
+        self.notify("information", "Model info", self.model_info_text())
 
     def show_about(self) -> None:
         QMessageBox.about(
@@ -631,6 +640,16 @@ class MainWindow(QMainWindow):
             "<h3>StyleGAN Explorer</h3><p>Browse, edit, inspect and train StyleGAN2 / StyleGAN3 models "
             "on CPU or GPU.</p>" + self.model_info_text(),
         )
+
+    def notify(self, level: str, title: str, text: str) -> None:
+        """A message box, or (headless: `quiet_errors`) stderr + status bar, never blocking."""
+        self.messages.append((level, title, text))
+        if self.quiet_errors:
+            print(f"{title}: {text}", file=sys.stderr)
+            self.statusBar().showMessage(f"{title}: {text}", 8000)
+            return
+        box = QMessageBox.warning if level == "warning" else QMessageBox.information
+        box(self, title, text)
 
     # -- drag and drop, settings, close -----------------------------------------------------
 

@@ -39,8 +39,7 @@ def take_screenshot(
             print(f"stylegan-explorer: no image within {timeout_s:.0f} s", file=sys.stderr)
             return 1
         if failed:
-            print(f"stylegan-explorer: {failed[0]}", file=sys.stderr)
-            return 1
+            return 1  # the window already printed the reason (quiet_errors)
         if panel == "inspector" and window.model_info and window.model_info["is_sg3"]:
             window.dock_inspector.raise_()
             window.apply_fields({"translate": (0.0625, -0.03), "rotate": 12.0})
@@ -54,5 +53,4 @@ def take_screenshot(
     if not image.save(path):
         print(f"stylegan-explorer: cannot write {path}", file=sys.stderr)
         return 1
-    window.close()
     return 0

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.state import ExplorerState
 
@@ -108,9 +117,9 @@ class LatentCanvas(QWidget):
         dirs = QHBoxLayout()
         dirs.addWidget(self.dir_a)
         dirs.addWidget(self.dir_b)
+        dirs.insertWidget(0, QLabel("x / y"))
         self.dirs_row = QWidget()
         self.dirs_row.setLayout(dirs)
-        form.addRow("x / y", self.dirs_row)
         self.seed_b = QSpinBox()
         self.seed_c = QSpinBox()
         for spin, value in ((self.seed_b, 1), (self.seed_c, 2)):
@@ -118,11 +127,17 @@ class LatentCanvas(QWidget):
             spin.setValue(value)
             spin.setKeyboardTracking(False)
         seeds = QHBoxLayout()
+        seeds.addWidget(QLabel("seeds x / y"))
         seeds.addWidget(self.seed_b)
         seeds.addWidget(self.seed_c)
         self.seeds_row = QWidget()
         self.seeds_row.setLayout(seeds)
-        form.addRow("Seeds x / y", self.seeds_row)
+        for row in (dirs, seeds):
+            row.setContentsMargins(0, 0, 0, 0)
+        self.rows = QStackedWidget()
+        self.rows.addWidget(self.dirs_row)
+        self.rows.addWidget(self.seeds_row)
+        form.addRow(self.rows)
         layout.addLayout(form)
         self.pad = Pad()
         layout.addWidget(self.pad, 1)
@@ -161,9 +176,7 @@ class LatentCanvas(QWidget):
         self.set_state(self._state)
 
     def _mode_changed(self, *_):
-        directions = self.mode == "directions"
-        self.dirs_row.setVisible(directions)
-        self.seeds_row.setVisible(not directions)
+        self.rows.setCurrentWidget(self.dirs_row if self.mode == "directions" else self.seeds_row)
         self.set_state(self._state)
 
     def set_state(self, state: ExplorerState) -> None:

@@ -37,7 +37,7 @@ class LatentPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
 
-        latent = QGroupBox("Latent")
+        latent = QGroupBox("Sampling")
         form = QFormLayout(latent)
         row = QHBoxLayout()
         self.prev_button = QPushButton("◀")

@@ -20,7 +20,18 @@ from PySide6.QtWidgets import (
 
 from explorer.widgets.images import to_pixmap
 
-THUMB = 96
+THUMB = 88
+
+
+def _thumb_icon(image) -> QIcon:
+    """Icons never scale up, so small models' images are enlarged here (smoothly when shrinking)."""
+    pix = to_pixmap(image)
+    mode = (
+        Qt.TransformationMode.SmoothTransformation
+        if pix.width() > THUMB
+        else Qt.TransformationMode.FastTransformation
+    )
+    return QIcon(pix.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, mode))
 
 
 class SeedGrid(QWidget):
@@ -55,7 +66,7 @@ class SeedGrid(QWidget):
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setMovement(QListView.Movement.Static)
         self.list.setIconSize(QSize(THUMB, THUMB))
-        self.list.setGridSize(QSize(THUMB + 14, THUMB + 24))
+        self.list.setGridSize(QSize(THUMB + 12, THUMB + 30))
         self.list.setUniformItemSizes(True)
         layout.addWidget(self.list, 1)
         self.prev_button.clicked.connect(
@@ -91,7 +102,7 @@ class SeedGrid(QWidget):
             self.list.addItem(item)
             self._items[seed] = item
             if seed in self.thumbnails:
-                item.setIcon(QIcon(to_pixmap(self.thumbnails[seed])))
+                item.setIcon(_thumb_icon(self.thumbnails[seed]))
         if emit:
             self.request_missing()
 
@@ -117,7 +128,7 @@ class SeedGrid(QWidget):
         self.thumbnails[int(seed)] = image
         item = self._items.get(int(seed))
         if item is not None:
-            item.setIcon(QIcon(to_pixmap(image)))
+            item.setIcon(_thumb_icon(image))
 
     def set_current(self, seed: int) -> None:
         item = self._items.get(int(seed))

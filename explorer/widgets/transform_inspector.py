@@ -24,7 +24,7 @@ from explorer.state import ExplorerState
 from explorer.widgets.images import to_pixmap
 
 T_STEPS = 1000  # slider ticks per image size
-VIEW = 150
+VIEW = 128
 
 
 class _Picture(QLabel):
@@ -137,13 +137,11 @@ class TransformInspector(QWidget):
         sg3 = bool(info and info.get("is_sg3"))
         self.setEnabled(sg3)
         if info is None:
-            self.psnr_label.setText("No model loaded.")
+            self._message("No model loaded.")
         elif not sg3:
-            self.psnr_label.setText(
-                f"{info['arch']} has no input transform: translation and rotation need StyleGAN3."
-            )
+            self._message(f"{info['arch']} has no input transform: translation and rotation need StyleGAN3.")
         else:
-            self.psnr_label.setText("Translate or rotate to measure the equivariance error.")
+            self._message("Translate or rotate the input to measure the equivariance error.")
         for view in (self.reference_view, self.transformed_view, self.error_view):
             view.show_image(None)
 
@@ -199,8 +197,20 @@ class TransformInspector(QWidget):
         self.error_view.show_image(result.get("image"))
         if result.get("error"):
             self.psnr = None
-            self.psnr_label.setText(result["error"])
+            self._message(result["error"])
             return
         self.psnr = float(result["psnr"])
         text = "∞" if math.isinf(self.psnr) else f"{self.psnr:.1f} dB"
+        self.psnr_label.setObjectName("psnr")
+        self._restyle()
         self.psnr_label.setText(f"PSNR\n{text}")
+
+    def _message(self, text: str) -> None:
+        self.psnr_label.setObjectName("hint")
+        self._restyle()
+        self.psnr_label.setText(text)
+
+    def _restyle(self) -> None:
+        # Object names select style-sheet rules; re-polish after changing one.
+        self.psnr_label.style().unpolish(self.psnr_label)
+        self.psnr_label.style().polish(self.psnr_label)

@@ -120,6 +120,14 @@ def explorer_models(tmp_path_factory) -> dict[str, str]:
     slow = root / "sg3_32.safetensors"
     save_model(slow, G, arch="stylegan3-t", metadata={"note": "slow-ish test model"})
     paths["sg3_32"] = str(slow)
+
+    # Build/load the compiled ops once here, without a test timeout running (a changed C++
+    # source is recompiled on first use, which can take a minute on a busy machine).
+    from gan.model_io import load_model
+    from gan.render import RenderArgs, Renderer
+
+    for key in ("sg2", "sg3"):
+        assert Renderer(load_model(paths[key], training_nets=False)).render(RenderArgs(seed=0)).error is None
     return paths
 
 

@@ -216,7 +216,7 @@ def test_failed_model_load_keeps_state_and_shows_a_dialog(
     qtbot, make_window, explorer_models, tmp_path, monkeypatch
 ):
     shown = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))  # no modal box
     window = make_window(explorer_models["sg2"])
     window.apply_fields({"seed": 9})
     bad = tmp_path / "bad.pkl"

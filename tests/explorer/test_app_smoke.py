@@ -1,0 +1,54 @@
+"""The entry point in a subprocess: `stylegan-explorer --screenshot` with and without a model."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from explorer.app import default_model_path, parse_args
+
+
+def run_app(*args, timeout=240):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from explorer.app import main; sys.exit(main())", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_screenshot_of_a_model_writes_a_real_png(tmp_path, explorer_models):
+    out = tmp_path / "shot.png"
+    r = run_app("--model", explorer_models["sg3"], "--screenshot", str(out), "--size", "1000x700")
+    assert r.returncode == 0, r.stderr
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape[0] >= 700 and img.shape[1] >= 1000
+    assert img.std() > 10  # not a blank frame
+
+
+def test_screenshot_without_a_model_and_with_a_bad_model(tmp_path):
+    out = tmp_path / "empty.png"
+    r = run_app("--screenshot", str(out), "--size", "900x600")
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size > 1000
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"nonsense")
+    r = run_app("--model", str(bad), "--screenshot", str(tmp_path / "x.png"))
+    assert r.returncode == 1 and "bad.safetensors" in r.stderr
+    r = run_app("--model", str(tmp_path / "missing.pkl"), "--screenshot", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_default_model_lookup(tmp_path):
+    assert default_model_path(tmp_path) is None
+    (tmp_path / "models").mkdir()
+    assert default_model_path(tmp_path) is None
+    (tmp_path / "models" / "a.pkl").write_bytes(b"x")
+    (tmp_path / "models" / "default_toon64.safetensors").write_bytes(b"x")
+    (tmp_path / "models" / "notes.txt").write_text("x")
+    assert default_model_path(tmp_path).endswith("default_toon64.safetensors")
+    assert parse_args(["--screenshot", "a.png"]).model is None
