@@ -69,7 +69,7 @@ def make_dialog(qtbot):
         dialog.bridge.shutdown()
 
 
-def wait_done(qtbot, dialog, timeout=60_000):
+def wait_done(qtbot, dialog, timeout=120_000):
     qtbot.waitUntil(lambda: not dialog.bridge.is_running(), timeout=timeout)
     qtbot.wait(20)  # deliver the queued result signal
 
@@ -86,7 +86,7 @@ def test_export_writes_playable_mp4(qtbot, make_dialog, sg2_path, tmp_path):
     dialog.out_path.setText(str(out))
     progress = []
     dialog.bridge.progress.connect(lambda d, t: progress.append((d, t)))
-    with qtbot.waitSignal(dialog.export_finished, timeout=60_000) as blocker:
+    with qtbot.waitSignal(dialog.export_finished, timeout=120_000) as blocker:
         dialog.export_button.click()
         assert not dialog.export_button.isEnabled() and dialog.cancel_button.isEnabled()
     result = blocker.args[0]
@@ -104,7 +104,7 @@ def test_rotation_loop_on_stylegan3(qtbot, make_dialog, sg3_path, tmp_path):
     dialog.duration.setValue(1.0)
     out = tmp_path / "spin.mp4"
     dialog.out_path.setText(str(out))
-    with qtbot.waitSignal(dialog.export_finished, timeout=60_000):
+    with qtbot.waitSignal(dialog.export_finished, timeout=120_000):
         dialog.export_button.click()
     assert frame_count(out) == 3 and dialog.progress.value() == 100
 
@@ -115,9 +115,9 @@ def test_cancel_leaves_no_file(qtbot, make_dialog, sg2_path, tmp_path):
     dialog.duration.setValue(20.0)  # 600 frames: far more than rendered before the cancel
     out = tmp_path / "long.mp4"
     dialog.out_path.setText(str(out))
-    with qtbot.waitSignal(dialog.bridge.progress, timeout=30_000, check_params_cb=lambda d, t: d >= 2):
+    with qtbot.waitSignal(dialog.bridge.progress, timeout=120_000, check_params_cb=lambda d, t: d >= 2):
         dialog.export_button.click()
-    with qtbot.waitSignal(dialog.bridge.cancelled, timeout=30_000):
+    with qtbot.waitSignal(dialog.bridge.cancelled, timeout=120_000):
         dialog.cancel_button.click()
     wait_done(qtbot, dialog)
     assert dialog.result is None and "no file was written" in dialog.status.text()
@@ -135,7 +135,7 @@ def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
     dialog.fps.setValue(2)
     dialog.duration.setValue(1.0)
     dialog.out_path.setText(str(tmp_path / "missing" / "x.mp4"))
-    with qtbot.waitSignal(dialog.bridge.failed, timeout=30_000):
+    with qtbot.waitSignal(dialog.bridge.failed, timeout=120_000):
         assert dialog.start_export() is True
     wait_done(qtbot, dialog)
     assert "does not exist" in dialog.last_error and dialog.export_button.isEnabled()
@@ -150,7 +150,7 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path, monkey
     monkeypatch.setitem(sys.modules, "gan.edit.directions", fake)
     dialog = ExportDialog(sg2_path, recipe_for(sg2_path))
     qtbot.addWidget(dialog)
-    qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
     dialog.kind.setCurrentIndex(3)
     assert dialog.direction.currentText() == "smile"
     assert (dialog.layer_start.value(), dialog.layer_end.value()) == (1, 3)
@@ -158,7 +158,7 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path, monkey
     dialog.duration.setValue(1.0)
     out = tmp_path / "sweep.mp4"
     dialog.out_path.setText(str(out))
-    with qtbot.waitSignal(dialog.export_finished, timeout=60_000):
+    with qtbot.waitSignal(dialog.export_finished, timeout=120_000):
         dialog.export_button.click()
     assert frame_count(out) == 4
     dialog.bridge.shutdown()

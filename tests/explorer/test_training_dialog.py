@@ -139,11 +139,11 @@ def test_fake_loop_drives_plots_preview_stop_resume(qtbot, tmp_path, dataset16):
     qtbot.addWidget(dialog)
     assert not dialog.start_from.model().item(1).isEnabled()  # no open model to fine-tune
     assert not dialog.start_button.isEnabled()
-    with qtbot.waitSignal(bridge.inspected, timeout=30_000):
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
         dialog.set_data_path(dataset16)
     assert dialog.dataset_info["resolution"] == 16 and "16 images" in dialog.data_info.text()
     dialog.set_options(cfg="stylegan2", kimg=1000.0, metrics=["eqt50k_int", "eqr50k"], **TINY_NET)
-    with qtbot.waitSignal(bridge.tick, timeout=10_000, check_params_cb=lambda t: t["tick"] >= 4):
+    with qtbot.waitSignal(bridge.tick, timeout=60_000, check_params_cb=lambda t: t["tick"] >= 4):
         assert dialog.start_training()
     config = configs[0]
     assert (config.cfg, config.batch, config.cbase, config.metrics) == (
@@ -158,7 +158,7 @@ def test_fake_loop_drives_plots_preview_stop_resume(qtbot, tmp_path, dataset16):
     assert dialog.plots.series("Metrics/eqt50k_int")[1][:2] == [20.0, 22.0]
     assert dialog.plots.series("Timing/sec_per_kimg")[1][0] == 2.0  # the NaN of tick 0 is skipped
     assert dialog.preview.pixmap() is not None and not dialog.preview.pixmap().isNull()
-    with qtbot.waitSignal(bridge.run_finished, timeout=10_000) as finished:
+    with qtbot.waitSignal(bridge.run_finished, timeout=60_000) as finished:
         dialog.stop_button.click()
     assert finished.args[0]["stopped"] is True and dialog.headline.text().startswith("Stopped")
     assert dialog.resume_button.isEnabled() and dialog.start_button.isEnabled()
@@ -167,10 +167,10 @@ def test_fake_loop_drives_plots_preview_stop_resume(qtbot, tmp_path, dataset16):
     assert opened.args[0].endswith("network-snapshot-000000.safetensors")
     # Resume continues the same run folder, keeping the plotted history.
     points = dialog.plots.point_count()
-    with qtbot.waitSignal(bridge.tick, timeout=10_000):
+    with qtbot.waitSignal(bridge.tick, timeout=60_000):
         assert dialog.resume_training()
     assert configs[1].resume == str(tmp_path / "run") and configs[1].finetune is False
-    with qtbot.waitSignal(bridge.run_finished, timeout=10_000):
+    with qtbot.waitSignal(bridge.run_finished, timeout=60_000):
         dialog.stop_training()
     assert dialog.plots.point_count() > points
     assert bridge.shutdown(5000)
@@ -189,7 +189,7 @@ def test_bad_options_and_failures_are_shown(qtbot, tmp_path, dataset16):
     dialog.set_options(start_from="finetune")  # the open model file does not exist
     assert dialog.start_training() is False and "resume" in dialog.last_error
     dialog.set_options(start_from="scratch")
-    with qtbot.waitSignal(bridge.run_failed, timeout=10_000):
+    with qtbot.waitSignal(bridge.run_failed, timeout=60_000):
         assert dialog.start_training()
     qtbot.waitUntil(lambda: not bridge.is_running(), timeout=5000)
     assert "RuntimeError: out of memory" in dialog.last_error and dialog.start_button.isEnabled()
@@ -205,14 +205,14 @@ def test_folder_of_images_becomes_a_data_set(qtbot, tmp_path):
     bridge = TrainingBridge(run_fn=lambda *a, **k: None)
     dialog = TrainingDialog(None, bridge=bridge, outdir=str(tmp_path / "runs"))
     qtbot.addWidget(dialog)
-    with qtbot.waitSignal(bridge.inspected, timeout=30_000):
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
         dialog.set_data_path(str(folder))
     assert dialog.dataset_info is None and "4 image(s) found" in dialog.data_info.text()
     assert not dialog.make_box.isHidden()
     dialog.make_resolution.setCurrentIndex(dialog.make_resolution.findData(16))
     progress = []
     bridge.dataset_progress.connect(lambda d, t: progress.append((d, t)))
-    with qtbot.waitSignal(bridge.inspected, timeout=30_000, check_params_cb=lambda i: i.get("ok")):
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000, check_params_cb=lambda i: i.get("ok")):
         dialog.make_button.click()
     assert progress[-1] == (4, 4)
     assert dialog.data_path.text() == str(folder) + "-16px.zip" and os.path.isfile(dialog.data_path.text())
@@ -231,7 +231,7 @@ def test_real_tiny_run_plots_stop_snapshot_responsive(qtbot, tmp_path, dataset16
     qtbot.addWidget(dialog)
     dialog.show()
     bridge = dialog.bridge
-    with qtbot.waitSignal(bridge.inspected, timeout=30_000):
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
         dialog.set_data_path(dataset16)
     # Tick 0 always writes a snapshot and a sample grid; Stop writes the last snapshot.
     dialog.set_options(cfg="stylegan2", kimg=10.0, tick_kimg=0.008, snap=50, **TINY_NET)
