@@ -13,6 +13,7 @@ from dataclasses import asdict
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -63,6 +64,8 @@ class MainWindow(QMainWindow):
         self._pending_session_state: ExplorerState | None = None  # applied once its model loads
         self._rng = random.Random()
         self.quiet_errors = False  # True for --screenshot: no modal dialogs without a user
+        # Compute PCA directions in the background for models that have none (setting "auto_pca").
+        self.auto_pca = str(self.settings.value("auto_pca", "true")).lower() == "true"
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text) shown to the user
         self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
 
@@ -401,6 +404,9 @@ class MainWindow(QMainWindow):
         self._refresh_widgets()
         self._request_render()
         self._request_equivariance()
+        if self.auto_pca and not any(d.get("kind") == "pca" for d in info.get("directions", [])):
+            # A newly opened model without PCA directions gets them in the background.
+            self.direction_panel.request_pca()
         self._thumb_key = self._thumbnail_key()
         self.seed_grid.reset_thumbnails()
         self.seed_grid.request_missing()
@@ -681,6 +687,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.save_settings()
+        for dialog in self.findChildren(QDialog):  # export / training dialogs stop their work first
+            dialog.close()
         self.bridge.shutdown()
         super().closeEvent(event)
 

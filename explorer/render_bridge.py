@@ -178,9 +178,9 @@ class _Worker(QThread):
 
 
 class _PcaThread(QThread):
-    def __init__(self, bridge: RenderBridge, G, num_samples: int, num_components: int):
+    def __init__(self, bridge: RenderBridge, model: _Model, num_samples: int, num_components: int):
         super().__init__()
-        self.bridge, self.G = bridge, G
+        self.bridge, self.model, self.G = bridge, model, model.loaded.G
         self.num_samples, self.num_components = num_samples, num_components
         self.cancel = threading.Event()
         self.result: list | None = None
@@ -260,6 +260,7 @@ class RenderBridge(QObject):
         self._rate_timer.setSingleShot(True)
         self._rate_timer.timeout.connect(self._flush_continuous)
         self._pca: _PcaThread | None = None
+        self._pca_next: tuple[int, int] | None = None  # PCA to start once the running one ends
         self._worker: _Worker | None = None
         self._rendered_internal.connect(self._on_rendered)
         self._eq_internal.connect(self._on_eq)
@@ -272,6 +273,7 @@ class RenderBridge(QObject):
     def shutdown(self) -> None:
         """Stop the threads and wait for them (the current render finishes first)."""
         self._rate_timer.stop()
+        self._pca_next = None
         if self._pca is not None:
             self._pca.cancel.set()
             self._pca.wait()
@@ -772,14 +774,23 @@ class RenderBridge(QObject):
     # -- PCA -------------------------------------------------------------------------------
 
     def compute_pca(self, num_samples: int = 10_000, num_components: int = 10) -> None:
-        if self._model is None or self._pca is not None:
+        """PCA directions of the current model in a background thread (pca_progress, then
+        pca_finished). A run for an older model is cancelled and this one starts after it."""
+        if self._model is None:
             return
         num_components = min(num_components, int(self._model.info["w_dim"]))
-        self._pca = _PcaThread(self, self._model.loaded.G, num_samples, num_components)
+        if self._pca is not None:
+            if self._pca.model is self._model:
+                return  # already computing for this model
+            self._pca.cancel.set()
+            self._pca_next = (num_samples, num_components)
+            return
+        self._pca = _PcaThread(self, self._model, num_samples, num_components)
         self._pca.finished.connect(self._on_pca_finished)
         self._pca.start()
 
     def cancel_pca(self) -> None:
+        self._pca_next = None
         if self._pca is not None:
             self._pca.cancel.set()
 
@@ -792,17 +803,20 @@ class RenderBridge(QObject):
         if thread is None:
             return
         thread.wait()
+        if self._pca_next is not None:
+            (num_samples, num_components), self._pca_next = self._pca_next, None
+            self.compute_pca(num_samples, num_components)
+            return
         if thread.error:
             self.pca_finished.emit(thread.error)
             return
-        if thread.cancel.is_set() or thread.result is None:
+        if thread.cancel.is_set() or thread.result is None or thread.model is not self._model:
             self.pca_finished.emit("cancelled")
             return
-        if self._model is not None:
-            new = {d.name: d for d in (_direction_info(x) for x in thread.result)}
-            kept = {k: v for k, v in self._model.directions.items() if v.kind != "pca"}
-            self._model.directions = {d.name: d for d in _sort_directions(list({**kept, **new}.values()))}
-            self.directions_changed.emit(self.directions())
+        new = {d.name: d for d in (_direction_info(x) for x in thread.result)}
+        kept = {k: v for k, v in self._model.directions.items() if v.kind != "pca"}
+        self._model.directions = {d.name: d for d in _sort_directions(list({**kept, **new}.values()))}
+        self.directions_changed.emit(self.directions())
         self.pca_finished.emit("")
 
 

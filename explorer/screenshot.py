@@ -47,6 +47,7 @@ def take_screenshot(
         # Let the seed grid fill (thumbnails run after the main render).
         grid = window.seed_grid
         _wait(app, lambda: len(grid.thumbnails) >= len(grid.visible_seeds()), min(timeout_s, 30.0))
+        _wait(app, lambda: not window.bridge.pca_running, min(timeout_s, 60.0))  # the directions panel
         window.bridge.wait_idle(10.0)
     _wait(app, lambda: False, 0.2)  # process the last paints
     image = window.grab()

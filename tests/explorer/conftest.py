@@ -133,15 +133,16 @@ def explorer_models(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture
 def make_window(qtbot, settings):
-    """make_window(model=None, force_sync=True) -> MainWindow with the model loaded (if given)."""
+    """make_window(model=None, force_sync=True, auto_pca=False) -> MainWindow with the model loaded."""
     from explorer.main_window import MainWindow
     from explorer.render_bridge import RenderBridge
 
     windows = []
 
-    def make(model: str | None = None, force_sync: bool = True):
+    def make(model: str | None = None, force_sync: bool = True, auto_pca: bool = False):
         bridge = RenderBridge(force_sync=force_sync, device="cpu", ops_impl=OPS)
         window = MainWindow(bridge=bridge, settings=settings)
+        window.auto_pca = auto_pca
         bridge.setParent(window)
         qtbot.addWidget(window)
         windows.append(window)

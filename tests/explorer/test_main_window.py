@@ -311,3 +311,28 @@ def test_async_window_renders_in_the_background(qtbot, make_window, explorer_mod
     with qtbot.waitSignal(window.bridge.rendered, timeout=30_000):
         window.apply_fields({"seed": 3})
     assert window.history.state.seed == 3 and window.last_result["error"] is None
+
+
+def test_new_model_without_directions_gets_pca_in_background(qtbot, make_window, explorer_models):
+    window = make_window()
+    window.auto_pca = True
+    with qtbot.waitSignal(window.bridge.pca_finished, timeout=60_000) as done:
+        window.load_model(explorer_models["sg2_plain"])
+        assert window.direction_panel.pca_box.isVisible() or not window.isVisible()
+    assert done.args == [""] and "pc0" in window.direction_panel.rows
+    assert not window.direction_panel.pca_box.isVisibleTo(window.direction_panel)
+
+
+def test_menu_opens_the_export_and_training_dialogs(qtbot, make_window, explorer_models):
+    from PySide6.QtWidgets import QDialog
+
+    window = make_window(explorer_models["sg2"])
+    window.apply_fields({"seed": 5})
+    window.open_export_dialog()
+    window.open_training_dialog()
+    dialogs = {type(d).__name__: d for d in window.findChildren(QDialog) if d.isVisible()}
+    assert set(dialogs) >= {"ExportDialog", "TrainingDialog"}
+    dialogs["TrainingDialog"].open_snapshot_requested.emit(explorer_models["sg3"])
+    assert window.model_info["path"] == explorer_models["sg3"]
+    for d in dialogs.values():
+        d.close()
