@@ -379,8 +379,13 @@ def inspect_dataset(path: str) -> dict:
     if not os.path.exists(path):
         out["message"] = f"{path} does not exist"
         return out
+    label_note = ""
     try:
-        dataset = ImageDataset(path)
+        try:
+            dataset = ImageDataset(path, use_labels=True)
+        except UserError as exc:  # the images may still be usable without their labels
+            dataset = ImageDataset(path)
+            label_note = f"; labels not usable: {exc}"
     except UserError as exc:
         out["message"] = str(exc)
         if os.path.isdir(path):
@@ -401,6 +406,7 @@ def inspect_dataset(path: str) -> dict:
             images_found=len(dataset),
         )
         labels = f", {dataset.label_dim} classes" if dataset.label_dim else ", no labels"
+        labels += label_note
         out["message"] = (
             f"{len(dataset):,} images, {dataset.resolution}×{dataset.resolution}, "
             f"{dataset.num_channels} channel(s){labels}"

@@ -213,11 +213,15 @@ class TrainingDialog(QDialog):
         latent.addWidget(self.zw_dim, 1)
         latent.addWidget(QLabel("mapping"))
         latent.addWidget(self.map_depth, 1)
+        self.cond = QCheckBox("Class-conditional (labels of the data set)")
+        self.cond.setToolTip(self._help("cond"))
+        self.cond.setEnabled(False)
         form.addRow("Config", self.cfg)
         form.addRow("Start from", self.start_from)
         form.addRow("Resolution", self.resolution)
         form.addRow("Channels", capacity)
         form.addRow("Latent size", latent)
+        form.addRow("", self.cond)
         return box
 
     def _training_group(self, outdir: str) -> QGroupBox:
@@ -352,6 +356,8 @@ class TrainingDialog(QDialog):
             self.dataset_info = info
             self.data_info.setText("✔ " + info["message"])
             self.resolution.setText(f"{info['resolution']} × {info['resolution']} (from the data set)")
+            self.cond.setEnabled(bool(info.get("labels")))
+            self.cond.setChecked(self.cond.isChecked() and bool(info.get("labels")))
             self.make_box.hide()
         else:
             self.dataset_info = None
@@ -412,6 +418,7 @@ class TrainingDialog(QDialog):
             "metrics_num": int(self.metrics_num.value()) or None,
             "aug": self.aug.currentData(),
             "mirror": self.mirror.isChecked(),
+            "cond": self.cond.isChecked() and self.cond.isEnabled(),
             "device": self.device.currentData(),
             "cbase": int(self.cbase.value()),
             "cmax": int(self.cmax.value()),
@@ -440,8 +447,8 @@ class TrainingDialog(QDialog):
                 self.zw_dim.setValue(int(value))
             elif key == "outdir":
                 self.outdir.setText(value)
-            elif key == "mirror":
-                self.mirror.setChecked(bool(value))
+            elif key in ("mirror", "cond"):
+                getattr(self, key).setChecked(bool(value))
             elif key == "start_from":
                 self.start_from.setCurrentIndex(self.start_from.findData(value))
             elif key in ("batch", "gamma", "kimg", "tick_kimg", "snap", "metrics_num", "cbase", "cmax",
@@ -590,12 +597,13 @@ class TrainingDialog(QDialog):
             self.headline.setText("Starting… (building the networks)")
         elif state == "stopping":
             self.headline.setText("Stopping — writing a snapshot…")
-        for w in (self.data_path, self.cfg, self.start_from, self.cbase, self.cmax, self.zw_dim,
+        for w in (self.data_path, self.cfg, self.start_from, self.cond, self.cbase, self.cmax, self.zw_dim,
                   self.map_depth, self.batch, self.gamma, self.kimg, self.tick_kimg, self.snap, self.aug,
                   self.mirror, self.metrics_num, self.device, self.outdir, self.make_box):  # fmt: skip
             w.setEnabled(not running)
         for box in self.metric_boxes.values():
             box.setEnabled(not running)
+        self.cond.setEnabled(not running and bool(self.dataset_info and self.dataset_info.get("labels")))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
