@@ -11,7 +11,8 @@ paper's heuristics, scaled by resolution and batch where the official code does 
 - EMA half-life batch * 10 / 32 kimg with a 0.05 ramp-up (none when fine-tuning);
 - lazy R1 every 16 D steps; StyleGAN2 only: path length weight 2 every 4 G steps, style mixing 0.9;
 - StyleGAN3-R only: D input blur sigma 10 fading out over batch * 200 / 32 kimg;
-- ADA target 0.6 and 500 kimg for p to go from 0 to 1 (100 kimg when fine-tuning).
+- ADA target 0.6 and 500 kimg for p to go from 0 to 1;
+- fine-tuning (weights only): ADA 100 kimg, no EMA ramp-up, no D blur (as the official resume).
 """
 
 from __future__ import annotations
@@ -322,7 +323,9 @@ def resolve_config(
         ema_kimg=c.ema_kimg if c.ema_kimg is not None else batch * 10 / 32,
         ema_rampup=c.ema_rampup if c.ema_rampup is not None else (0.0 if fine else 0.05),
         blur_init_sigma=(
-            c.blur_init_sigma if c.blur_init_sigma is not None else (10.0 if c.cfg == "stylegan3-r" else 0.0)
+            c.blur_init_sigma
+            if c.blur_init_sigma is not None
+            else (10.0 if c.cfg == "stylegan3-r" and not fine else 0.0)
         ),
         blur_fade_kimg=c.blur_fade_kimg if c.blur_fade_kimg is not None else batch * 200 / 32,
         augment_p=0.0 if c.aug == "noaug" else (c.p if c.p is not None else p_default),
