@@ -244,19 +244,12 @@ def frame_args(
             yield replace(base, edits=[*base.edits, edit])
 
 
-def resolve_direction(job: VideoJob, model) -> np.ndarray:
-    """The sweep direction: job.direction, or the model's direction named job.direction_name."""
+def resolve_direction(job: VideoJob, model) -> tuple[np.ndarray, int, int | None]:
+    """(vector, layer_start, layer_end) of the sweep: job.direction as given, or the model's
+    direction named job.direction_name (gan.edit.directions), scaled so that the strength is in
+    the explorer's slider units, on its own layer range unless the job sets one."""
     if job.direction is not None:
-        return np.asarray(job.direction, dtype=np.float32)
-    available = model_directions(model)
-    if job.direction_name not in available:
-        names = ", ".join(sorted(available)) or "none"
-        raise UserError(f"this model has no direction named {job.direction_name!r}; it has: {names}")
-    return available[job.direction_name]
-
-
-def model_directions(model) -> dict[str, np.ndarray]:
-    """{name: vector} of a LoadedModel's directions, from gan.edit.directions."""
+        return np.asarray(job.direction, dtype=np.float32), int(job.layer_start), job.layer_end
     try:
         from gan.edit.directions import load_directions
     except ImportError as exc:
@@ -264,18 +257,15 @@ def model_directions(model) -> dict[str, np.ndarray]:
             "named directions need gan.edit.directions, which is not available in this installation "
             f"({exc}); give the direction as a .npy file of shape [w_dim] instead"
         ) from None
-    found = load_directions(model)
-    items = found.items() if isinstance(found, dict) else ((getattr(d, "name", ""), d) for d in found)
-    out = {}
-    for name, value in items:
-        vector = value
-        for attr in ("vector", "direction", "values"):
-            if not isinstance(vector, np.ndarray) and hasattr(value, attr):
-                vector = getattr(value, attr)
-        # Strength in the units of the explorer's sliders: one unit = the direction's scale.
-        scale = float(getattr(value, "scale", 1.0) or 1.0)
-        out[str(name)] = np.asarray(vector, dtype=np.float32) * np.float32(scale)
-    return out
+    available = {d.name: d for d in load_directions(model)}
+    d = available.get(job.direction_name)
+    if d is None:
+        names = ", ".join(sorted(available)) or "none (compute some with `gan directions`)"
+        raise UserError(f"this model has no direction named {job.direction_name!r}; it has: {names}")
+    vector = np.asarray(d.vector, dtype=np.float32) * np.float32(d.scale)
+    if int(job.layer_start) == 0 and job.layer_end is None:
+        return vector, int(d.layer_start), d.layer_end
+    return vector, int(job.layer_start), job.layer_end
 
 
 def check_job_for_model(job: VideoJob, renderer: Renderer, direction: np.ndarray | None) -> None:
@@ -443,7 +433,10 @@ def render_video(
     out_path is left as it was."""
     job.validate()
     renderer = _renderer(renderer_or_model)
-    direction = resolve_direction(job, renderer.model) if job.kind == "sweep" else None
+    direction = None
+    if job.kind == "sweep":
+        direction, start, end = resolve_direction(job, renderer.model)
+        job = replace(job, layer_start=start, layer_end=end)
     check_job_for_model(job, renderer, direction)
     total = job.num_frames
     res = int(renderer.G.img_resolution)

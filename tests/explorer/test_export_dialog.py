@@ -4,8 +4,6 @@ progress to 100 %, cancel leaves no file, errors are shown."""
 from __future__ import annotations
 
 import os
-import sys
-import types
 
 import imageio_ffmpeg
 import numpy as np
@@ -142,13 +140,16 @@ def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path, monkeypatch):
+def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path):
+    import shutil
+
+    from gan.edit.directions import Direction, save_directions
+
+    model_path = str(shutil.copy(sg2_path, tmp_path / "m.safetensors"))
     vec = np.random.default_rng(0).standard_normal(16).astype(np.float32)
-    fake = types.ModuleType("gan.edit.directions")
-    smile = types.SimpleNamespace(name="smile", vector=vec, layer_start=1, layer_end=3)
-    fake.load_directions = lambda model: [smile]
-    monkeypatch.setitem(sys.modules, "gan.edit.directions", fake)
-    dialog = ExportDialog(sg2_path, recipe_for(sg2_path))
+    save_directions(model_path, [Direction(name="smile", kind="pca", vector=vec / np.linalg.norm(vec),
+                                           layer_start=1, layer_end=3, scale=2.0)])  # fmt: skip
+    dialog = ExportDialog(model_path, recipe_for(model_path))
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
     dialog.kind.setCurrentIndex(3)
@@ -156,9 +157,17 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path, monkey
     assert (dialog.layer_start.value(), dialog.layer_end.value()) == (1, 3)
     dialog.fps.setValue(4)
     dialog.duration.setValue(1.0)
-    out = tmp_path / "sweep.mp4"
+    out = tmp_path / "out" / "sweep.mp4"
+    out.parent.mkdir()
     dialog.out_path.setText(str(out))
     with qtbot.waitSignal(dialog.export_finished, timeout=120_000):
         dialog.export_button.click()
     assert frame_count(out) == 4
     dialog.bridge.shutdown()
+
+
+def test_sweep_disabled_without_directions(qtbot, make_dialog, sg2_path):
+    dialog = make_dialog(sg2_path)
+    qtbot.waitUntil(lambda: dialog.direction_note.text() != "", timeout=120_000)
+    assert dialog.direction.count() == 0 and not dialog.kind.model().item(3).isEnabled()
+    assert "no directions" in dialog.direction_note.text()

@@ -6,7 +6,7 @@ import math
 import os
 import stat
 import sys
-import types
+from dataclasses import replace
 
 import imageio_ffmpeg
 import numpy as np
@@ -17,7 +17,7 @@ from gan.errors import Cancelled, UserError
 from gan.model_io import load_model
 from gan.recipe import model_ref, recipe_to_dict
 from gan.render import Edit, RenderArgs, Renderer
-from gan.video import Mp4Writer, VideoJob, frame_args, render_video, slerp
+from gan.video import Mp4Writer, VideoJob, frame_args, render_video, resolve_direction, slerp
 
 
 def read_mp4(path) -> tuple[list[np.ndarray], dict]:
@@ -210,17 +210,32 @@ def test_job_validation(kwargs, match):
         VideoJob(**kwargs).validate()
 
 
-def test_named_directions(sg2, tmp_path, monkeypatch):
+def test_named_directions(tiny_sg2_model_path, tmp_path):
+    import shutil
+
+    from gan.edit.directions import Direction, save_directions
+
+    model_path = shutil.copy(tiny_sg2_model_path, tmp_path / "m.safetensors")
     vec = np.random.default_rng(1).standard_normal(16).astype(np.float32)
-    fake = types.ModuleType("gan.edit.directions")
-    fake.load_directions = lambda model: {"smile": vec}
-    monkeypatch.setitem(sys.modules, "gan.edit.directions", fake)
-    job = VideoJob(kind="sweep", direction_name="frown", fps=2, duration=1)
+    vec /= np.linalg.norm(vec)
+    smile = Direction(name="smile", kind="pca", vector=vec, layer_start=1, layer_end=3, scale=2.5)
+    save_directions(model_path, [smile])
+    renderer = Renderer(load_model(model_path, training_nets=False))
+    job = VideoJob(kind="sweep", direction_name="frown", fps=2, duration=1, strength=2.0)
     with pytest.raises(UserError, match="no direction named 'frown'.*smile"):
-        render_video(job, sg2, tmp_path / "s.mp4")
+        render_video(job, renderer, tmp_path / "s.mp4")
     job.direction_name = "smile"
-    result = render_video(job, sg2, tmp_path / "s.mp4")
+    vector, start, end = resolve_direction(job, renderer.model)
+    np.testing.assert_allclose(vector, vec * 2.5, rtol=1e-6)  # strength in slider units
+    assert (start, end) == (1, 3)  # the direction's own layers
+    args = list(frame_args(replace(job, layer_start=start, layer_end=end), renderer, vector))
+    assert (args[0].edits[0].layer_start, args[0].edits[0].layer_end) == (1, 3)
+    result = render_video(job, renderer, tmp_path / "s.mp4")
     assert len(read_mp4(result.path)[0]) == 2
+    out = tmp_path / "cli.mp4"
+    argv = ["video", "--model", str(model_path), "--kind", "sweep", "--direction", "smile",
+            "--fps", "2", "--duration", "1", "--out", str(out)]  # fmt: skip
+    assert cli_main(argv) == 0 and len(read_mp4(out)[0]) == 2
 
 
 def test_cli_smoke(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys):
