@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def has_display() -> bool:
+    """Whether Qt can open windows here (Linux needs an X11 or Wayland display)."""
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def load_style(app) -> None:
     """Fusion with a dark palette, plus resources/style.qss for accents (both optional)."""
     from PySide6.QtGui import QColor, QIcon, QPalette
@@ -96,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif not has_display():
+        print(
+            "stylegan-explorer: no display found (DISPLAY / WAYLAND_DISPLAY are not set). Run it on a "
+            "desktop, under a virtual display (`xvfb-run -a stylegan-explorer`), or take a picture with "
+            "`stylegan-explorer --screenshot out.png`.",
+            file=sys.stderr,
+        )
+        return 2
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 

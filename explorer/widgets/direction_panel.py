@@ -72,8 +72,8 @@ class DirectionRow(QWidget):
         for spin in (self.start_spin, self.end_spin):
             spin.setRange(0, num_ws)
             spin.setToolTip("Layer range (w indices) the direction applies to")
-        self.reset_button = QPushButton("⟲")
-        self.reset_button.setToolTip("Reset to 0")
+        self.reset_button = QPushButton("0")
+        self.reset_button.setToolTip("Reset this direction to 0")
         self.reset_button.setFixedWidth(28)
         self.lock_check = QCheckBox("lock")
         self.lock_check.setToolTip("Locked: keeps its value on reset and ignores drags")
