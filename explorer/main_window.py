@@ -8,9 +8,8 @@ import html
 import os
 import random
 import sys
-from dataclasses import asdict
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -68,6 +67,7 @@ class MainWindow(QMainWindow):
         self.auto_pca = str(self.settings.value("auto_pca", "true")).lower() == "true"
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text) shown to the user
         self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
+        self._requested_stamp = 0  # stamp of the newest render request of the current state
 
         self.image_view = ImageView()
         self.setCentralWidget(self.image_view)
@@ -319,7 +319,27 @@ class MainWindow(QMainWindow):
     def _request_render(self, continuous: bool = False) -> None:
         if self.model_info is None:
             return
-        self.bridge.request_render(self.history.state.to_render_request(), continuous=continuous)
+        request = self.history.state.to_render_request()
+        self._requested_stamp = self.bridge.request_render(request, continuous=continuous)
+
+    def current_image(self, timeout_ms: int = 60_000):
+        """The image of the current state: waits (event loop running) for a pending render.
+        None if there is no model, the render failed or it took longer than timeout_ms."""
+        if self.model_info is None:
+            return None
+        if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
+            self._request_render()  # not rate-limited: the exact current state
+            loop = QEventLoop()
+            done = lambda r: loop.quit() if r["stamp"] == self._requested_stamp else None  # noqa: E731
+            self.bridge.rendered.connect(done)
+            QTimer.singleShot(timeout_ms, loop.quit)
+            if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
+                loop.exec()
+            self.bridge.rendered.disconnect(done)
+        r = self.last_result
+        if r is None or r["stamp"] != self._requested_stamp or r["error"]:
+            return None
+        return r["image"]
 
     def _request_equivariance(self) -> None:
         if self.model_info is None or not self.inspector.wants_equivariance():
@@ -536,8 +556,8 @@ class MainWindow(QMainWindow):
         self._after_change()
 
     def export_png_dialog(self) -> None:
-        if self.last_result is None or self.last_result.get("image") is None:
-            self.notify("information", "Export PNG", "There is no rendered image to export yet.")
+        if self.model_info is None:
+            self.notify("information", "Export PNG", "Open a model first.")
             return
         default = os.path.join(self._last_dir(), f"seed{self.history.state.seed:04d}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", default, "PNG images (*.png)")
@@ -547,8 +567,13 @@ class MainWindow(QMainWindow):
             self.export_png(path)
 
     def export_png(self, path: str) -> None:
+        image = self.current_image()
+        if image is None:
+            error = (self.last_result or {}).get("error") or "no image was rendered"
+            self.notify("warning", "Cannot export PNG", f"The current image is not available: {error}")
+            return
         try:
-            self.bridge.write_png(path, self.last_result["image"], self.history.state.to_render_request())
+            self.bridge.write_png(path, image, self.history.state.to_render_request())
         except (OSError, ValueError, RuntimeError) as exc:
             self.notify("warning", "Cannot export PNG", f"Writing {path} failed: {exc}")
             return
@@ -691,6 +716,3 @@ class MainWindow(QMainWindow):
             dialog.close()
         self.bridge.shutdown()
         super().closeEvent(event)
-
-    def debug_state(self) -> dict:
-        return asdict(self.history.state)

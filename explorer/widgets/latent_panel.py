@@ -73,6 +73,10 @@ class LatentPanel(QWidget):
         psi_row.addWidget(self.psi_slider, 1)
         psi_row.addWidget(self.psi_spin)
         form.addRow("Truncation ψ", psi_row)
+        self.cutoff_spin = QSpinBox()
+        self.cutoff_spin.setSpecialValueText("all layers")
+        self.cutoff_spin.setToolTip("Truncate only the first N ws (coarse layers); 'all layers': every w")
+        form.addRow("Truncate first", self.cutoff_spin)
 
         self.noise_combo = QComboBox()
         for mode in ("const", "random", "none"):
@@ -113,6 +117,9 @@ class LatentPanel(QWidget):
         self.psi_slider.valueChanged.connect(self._psi_slider_moved)
         self.psi_slider.sliderReleased.connect(self.drag_finished)
         self.psi_spin.valueChanged.connect(lambda v: self._emit({"psi": round(float(v), 4)}))
+        self.cutoff_spin.valueChanged.connect(
+            lambda v: self._emit({"truncation_cutoff": None if v == 0 else int(v)})
+        )
         self.noise_combo.currentIndexChanged.connect(
             lambda _: self._emit({"noise_mode": self.noise_combo.currentData()})
         )
@@ -132,7 +139,7 @@ class LatentPanel(QWidget):
         try:
             self.setEnabled(info is not None)
             num_ws = 1 if info is None else int(info["num_ws"])
-            for spin in (self.mix_start_spin, self.mix_end_spin):
+            for spin in (self.mix_start_spin, self.mix_end_spin, self.cutoff_spin):
                 spin.setRange(0, num_ws)
             self.class_combo.clear()
             c_dim = 0 if info is None else int(info["c_dim"])
@@ -154,6 +161,7 @@ class LatentPanel(QWidget):
             if not self.psi_slider.isSliderDown():
                 self.psi_slider.setValue(round(state.psi * PSI_STEPS))
             self.psi_spin.setValue(state.psi)
+            self.cutoff_spin.setValue(0 if state.truncation_cutoff is None else int(state.truncation_cutoff))
             self.noise_combo.setCurrentIndex(max(0, self.noise_combo.findData(state.noise_mode)))
             idx = self.class_combo.findData(state.class_idx)
             if idx >= 0:

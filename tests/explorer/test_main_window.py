@@ -336,3 +336,28 @@ def test_menu_opens_the_export_and_training_dialogs(qtbot, make_window, explorer
     assert window.model_info["path"] == explorer_models["sg3"]
     for d in dialogs.values():
         d.close()
+
+
+def test_truncation_cutoff_applies_to_coarse_layers_only(make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    window.latent_panel.psi_spin.setValue(0.0)
+    all_truncated = image_of(window)
+    window.latent_panel.cutoff_spin.setValue(2)
+    assert window.history.state.truncation_cutoff == 2
+    assert not np.array_equal(image_of(window), all_truncated)
+    window.latent_panel.cutoff_spin.setValue(0)
+    assert window.history.state.truncation_cutoff is None
+    np.testing.assert_array_equal(image_of(window), all_truncated)
+
+
+def test_png_export_waits_for_the_current_render(qtbot, make_window, explorer_models, tmp_path):
+    from PIL import Image
+
+    reference = make_window(explorer_models["sg2"])
+    reference.apply_fields({"seed": 4})
+    window = make_window(explorer_models["sg2"], force_sync=False)
+    window.apply_fields({"seed": 4})  # the render of seed 4 is still pending here
+    window.export_png(str(tmp_path / "a.png"))
+    assert not window.messages
+    exported = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    np.testing.assert_array_equal(exported, image_of(reference))
