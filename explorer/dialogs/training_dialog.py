@@ -505,7 +505,11 @@ class TrainingDialog(QDialog):
         if self._state == "starting":
             self._set_state("running")
         self.ticks += 1
-        self.plots.add_tick(info.get("kimg", 0.0), info.get("stats", {}))
+        stats = dict(info.get("stats", {}))
+        if int(info.get("tick", 0)) == 0:
+            # The first tick's time includes start-up (imports, building the networks).
+            stats.pop("Timing/sec_per_kimg", None)
+        self.plots.add_tick(info.get("kimg", 0.0), stats)
         kimg, total = float(info.get("kimg", 0.0)), float(info.get("total_kimg", 0.0) or 0.0)
         self.progress.setValue(int(1000 * min(kimg / total, 1.0)) if total > 0 else 0)
         self.progress.setFormat(f"{kimg:.3f} / {total:g} kimg")
@@ -528,6 +532,13 @@ class TrainingDialog(QDialog):
         self.details.setText("   ·   ".join(parts))
         if info.get("snapshot_path"):
             self.latest_snapshot = info["snapshot_path"]
+            metrics = ", ".join(
+                f"{k.split('/', 1)[1]} {v:.2f}" for k, v in stats.items() if k.startswith("Metrics/")
+            )
+            name = os.path.basename(self.latest_snapshot)
+            self._log(
+                f"tick {info.get('tick', 0)}, {kimg:.3f} kimg: {name}" + (f" ({metrics})" if metrics else "")
+            )
             self.snapshot_label.setText(
                 f"{os.path.basename(self.latest_snapshot)}\nin {info.get('run_dir', '')}"
             )

@@ -42,7 +42,7 @@ PANELS = (
         "not computed\n(enable fid50k_full;\nneeds the Inception weights)",
     ),
     Panel(
-        "EQ-T (dB, higher is better)",
+        "EQ-T dB",
         (
             Series("Metrics/eqt50k_int", "integer", "#2ca02c"),
             Series("Metrics/eqt50k_frac", "fractional", "#8c564b"),
@@ -50,7 +50,7 @@ PANELS = (
         "not computed\n(enable eqt50k_int)",
     ),
     Panel(
-        "EQ-R (dB, higher is better)",
+        "EQ-R dB",
         (Series("Metrics/eqr50k", "EQ-R", "#17becf"),),
         "not computed\n(enable eqr50k)",
     ),
@@ -81,18 +81,14 @@ class TrainingPlots(QWidget):
         self._notes: list[pg.TextItem] = []
         for i, panel in enumerate(PANELS):
             plot = self._view.addPlot(row=i // columns, col=i % columns)
-            plot.setTitle(panel.title, color=foreground.name(), size="10pt")
+            plot.setTitle(_title(panel), color=foreground.name(), size="10pt")
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setLabel("bottom", "kimg", color=foreground.name())
             for axis in ("left", "bottom"):
                 plot.getAxis(axis).enableAutoSIPrefix(False)  # "kimg (x0.001)" reads badly
-            for axis in ("left", "bottom"):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(fainter)
             plot.setMenuEnabled(False)
-            if len(panel.series) > 1:
-                legend = plot.addLegend(offset=(-4, 4), labelTextColor=foreground, brush=background)
-                legend.setZValue(10)
             for s in panel.series:
                 pen = pg.mkPen(s.color, width=2)
                 curve = plot.plot([], [], pen=pen, name=s.label, symbol="o", symbolSize=5,
@@ -158,6 +154,15 @@ class TrainingPlots(QWidget):
     def _update_notes(self) -> None:
         for panel, note in zip(PANELS, self._notes):
             note.setVisible(not any(self._data[s.key][0] for s in panel.series))
+
+
+def _title(panel: Panel) -> str:
+    """The panel title; with several series their names in their colours (a legend inside the
+    plot would cover the curves)."""
+    if len(panel.series) == 1:
+        return panel.title
+    names = " / ".join(f"<span style='color:{s.color}'>&#9632; {s.label}</span>" for s in panel.series)
+    return f"{panel.title}: {names}"
 
 
 def _center(view_box, note: pg.TextItem) -> None:
