@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import signal
 import sys
 
@@ -61,8 +62,6 @@ def _show(value) -> str:
 
 def build_config(args: argparse.Namespace):
     """TrainConfig from the flags; a run folder given to --resume supplies the unset options."""
-    import os
-
     from gan.train.config import TrainConfig, load_run_config
     from gan.train.snapshot import is_run_dir
 
@@ -86,12 +85,14 @@ def run(args: argparse.Namespace) -> int:
         summary = train_run(
             config, should_stop=stopper.requested, on_tick=None if args.quiet else _print_tick
         )
-    if summary.reason == "dry_run":
-        print(summary.message)
-        return 0
     if summary.reason == "nonfinite":
         print(f"gan train: error: {summary.message}", file=sys.stderr)
         return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
+    if summary.reason == "dry_run":
+        print(summary.message)
+        return 0
     what = "finished" if summary.reason == "done" else "stopped"
     print(f"{what} at {summary.kimg:.3f} kimg; run folder {summary.run_dir}")
     print(f"last snapshot: {summary.snapshot_path}")
