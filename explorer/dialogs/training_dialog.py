@@ -13,10 +13,11 @@ Plain data only: no torch or gan imports here.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
-from PySide6.QtCore import QElapsedTimer, Qt, Signal
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -55,14 +56,20 @@ START_FROM = (
 )
 METRICS = ("fid50k_full", "kid50k_full", "eqt50k_int", "eqt50k_frac", "eqr50k", "swd")
 RESOLUTIONS = (16, 32, 64, 128, 256, 512, 1024)
+SETTINGS_KEY = "training/options"  # JSON of the last started options
 
 
 class TrainingDialog(QDialog):
     open_snapshot_requested = Signal(str)
 
     def __init__(self, current_model_path: str | None, parent: QWidget | None = None, bridge=None,
-                 outdir: str | None = None):  # fmt: skip
+                 outdir: str | None = None, settings: QSettings | None = None):  # fmt: skip
+        """settings: where the last options are kept (default: the parent window's `settings`,
+        if it has a QSettings; none otherwise, e.g. in tests)."""
         super().__init__(parent)
+        if settings is None and isinstance(getattr(parent, "settings", None), QSettings):
+            settings = parent.settings
+        self.settings = settings
         self.setWindowTitle("Train / fine-tune")
         self.current_model_path = current_model_path
         if bridge is None:
@@ -87,6 +94,7 @@ class TrainingDialog(QDialog):
         bridge.dataset_finished.connect(self._on_converted)
         bridge.dataset_failed.connect(self._on_convert_failed)
         self._set_state("idle")
+        self._restore_options()
 
     # --- layout --------------------------------------------------------------------------
 
@@ -457,6 +465,30 @@ class TrainingDialog(QDialog):
             else:
                 raise KeyError(f"unknown option {key!r}")
 
+    def _save_options(self, opts: dict) -> None:
+        if self.settings is None:
+            return
+        kept = {k: v for k, v in opts.items() if k not in ("resume", "finetune")}
+        self.settings.setValue(SETTINGS_KEY, json.dumps(kept))
+
+    def _restore_options(self) -> None:
+        if self.settings is None:
+            return
+        try:
+            saved = json.loads(str(self.settings.value(SETTINGS_KEY, "{}")))
+        except ValueError:
+            return  # unreadable settings: keep the defaults
+        if not isinstance(saved, dict):
+            return
+        data = saved.pop("data", "")
+        for key, value in saved.items():
+            try:
+                self.set_options(**{key: value})
+            except (KeyError, TypeError, ValueError):
+                pass  # an option of another version: skip it
+        if data and os.path.exists(data):
+            self.set_data_path(data)
+
     # --- running -------------------------------------------------------------------------
 
     def start_training(self, resume_run: str | None = None) -> bool:
@@ -478,6 +510,7 @@ class TrainingDialog(QDialog):
             self.ticks = 0
         self.last_summary = None
         self._tick_clock.start()
+        self._save_options(opts)
         self._set_state("starting")
         self._log(("Resuming " + resume_run) if resume_run else f"Starting {opts['cfg']} on {opts['data']}")
         if not self.bridge.start(opts):

@@ -261,3 +261,27 @@ def test_real_tiny_run_plots_stop_snapshot_responsive(qtbot, tmp_path, dataset16
     assert len(probe.gaps) > 50
     assert probe.max_ms < 100, f"GUI thread blocked for {probe.max_ms:.0f} ms"
     assert bridge.shutdown(10_000)
+
+
+def test_last_options_are_restored(qtbot, tmp_path, dataset16):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    bridge = TrainingBridge(run_fn=make_fake_run(str(tmp_path / "run"), []))
+    first = TrainingDialog(None, bridge=bridge, outdir=str(tmp_path / "runs"), settings=settings)
+    qtbot.addWidget(first)
+    first.data_path.setText(dataset16)
+    first.set_options(cfg="stylegan3-r", kimg=0.5, metrics=["eqr50k"], **TINY_NET)
+    with qtbot.waitSignal(bridge.run_finished, timeout=60_000):
+        assert first.start_training()
+    second = TrainingDialog(None, bridge=TrainingBridge(run_fn=lambda *a, **k: None), settings=settings)
+    qtbot.addWidget(second)
+    qtbot.waitUntil(lambda: second.dataset_info is not None, timeout=120_000)
+    restored = second.options()
+    assert restored["cfg"] == "stylegan3-r" and restored["kimg"] == 0.5 and restored["metrics"] == ["eqr50k"]
+    assert (
+        restored["data"] == dataset16
+        and restored["cbase"] == 256
+        and restored["outdir"] == str(tmp_path / "runs")
+    )
+    assert bridge.shutdown(5000)
