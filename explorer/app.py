@@ -133,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(bridge=bridge, settings=settings)
     bridge.setParent(window)
     window.quiet_errors = bool(args.screenshot)
-    # A session names its own model; the default model opens only when nothing else is asked for.
-    model = args.model or (None if args.session else default_model_path())
+    # A session names its own model. Without --model / --session the previous run's model and
+    # state come back; the first run (or a vanished model) opens the default model.
+    model = args.model
+    if not (model or args.session or args.screenshot) and window.restore_last_session():
+        pass  # the previous run's model is loading
+    elif not (model or args.session):
+        model = default_model_path()
     if model:
         window.load_model(model)
     if args.session:

@@ -708,7 +708,24 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
-        self.settings.setValue("last_state", session_to_json(self.history.state, self.model_path, None))
+        sha = (self.model_info or {}).get("sha256")
+        self.settings.setValue("last_session", session_to_json(self.history.state, self.model_path, sha))
+
+    def restore_last_session(self) -> bool:
+        """Reopen the model and state of the previous run (saved on close); False if there is none
+        or its model file is gone."""
+        text = self.settings.value("last_session")
+        if not text:
+            return False
+        try:
+            state, model_path, sha = session_from_json(str(text))
+        except ValueError:
+            return False  # an older or damaged entry: start fresh
+        if not model_path or not os.path.exists(model_path):
+            return False
+        self._pending_session_state = state
+        self.load_model(model_path)
+        return True
 
     def closeEvent(self, event) -> None:
         self.save_settings()

@@ -361,3 +361,15 @@ def test_png_export_waits_for_the_current_render(qtbot, make_window, explorer_mo
     assert not window.messages
     exported = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
     np.testing.assert_array_equal(exported, image_of(reference))
+
+
+def test_last_session_comes_back_on_the_next_start(qtbot, make_window, explorer_models, settings):
+    window = make_window(explorer_models["sg3"])
+    window.apply_fields({"seed": 21, "rotate": 10.0})
+    window.close()  # saves the session into the settings
+    again = make_window()
+    assert again.restore_last_session()
+    assert again.model_info["path"] == explorer_models["sg3"]
+    assert again.history.state.seed == 21 and again.history.state.rotate == 10.0
+    settings.setValue("last_session", "{broken")
+    assert not make_window().restore_last_session()
