@@ -7,9 +7,10 @@ which renders in a worker thread. The MP4 appears complete or not at all.
 
 from __future__ import annotations
 
+import json
 import os
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
 # (settings kind, label, needs StyleGAN3)
 KINDS = (
     ("rotate", "Rotation loop (0–360°)", True),
@@ -43,8 +45,14 @@ class ExportDialog(QDialog):
 
     export_finished = Signal(dict)  # the result: path, frames, width, height, fps, seconds, bytes
 
-    def __init__(self, model_path: str, recipe: dict, parent: QWidget | None = None, bridge=None):
+    def __init__(self, model_path: str, recipe: dict, parent: QWidget | None = None, bridge=None,
+                 qsettings: QSettings | None = None):  # fmt: skip
+        """qsettings: where the last encoder choices are kept (default: the parent window's
+        `settings`, if it is a QSettings; none otherwise, e.g. in tests)."""
         super().__init__(parent)
+        if qsettings is None and isinstance(getattr(parent, "settings", None), QSettings):
+            qsettings = parent.settings
+        self.qsettings = qsettings
         self.setWindowTitle("Export video")
         self.model_path = model_path
         self.recipe = recipe
@@ -64,6 +72,7 @@ class ExportDialog(QDialog):
         bridge.directions_ready.connect(self._on_directions)
         bridge.request_directions(model_path)
         self._set_running(False)
+        self._restore_choices()
 
     # --- layout --------------------------------------------------------------------------
 
@@ -227,6 +236,33 @@ class ExportDialog(QDialog):
                 path += ".mp4"
             self.out_path.setText(path)
 
+    def _choice_widgets(self) -> dict:
+        return {"fps": self.fps, "duration": self.duration, "crf": self.crf, "size": self.size,
+                "turns": self.turns, "amount": self.amount, "strength": self.strength}  # fmt: skip
+
+    def _save_choices(self) -> None:
+        if self.qsettings is None:
+            return
+        values = {k: w.value() for k, w in self._choice_widgets().items()}
+        values["folder"] = os.path.dirname(self.out_path.text().strip())
+        self.qsettings.setValue(SETTINGS_KEY, json.dumps(values))
+
+    def _restore_choices(self) -> None:
+        if self.qsettings is None:
+            return
+        try:
+            values = json.loads(str(self.qsettings.value(SETTINGS_KEY, "{}")))
+        except ValueError:
+            return  # unreadable settings: keep the defaults
+        if not isinstance(values, dict):
+            return
+        for key, widget in self._choice_widgets().items():
+            if isinstance(values.get(key), (int, float)):
+                widget.setValue(type(widget.value())(values[key]))
+        folder = values.get("folder")
+        if isinstance(folder, str) and os.path.isdir(folder):
+            self.out_path.setText(os.path.join(folder, os.path.basename(self.out_path.text())))
+
     # --- running -------------------------------------------------------------------------
 
     def start_export(self) -> bool:
@@ -242,6 +278,7 @@ class ExportDialog(QDialog):
             self._show_error(message)
             return False
         self.result, self.last_error = None, None
+        self._save_choices()
         self.progress.setValue(0)
         self._set_status(f"Rendering {os.path.basename(out)}…")
         self._set_running(True)

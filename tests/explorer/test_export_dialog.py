@@ -171,3 +171,30 @@ def test_sweep_disabled_without_directions(qtbot, make_dialog, sg2_path):
     qtbot.waitUntil(lambda: dialog.direction_note.text() != "", timeout=120_000)
     assert dialog.direction.count() == 0 and not dialog.kind.model().item(3).isEnabled()
     assert "no directions" in dialog.direction_note.text()
+
+
+def test_encoder_choices_are_restored(qtbot, sg2_path, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    first = ExportDialog(sg2_path, recipe_for(sg2_path), qsettings=settings)
+    qtbot.addWidget(first)
+    first.fps.setValue(2)
+    first.duration.setValue(1.0)
+    first.crf.setValue(23)
+    first.size.setValue(32)
+    (tmp_path / "videos").mkdir()
+    first.out_path.setText(str(tmp_path / "videos" / "a.mp4"))
+    with qtbot.waitSignal(first.export_finished, timeout=120_000):
+        first.export_button.click()
+    first.bridge.shutdown()
+    second = ExportDialog(sg2_path, recipe_for(sg2_path), qsettings=settings)
+    qtbot.addWidget(second)
+    assert (second.fps.value(), second.duration.value(), second.crf.value(), second.size.value()) == (
+        2,
+        1.0,
+        23,
+        32,
+    )
+    assert os.path.dirname(second.out_path.text()) == str(tmp_path / "videos")
+    second.bridge.shutdown()
