@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         train_menu = bar.addMenu("&Train")
         self._action(train_menu, "&Train / fine-tune…", self.open_training_dialog)
         self._action(train_menu, "Compute &PCA directions", self.direction_panel.request_pca)
+        self._action(train_menu, "&Save directions with the model", self.save_directions)
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Model info…", self.show_model_info, "Ctrl+I")
@@ -178,6 +179,7 @@ class MainWindow(QMainWindow):
         b.directions_changed.connect(self._on_directions_changed)
         b.pca_progress.connect(self.direction_panel.set_pca_progress)
         b.pca_finished.connect(self._on_pca_finished)
+        b.directions_saved.connect(self._on_directions_saved)
 
         self.latent_panel.changed.connect(self.apply_fields)
         self.latent_panel.drag_finished.connect(self.end_drag)
@@ -469,6 +471,22 @@ class MainWindow(QMainWindow):
         self.direction_panel.pca_done(message)
         if message and message != "cancelled":
             self.notify("warning", "PCA directions", message)
+
+    def save_directions(self) -> None:
+        if self.model_info is None:
+            self.notify("information", "Save directions", "Open a model first.")
+            return
+        self.statusBar().showMessage("Saving directions…")
+        self.bridge.save_directions()
+
+    def _on_directions_saved(self, path: str, error: str) -> None:
+        if error:
+            self.notify("warning", "Save directions", error)
+            return
+        self.statusBar().showMessage(f"Directions saved to {path}", 6000)
+        # The model file (or its sidecar) changed: reopen it so recipes carry the new hash.
+        self._pending_session_state = self.history.state
+        self.load_model(self.model_info["path"])
 
     # -- files -----------------------------------------------------------------------------
 

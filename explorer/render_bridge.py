@@ -127,12 +127,14 @@ class _Jobs:
         self.render: tuple[int, int, dict] | None = None  # (stamp, model generation, request)
         self.eq: tuple[int, int, dict] | None = None
         self.thumbs: deque = deque()  # (grid generation, model generation, seed, request)
+        self.save: tuple | None = None  # (model generation,): store the directions with the model
         self.busy = False
 
     def has_work(self) -> bool:
         return (
             self.stop
             or self.load is not None
+            or self.save is not None
             or self.render is not None
             or self.eq is not None
             or bool(self.thumbs)
@@ -168,6 +170,8 @@ class _Worker(QThread):
         jobs = self.jobs
         if jobs.load is not None:
             task, jobs.load = ("load", jobs.load), None
+        elif jobs.save is not None:
+            task, jobs.save = ("save", jobs.save), None
         elif jobs.render is not None:
             task, jobs.render = ("render", jobs.render), None
         elif jobs.eq is not None:
@@ -223,6 +227,7 @@ class RenderBridge(QObject):
     directions_changed = Signal(list)  # [plain direction dicts]
     pca_progress = Signal(int, int)  # done, total
     pca_finished = Signal(str)  # "" on success, else the reason (cancelled / error)
+    directions_saved = Signal(str, str)  # file written (or ""), error message (or "")
     # Worker -> GUI thread hand-over; the slots filter stale results before the public signals.
     _rendered_internal = Signal(dict)
     _eq_internal = Signal(dict)
@@ -378,6 +383,8 @@ class RenderBridge(QObject):
                 jobs.render = payload  # replaces an older pending request: latest wins
             elif kind == "eq":
                 jobs.eq = payload
+            elif kind == "save":
+                jobs.save = payload
             else:
                 jobs.thumbs.append(payload)
             jobs.cond.notify_all()
@@ -405,6 +412,8 @@ class RenderBridge(QObject):
                 self._do_render(*payload)
             elif kind == "eq":
                 self._do_eq(*payload)
+            elif kind == "save":
+                self._do_save_directions(*payload)
             else:
                 self._do_thumb(*payload)
         except Exception as exc:  # a bug must not kill the worker; show it instead
@@ -770,6 +779,46 @@ class RenderBridge(QObject):
     def direction_scale(self, name: str) -> float:
         d = None if self._model is None else self._model.directions.get(name)
         return 1.0 if d is None else d.scale
+
+    # -- storing directions ----------------------------------------------------------------
+
+    def save_directions(self) -> None:
+        """Store the current model's directions with it (gan.edit.directions.save_directions: inside
+        our .safetensors file, which changes its hash; a sidecar JSON next to an official .pkl).
+        directions_saved(path, error) follows; reopen the model afterwards for the new hash."""
+        self._submit("save", (self._model_generation,))
+
+    def _do_save_directions(self, generation: int) -> None:
+        model = self._model
+        if model is None or generation != self._model_generation:
+            self.directions_saved.emit("", "The model changed before its directions could be saved.")
+            return
+        if not model.directions:
+            self.directions_saved.emit(
+                "", "This model has no directions to save yet (compute PCA directions first)."
+            )
+            return
+        from gan.edit.directions import Direction, save_directions
+        from gan.errors import UserError
+
+        directions = [
+            Direction(
+                name=d.name,
+                kind=d.kind,
+                vector=d.vector,
+                layer_start=d.layer_start,
+                layer_end=d.layer_end,
+                scale=d.scale,
+                help=d.help,
+            )
+            for d in model.directions.values()
+        ]
+        try:
+            path = save_directions(model.loaded.source, directions)
+        except (UserError, OSError, ValueError) as exc:
+            self.directions_saved.emit("", f"Saving the directions failed: {exc}")
+            return
+        self.directions_saved.emit(str(path), "")
 
     # -- PCA -------------------------------------------------------------------------------
 

@@ -373,3 +373,20 @@ def test_last_session_comes_back_on_the_next_start(qtbot, make_window, explorer_
     assert again.history.state.seed == 21 and again.history.state.rotate == 10.0
     settings.setValue("last_session", "{broken")
     assert not make_window().restore_last_session()
+
+
+def test_computed_pca_directions_are_saved_with_the_model(qtbot, make_window, tmp_path):
+    from tests.gan.conftest import save_tiny
+
+    path = save_tiny(tmp_path / "m.safetensors", "stylegan2")
+    window = make_window(path)
+    with qtbot.waitSignal(window.bridge.pca_finished, timeout=60_000):
+        window.bridge.compute_pca(num_samples=500, num_components=3)
+    old_sha = window.model_info["sha256"]
+    window.direction_panel.rows["pc1"].value_spin.setValue(1.0)
+    window.save_directions()  # rewrites the file and reopens it, keeping the state
+    assert window.model_info["sha256"] != old_sha
+    assert [d["name"] for d in window.model_info["directions"]] == ["pc0", "pc1", "pc2"]
+    assert window.history.state.edits["pc1"].strength == 1.0
+    other = make_window(path)
+    assert "pc2" in other.direction_panel.rows
