@@ -231,6 +231,7 @@ class RenderBridge(QObject):
     # Worker -> GUI thread hand-over; the slots filter stale results before the public signals.
     _rendered_internal = Signal(dict)
     _eq_internal = Signal(dict)
+    _thumb_internal = Signal(int, int, int, object)  # grid generation, model generation, seed, image
 
     def __init__(
         self,
@@ -269,6 +270,7 @@ class RenderBridge(QObject):
         self._worker: _Worker | None = None
         self._rendered_internal.connect(self._on_rendered)
         self._eq_internal.connect(self._on_eq)
+        self._thumb_internal.connect(self._on_thumb)
         if not force_sync:
             self._worker = _Worker(self)
             self._worker.start()
@@ -627,7 +629,15 @@ class RenderBridge(QObject):
         request = dict(request, translate=(0.0, 0.0), rotate=0.0, plane=None)
         result = self._renderer_for(request).render(self.render_args(request))
         if result.image is not None:
-            self.thumbnail_ready.emit(grid_gen, seed, result.image)
+            if self.force_sync:
+                self._on_thumb(grid_gen, generation, seed, result.image)
+            else:
+                self._thumb_internal.emit(grid_gen, generation, seed, result.image)
+
+    def _on_thumb(self, grid_gen: int, generation: int, seed: int, image) -> None:
+        # Thumbnails asked for with older settings or another model are not shown.
+        if grid_gen == self._grid_generation and generation == self._model_generation:
+            self.thumbnail_ready.emit(grid_gen, seed, image)
 
     def _do_eq(self, stamp: int, generation: int, request: dict) -> None:
         out = {

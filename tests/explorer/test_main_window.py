@@ -133,7 +133,7 @@ def test_transform_inspector_moves_sg3_image_and_shows_psnr(qtbot, make_window, 
     np.testing.assert_array_equal(image_of(window), before)
 
 
-def test_shift_drag_on_the_image_translates(qtbot, make_window, explorer_models):
+def test_shift_and_ctrl_drag_on_the_image_translate_and_rotate(qtbot, make_window, explorer_models):
     window = make_window(explorer_models["sg3"])
     window.dock_seeds.hide()  # no thumbnails needed here
     window.show()
@@ -149,6 +149,13 @@ def test_shift_drag_on_the_image_translates(qtbot, make_window, explorer_models)
     assert tx > 0 and ty == 0
     window.undo()
     assert window.history.state.translate == (0.0, 0.0)
+    # Ctrl-drag around the centre rotates (a clockwise drag on screen turns the image clockwise).
+    ctrl = Qt.KeyboardModifier.ControlModifier
+    start, end = center + QPoint(80, 0), center + QPoint(0, 80)
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, ctrl, start)
+    qtbot.mouseMove(view, end)
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, ctrl, end)
+    assert window.history.state.rotate == pytest.approx(-90.0, abs=5.0)
 
 
 def test_sg2_disables_the_transform_inspector(make_window, explorer_models):
