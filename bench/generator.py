@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flops", action="store_true", help="only count conv FLOPs vs matmul throughput")
     p.add_argument("--note", default="", help="extra remark for the doc (e.g. that the machine was shared)")
     args = p.parse_args(argv)
-    cmd = "python -m bench.generator " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = "python -m bench.generator " + shlex.join(argv if argv is not None else sys.argv[1:])
     cmd = cmd.replace(" --write", "")
     note = f"{args.note}\n\n" if args.note else ""
     if args.memory:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += config_rows
         for op, (ms_ref, ms_cpu) in totals.items():
             summary.append(f"| {name} | {op} | {ms_ref:.0f} | {ms_cpu:.0f} | {ms_ref / ms_cpu:.1f}x |")
-    cmd = "python -m bench.ops " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
     body = (
         f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
         + (f"{args.note}\n\n" if args.note else "")
