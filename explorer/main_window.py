@@ -139,8 +139,10 @@ class MainWindow(QMainWindow):
         self.undo_action = self._action(edit_menu, "&Undo", self.undo, QKeySequence.StandardKey.Undo)
         self.redo_action = self._action(edit_menu, "&Redo", self.redo, "Ctrl+Shift+Z")
         edit_menu.addSeparator()
-        self._action(edit_menu, "Previous seed", lambda: self._step_seed(-1), Qt.Key.Key_Left)
-        self._action(edit_menu, "Next seed", lambda: self._step_seed(1), Qt.Key.Key_Right)
+        # Arrow keys are handled in keyPressEvent, after the focused widget: a focused slider or
+        # spin box keeps its own arrow keys; the text after the tab shows the key in the menu.
+        self._action(edit_menu, "Previous seed\tLeft", lambda: self._step_seed(-1))
+        self._action(edit_menu, "Next seed\tRight", lambda: self._step_seed(1))
         self._action(edit_menu, "Random seed", self.random_seed, Qt.Key.Key_R)
         self._action(edit_menu, "Reset edits", self.reset_edits, "Ctrl+R")
         self._action(edit_menu, "Reset transform", self.reset_transform, "Ctrl+T")
@@ -701,6 +703,16 @@ class MainWindow(QMainWindow):
         box(self, title, text)
 
     # -- drag and drop, settings, close -----------------------------------------------------
+
+    def keyPressEvent(self, event) -> None:
+        if event.modifiers() == Qt.KeyboardModifier.NoModifier and event.key() in (
+            Qt.Key.Key_Left,
+            Qt.Key.Key_Right,
+        ):
+            self._step_seed(-1 if event.key() == Qt.Key.Key_Left else 1)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def dragEnterEvent(self, event) -> None:
         if event.mimeData().hasUrls():

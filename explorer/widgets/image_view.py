@@ -138,5 +138,12 @@ class ImageView(QGraphicsView):
             return
         super().mouseReleaseEvent(event)
 
+    def keyPressEvent(self, event) -> None:
+        # Arrow keys belong to the window (previous / next seed), not to scrolling.
+        if event.key() in (Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down):
+            event.ignore()
+            return
+        super().keyPressEvent(event)
+
     def mouseDoubleClickEvent(self, event) -> None:
         self.fit()

@@ -112,6 +112,12 @@ def test_seed_shortcuts_and_random(qtbot, make_window, explorer_models):
     assert window.history.state.seed == 2
     window.random_seed()
     assert window.latent_panel.seed_spin.value() == window.history.state.seed
+    # A focused slider keeps its arrow keys.
+    slider = window.latent_panel.psi_slider
+    slider.setFocus()
+    seed = window.history.state.seed
+    qtbot.keyClick(slider, Qt.Key.Key_Left)
+    assert window.history.state.seed == seed and window.history.state.psi < 1.0
 
 
 def test_transform_inspector_moves_sg3_image_and_shows_psnr(qtbot, make_window, explorer_models):
