@@ -568,10 +568,8 @@ class TrainingDialog(QDialog):
             metrics = ", ".join(
                 f"{k.split('/', 1)[1]} {v:.2f}" for k, v in stats.items() if k.startswith("Metrics/")
             )
-            name = os.path.basename(self.latest_snapshot)
-            self._log(
-                f"tick {info.get('tick', 0)}, {kimg:.3f} kimg: {name}" + (f" ({metrics})" if metrics else "")
-            )
+            suffix = f": {metrics}" if metrics else ""
+            self._log(f"tick {info.get('tick', 0)} · {kimg:.3f} kimg · snapshot{suffix}")
             self.snapshot_label.setText(
                 f"{os.path.basename(self.latest_snapshot)}\nin {info.get('run_dir', '')}"
             )

@@ -33,29 +33,29 @@ class Panel:
 PANELS = (
     Panel(
         "Loss",
-        (Series("Loss/G/loss", "G", "#d62728"), Series("Loss/D/loss", "D", "#1f77b4")),
+        (Series("Loss/G/loss", "G", "#e5534b"), Series("Loss/D/loss", "D", "#4c9be8")),
         "waiting for the first tick",
     ),
     Panel(
         "FID (lower is better)",
-        (Series("Metrics/fid50k_full", "FID", "#9467bd"),),
+        (Series("Metrics/fid50k_full", "FID", "#b084f5"),),
         "not computed\n(enable fid50k_full;\nneeds the Inception weights)",
     ),
     Panel(
         "EQ-T dB",
         (
-            Series("Metrics/eqt50k_int", "integer", "#2ca02c"),
-            Series("Metrics/eqt50k_frac", "fractional", "#8c564b"),
+            Series("Metrics/eqt50k_int", "integer", "#57c26a"),
+            Series("Metrics/eqt50k_frac", "fractional", "#c08a5a"),
         ),
         "not computed\n(enable eqt50k_int)",
     ),
     Panel(
         "EQ-R dB",
-        (Series("Metrics/eqr50k", "EQ-R", "#17becf"),),
+        (Series("Metrics/eqr50k", "EQ-R", "#3cc7d6"),),
         "not computed\n(enable eqr50k)",
     ),
-    Panel("Augment p", (Series("Progress/augment", "p", "#ff7f0e"),), "waiting for the first tick"),
-    Panel("sec / kimg", (Series("Timing/sec_per_kimg", "s/kimg", "#7f7f7f"),), "waiting for the first tick"),
+    Panel("Augment p", (Series("Progress/augment", "p", "#f0a23b"),), "waiting for the first tick"),
+    Panel("sec / kimg", (Series("Timing/sec_per_kimg", "s/kimg", "#9aa4b0"),), "waiting for the first tick"),
 )
 
 
