@@ -159,7 +159,9 @@ def make_impls(ext: ModuleType, device_type: str) -> dict[str, Callable]:
 
                 dx, db = _ref_vjp(ref, [x, b], [need_x, need_b], dy)
             else:
-                dx, db = _filtered_lrelu_grad(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp)
+                fused = hasattr(ext, "filtered_lrelu_grad")  # the CUDA extension has no fused backward yet
+                grad = _filtered_lrelu_grad_fused if fused else _filtered_lrelu_grad
+                dx, db = grad(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp)
                 dx = dx if need_x else None
                 db = db if need_b else None
             return (dx, db) + (None,) * 11
@@ -180,8 +182,20 @@ def make_impls(ext: ModuleType, device_type: str) -> dict[str, Callable]:
     }
 
 
+def _filtered_lrelu_grad_fused(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp):
+    """First-order gradient of filtered_lrelu with the fused backward kernel (the upsampled signal
+    is recomputed row band by row band inside it, never stored)."""
+    bb = b.contiguous() if b is not None else x.new_empty([0])
+    c = -1.0 if clamp is None else clamp
+    dx, sums = ext.filtered_lrelu_grad(
+        dy.contiguous(), x.contiguous(), wu, wd, bb, up, down, *padding, gain, slope, c
+    )
+    return dx, (sums.sum(0) if b is not None else None)
+
+
 def _filtered_lrelu_grad(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp):
-    """First-order gradient of filtered_lrelu with the upfirdn2d kernel: recompute the upsampled
+    """First-order gradient of filtered_lrelu from upfirdn2d kernel calls and torch elementwise ops
+    (used where the extension has no fused backward, i.e. CUDA): recompute the full-size upsampled
     signal for the activation's derivative, then apply the adjoints of the two resampling steps."""
     px0, px1, py0, py1 = padding
     xb = x if b is None else x + b.reshape(1, -1, 1, 1)

@@ -117,11 +117,23 @@ OPS_HD inline T flrelu_act(T v, T slope, T gain, T clamp) {
   return clamp < T(0) ? flrelu_act_noclamp(v, slope, gain) : flrelu_act_clamped(v, slope, gain, clamp);
 }
 
-// ... and its derivative with respect to v.
+// ... and its derivative with respect to v (the backward passes multiply the incoming gradient by
+// it). lrelu'(0) = slope like torch; the clamp passes -clamp <= y <= clamp inclusive like
+// torch.clamp. Again with _noclamp / _clamped forms whose row loops vectorise.
+template <typename T>
+OPS_HD inline T flrelu_grad_noclamp(T v, T slope, T gain) {
+  return v > T(0) ? gain : slope * gain;
+}
+
+template <typename T>
+OPS_HD inline T flrelu_grad_clamped(T v, T slope, T gain, T clamp) {
+  const T y = flrelu_act_noclamp(v, slope, gain);
+  return (y >= -clamp && y <= clamp) ? flrelu_grad_noclamp(v, slope, gain) : T(0);
+}
+
 template <typename T>
 OPS_HD inline T flrelu_grad(T v, T slope, T gain, T clamp) {
-  T y = (v > T(0) ? v : v * slope) * gain;
-  return (v > T(0) ? gain : slope * gain) * clamp_grad(y, clamp);
+  return clamp < T(0) ? flrelu_grad_noclamp(v, slope, gain) : flrelu_grad_clamped(v, slope, gain, clamp);
 }
 
 OPS_HD inline int floor_div(int a, int b) {  // b > 0

@@ -10,6 +10,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include "ops_common.h"
@@ -440,23 +441,44 @@ struct FlreluPlan {
 };
 
 template <typename T>
-void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const FlreluPlan<T>& P, Scratch<T>& s) {
-  const Axis& ux = P.ux;
-  const Axis& dx = P.dx;
-  const int W = ux.n_in, Wm = ux.n_out, Wo = dx.n_out;
-  const int RH = ops::ceil_div(P.fuh, P.up) + 1;  // ring of horizontally upsampled input rows
-  const int RA = P.fdh;                           // ring of activated rows, with zero margins
-  const int astride = dx.stride();
-  std::vector<T> xrow(ux.stride(), T(0));
-  std::vector<T> hx(P.fu_sep ? static_cast<size_t>(RH) * Wm : 0);
-  std::vector<T> ar(static_cast<size_t>(RA) * astride, T(0));
-  std::vector<T> drow(P.fd_sep ? astride : 0, T(0));
-  T* xin = xrow.data() + ux.L;
-  int hx_next = 0;  // next input row to pass horizontally
-  int a_next = 0;   // next activated row to produce
+FlreluPlan<T> make_flrelu_plan(const torch::Tensor& x, const torch::Tensor& fu, const torch::Tensor& fd,
+                               int64_t up, int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1,
+                               double gain, double slope, double clamp) {
+  const int H = x.size(2), W = x.size(3);
+  const int fuw = fu.size(-1), fuh = fu.size(0), fdw = fd.size(-1), fdh = fd.size(0);
+  Axis ux = make_axis(W, up, 1, px0, px1, fuw);
+  const int Hm = ops::upfirdn_out_size(H, up, 1, py0, py1, fuh);
+  TORCH_CHECK(Hm > 0, "filtered_lrelu: the upsampled signal would be empty; check the padding");
+  Axis dx = make_axis(ux.n_out, 1, down, 0, 0, fdw);
+  const int Ho = ops::upfirdn_out_size(Hm, 1, down, 0, 0, fdh);
+  TORCH_CHECK(Ho > 0, "filtered_lrelu: the output would be empty; check the padding and filter sizes");
+  return FlreluPlan<T>{ux, dx, H, Hm, Ho, (int)up, (int)down, (int)py0, fuh, fdh, fu.dim() == 1, fd.dim() == 1,
+                       T(gain), T(slope), T(clamp)};
+}
 
-  auto produce_row = [&](int Y) {
-    T* a = ar.data() + static_cast<size_t>(Y % RA) * astride + dx.L;
+// Rows Y = 0, 1, ... (increasing; gaps allowed) of the upsampled signal before the activation,
+// u = upfirdn(x + bias, fu, up, padding), one at a time. A separable fu keeps a ring of
+// horizontally upsampled input rows so each input row is passed horizontally once.
+template <typename T>
+struct UpRows {
+  const FlreluPlan<T>& P;
+  const T* x;
+  T bias;
+  const T* fu;
+  Scratch<T>& s;
+  int RH;                    // ring of horizontally upsampled input rows
+  std::vector<T> xrow, hx;   // one input row with zero margins; the ring
+  int hx_next = 0;           // next input row to pass horizontally
+
+  UpRows(const FlreluPlan<T>& P_, const T* x_, T bias_, const T* fu_, Scratch<T>& s_)
+      : P(P_), x(x_), bias(bias_), fu(fu_), s(s_), RH(ops::ceil_div(P_.fuh, P_.up) + 1),
+        xrow(P_.ux.stride(), T(0)), hx(P_.fu_sep ? static_cast<size_t>(RH) * P_.ux.n_out : 0) {}
+
+  // a[0 .. Wm) = row Y of u.
+  void produce(int Y, T* a) {
+    const Axis& ux = P.ux;
+    const int W = ux.n_in, Wm = ux.n_out;
+    T* xin = xrow.data() + ux.L;
     std::fill(a, a + Wm, T(0));
     TapRange tr = ops::tap_range(Y, P.up, 1, P.py0, P.fuh, P.H);
     if (P.fu_sep) {
@@ -479,12 +501,27 @@ void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const Flre
         hpass_acc(ux, fu + static_cast<size_t>(tr.k0 + P.up * t) * ux.taps, xin, a, s);
       }
     }
-    flrelu_row(a, Wm, P.slope, P.gain, P.clamp);
-  };
+  }
+};
+
+template <typename T>
+void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const FlreluPlan<T>& P, Scratch<T>& s) {
+  const Axis& dx = P.dx;
+  const int Wm = P.ux.n_out, Wo = dx.n_out;
+  const int RA = P.fdh;  // ring of activated rows, with zero margins
+  const int astride = dx.stride();
+  UpRows<T> rows(P, x, bias, fu, s);
+  std::vector<T> ar(static_cast<size_t>(RA) * astride, T(0));
+  std::vector<T> drow(P.fd_sep ? astride : 0, T(0));
+  int a_next = 0;  // next activated row to produce
 
   for (int oy = 0; oy < P.Ho; oy++) {
     const int y0 = oy * P.down;
-    for (; a_next < y0 + P.fdh; a_next++) produce_row(a_next);
+    for (; a_next < y0 + P.fdh; a_next++) {
+      T* a = ar.data() + static_cast<size_t>(a_next % RA) * astride + dx.L;
+      rows.produce(a_next, a);
+      flrelu_row(a, Wm, P.slope, P.gain, P.clamp);
+    }
     T* yr = y + static_cast<size_t>(oy) * Wo;
     std::fill(yr, yr + Wo, T(0));
     if (P.fd_sep) {
@@ -502,30 +539,31 @@ void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const Flre
   }
 }
 
-torch::Tensor filtered_lrelu_fwd(torch::Tensor x, torch::Tensor fu, torch::Tensor fd, torch::Tensor b,
-                                 int64_t up, int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1,
-                                 double gain, double slope, double clamp) {
+void check_flrelu_args(const torch::Tensor& x, const torch::Tensor& fu, const torch::Tensor& fd,
+                       const torch::Tensor& b, int64_t up, int64_t down) {
   TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "filtered_lrelu: x must be a contiguous [N, C, H, W] tensor");
   check_filter(fu, x, "filtered_lrelu (fu)");
   check_filter(fd, x, "filtered_lrelu (fd)");
   TORCH_CHECK(up >= 1 && down >= 1, "filtered_lrelu: up and down must be >= 1");
-  const int N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   if (b.numel() > 0)
-    TORCH_CHECK(b.dim() == 1 && b.size(0) == C && b.dtype() == x.dtype() && b.is_contiguous(),
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(1) && b.dtype() == x.dtype() && b.is_contiguous(),
                 "filtered_lrelu: b must be a contiguous 1-D tensor of x's dtype with C entries");
-  const bool fu_sep = fu.dim() == 1, fd_sep = fd.dim() == 1;
-  const int fuw = fu.size(-1), fuh = fu.size(0), fdw = fd.size(-1), fdh = fd.size(0);
-  Axis ux = make_axis(W, up, 1, px0, px1, fuw);
-  const int Hm = ops::upfirdn_out_size(H, up, 1, py0, py1, fuh);
-  TORCH_CHECK(Hm > 0, "filtered_lrelu: the upsampled signal would be empty; check the padding");
-  Axis dx = make_axis(ux.n_out, 1, down, 0, 0, fdw);
-  const int Ho = ops::upfirdn_out_size(Hm, 1, down, 0, 0, fdh);
-  TORCH_CHECK(Ho > 0, "filtered_lrelu: the output would be empty; check the padding and filter sizes");
-  auto y = torch::empty({N, C, Ho, dx.n_out}, x.options());
-  if (x.numel() == 0) return y.zero_();
+}
+
+torch::Tensor filtered_lrelu_fwd(torch::Tensor x, torch::Tensor fu, torch::Tensor fd, torch::Tensor b,
+                                 int64_t up, int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1,
+                                 double gain, double slope, double clamp) {
+  check_flrelu_args(x, fu, fd, b, up, down);
+  const int N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  torch::Tensor y;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "filtered_lrelu_fwd", [&] {
-    FlreluPlan<scalar_t> P{ux, dx, H, Hm, Ho, (int)up, (int)down, (int)py0, fuh, fdh, fu_sep, fd_sep,
-                           scalar_t(gain), scalar_t(slope), scalar_t(clamp)};
+    const auto P = make_flrelu_plan<scalar_t>(x, fu, fd, up, down, px0, px1, py0, py1, gain, slope, clamp);
+    const int Ho = P.Ho, Wo = P.dx.n_out;
+    y = torch::empty({N, C, Ho, Wo}, x.options());
+    if (x.numel() == 0) {
+      y.zero_();
+      return;
+    }
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
@@ -534,10 +572,163 @@ torch::Tensor filtered_lrelu_fwd(torch::Tensor x, torch::Tensor fu, torch::Tenso
     at::parallel_for(0, static_cast<int64_t>(N) * C, 1, [&](int64_t begin, int64_t end) {
       Scratch<scalar_t> s;
       for (int64_t p = begin; p < end; p++)
-        flrelu_plane(xp + p * H * W, bp ? bp[p % C] : scalar_t(0), yp + p * Ho * dx.n_out, fup, fdp, P, s);
+        flrelu_plane(xp + p * H * W, bp ? bp[p % C] : scalar_t(0), yp + p * Ho * Wo, fup, fdp, P, s);
     });
   });
   return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// filtered_lrelu backward, fused the same way. With u the upsampled signal and a = act(u):
+//   da = adjoint of the filter+downsample step applied to dy  (upfirdn: up = down, flipped fd),
+//   du = da * act'(u)                                          (u recomputed row by row),
+//   dx = adjoint of the upsample+filter step applied to du    (upfirdn: down = up, flipped fu).
+// dx is produced row by row; the du rows it needs (a window of fu_taps rows, advancing by `up`)
+// are made on demand into a ring, each from its recomputed u row and the dy rows under it. No
+// full-size upsampled tensor (u, da or du) exists.
+
+// d[i] *= act'(u[i]).
+#define OPS_FLRELU_GRAD_ROW_BODY                                                                   \
+  if (clamp < T(0)) {                                                                              \
+    for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_noclamp(u[i], slope, gain);               \
+  } else {                                                                                         \
+    for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_clamped(u[i], slope, gain, clamp);        \
+  }
+
+template <typename T>
+void flrelu_grad_row_base(T* __restrict__ d, const T* __restrict__ u, int n, T slope, T gain, T clamp) {
+  OPS_FLRELU_GRAD_ROW_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void flrelu_grad_row_avx2(T* __restrict__ d, const T* __restrict__ u, int n, T slope, T gain,
+                                          T clamp) {
+  OPS_FLRELU_GRAD_ROW_BODY
+}
+
+template <typename T>
+inline void flrelu_grad_row(T* d, const T* u, int n, T slope, T gain, T clamp) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    flrelu_grad_row_avx2(d, u, n, slope, gain, clamp);
+  else
+    flrelu_grad_row_base(d, u, n, slope, gain, clamp);
+}
+
+// The adjoint resampling axes of the backward.
+struct FlreluGradAxes {
+  Axis dy;   // horizontal adjoint of the down pass: dy row (Wo) -> da row (Wm)
+  Axis dx;   // horizontal adjoint of the up pass: du row (Wm) -> dx row (W)
+  int ypad;  // vertical padding of the up pass's adjoint (pad0 of an upfirdn with down = up)
+};
+
+template <typename T>
+double flrelu_grad_plane(const T* x, T bias, const T* dy, T* dxp, const T* fu, const T* fut, const T* fdt,
+                         const FlreluPlan<T>& P, const FlreluGradAxes& G, Scratch<T>& s) {
+  const Axis& ya = G.dy;
+  const Axis& xa = G.dx;
+  const int W = xa.n_out, Wm = xa.n_in, Wo = ya.n_in;
+  UpRows<T> rows(P, x, bias, fu, s);
+  std::vector<T> urow(Wm);
+  const int RD = P.fuh;  // ring of du rows (a dx row reads at most fu_taps consecutive ones)
+  const int dstride = xa.stride();
+  std::vector<T> dur(static_cast<size_t>(RD) * dstride, T(0));
+  std::vector<T> yrow(ya.stride(), T(0));  // a dy row, or the vertical combination of dy rows
+  std::vector<T> vrow(P.fu_sep ? dstride : 0, T(0));
+  int du_next = 0;
+
+  auto produce_du = [&](int Y) {
+    T* d = dur.data() + static_cast<size_t>(Y % RD) * dstride + xa.L;
+    std::fill(d, d + Wm, T(0));
+    TapRange tr = ops::tap_range(Y, P.down, 1, P.fdh - 1, P.fdh, P.Ho);
+    T* yin = yrow.data() + ya.L;
+    if (P.fd_sep) {  // vertical combination of the dy rows (narrow), then one horizontal pass
+      std::fill(yin, yin + Wo, T(0));
+      TapList<T> tl(yin, Wo);
+      for (int t = 0; t < tr.count; t++) tl.add(dy + static_cast<size_t>(tr.s0 + t) * Wo, fdt[tr.k0 + P.down * t]);
+      tl.flush();
+      if (tr.count > 0) hpass_acc(ya, fdt, yin, d, s);
+    } else {
+      for (int t = 0; t < tr.count; t++) {
+        load_row(yin, dy + static_cast<size_t>(tr.s0 + t) * Wo, Wo, T(0));
+        hpass_acc(ya, fdt + static_cast<size_t>(tr.k0 + P.down * t) * ya.taps, yin, d, s);
+      }
+    }
+    rows.produce(Y, urow.data());
+    flrelu_grad_row(d, urow.data(), Wm, P.slope, P.gain, P.clamp);
+  };
+
+  double sum = 0;
+  for (int sy = 0; sy < P.H; sy++) {
+    TapRange tr = ops::tap_range(sy, 1, P.up, G.ypad, P.fuh, P.Hm);
+    for (du_next = std::max(du_next, tr.s0); du_next < tr.s0 + tr.count; du_next++) produce_du(du_next);
+    T* dr = dxp + static_cast<size_t>(sy) * W;
+    std::fill(dr, dr + W, T(0));
+    if (P.fu_sep) {
+      T* v = vrow.data() + xa.L;
+      std::fill(v, v + Wm, T(0));
+      TapList<T> tl(v, Wm);
+      for (int t = 0; t < tr.count; t++)
+        tl.add(dur.data() + static_cast<size_t>((tr.s0 + t) % RD) * dstride + xa.L, fut[tr.k0 + t]);
+      tl.flush();
+      if (tr.count > 0) hpass_acc(xa, fut, v, dr, s);
+    } else {
+      for (int t = 0; t < tr.count; t++)
+        hpass_acc(xa, fut + static_cast<size_t>(tr.k0 + t) * xa.taps,
+                  dur.data() + static_cast<size_t>((tr.s0 + t) % RD) * dstride + xa.L, dr, s);
+    }
+    for (int i = 0; i < W; i++) sum += dr[i];
+  }
+  return sum;
+}
+
+// Returns dx [N, C, H, W] and the per-plane sums of dx [N, C] (db = their sum over N).
+std::tuple<torch::Tensor, torch::Tensor> filtered_lrelu_grad(torch::Tensor dy, torch::Tensor x, torch::Tensor fu,
+                                                             torch::Tensor fd, torch::Tensor b, int64_t up,
+                                                             int64_t down, int64_t px0, int64_t px1, int64_t py0,
+                                                             int64_t py1, double gain, double slope,
+                                                             double clamp) {
+  check_flrelu_args(x, fu, fd, b, up, down);
+  const int N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto dx = torch::empty_like(x);
+  auto sums = torch::empty({N, C}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "filtered_lrelu_grad", [&] {
+    const auto P = make_flrelu_plan<scalar_t>(x, fu, fd, up, down, px0, px1, py0, py1, gain, slope, clamp);
+    const int Wm = P.ux.n_out, Ho = P.Ho, Wo = P.dx.n_out;
+    TORCH_CHECK(dy.dim() == 4 && dy.size(0) == N && dy.size(1) == C && dy.size(2) == Ho && dy.size(3) == Wo &&
+                    dy.is_contiguous() && dy.dtype() == x.dtype(),
+                "filtered_lrelu_grad: dy must be a contiguous tensor of x's dtype shaped like the output [", N,
+                ", ", C, ", ", Ho, ", ", Wo, "]");
+    if (x.numel() == 0) {
+      dx.zero_();
+      sums.zero_();
+      return;
+    }
+    const int fuw = fu.size(-1), fdw = fd.size(-1);
+    // Adjoint paddings (see _adjoint_padding in _native_ops.py).
+    FlreluGradAxes G{make_axis(Wo, down, 1, fdw - 1, Wm - Wo * down, fdw),
+                     make_axis(Wm, 1, up, fuw - 1 - px0, W * up - Wm + px0 + 1 - up, fuw), P.fuh - 1 - (int)py0};
+    TORCH_CHECK(G.dy.n_out == Wm && G.dx.n_out == W, "filtered_lrelu_grad: inconsistent adjoint geometry");
+    std::vector<int64_t> dims_u(fu.dim()), dims_d(fd.dim());
+    for (int i = 0; i < fu.dim(); i++) dims_u[i] = i;
+    for (int i = 0; i < fd.dim(); i++) dims_d[i] = i;
+    const auto fut = fu.flip(dims_u).contiguous(), fdt = fd.flip(dims_d).contiguous();
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* dyp = dy.data_ptr<scalar_t>();
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    scalar_t* dxp = dx.data_ptr<scalar_t>();
+    scalar_t* sp = sums.data_ptr<scalar_t>();
+    const scalar_t* fup = fu.data_ptr<scalar_t>();
+    const scalar_t* futp = fut.data_ptr<scalar_t>();
+    const scalar_t* fdtp = fdt.data_ptr<scalar_t>();
+    at::parallel_for(0, static_cast<int64_t>(N) * C, 1, [&](int64_t begin, int64_t end) {
+      Scratch<scalar_t> s;
+      for (int64_t p = begin; p < end; p++)
+        sp[p] = static_cast<scalar_t>(flrelu_grad_plane(xp + p * H * W, bp ? bp[p % C] : scalar_t(0),
+                                                        dyp + p * Ho * Wo, dxp + p * H * W, fup, futp, fdtp, P,
+                                                        G, s));
+    });
+  });
+  return {dx, sums};
 }
 
 }  // namespace
@@ -548,4 +739,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bias_act_grad", &bias_act_grad, "gradient of bias_act with respect to x");
   m.def("upfirdn2d", &upfirdn2d, "upsample, pad, FIR filter (pre-flipped), downsample");
   m.def("filtered_lrelu_fwd", &filtered_lrelu_fwd, "fused upsample + lrelu/clamp + downsample");
+  m.def("filtered_lrelu_grad", &filtered_lrelu_grad, "fused first-order backward of filtered_lrelu: (dx, dx sums per plane)");
 }

@@ -185,6 +185,8 @@ FLRELU_CASES = {
         [2, 1, 3, 3],
         (17, 13),
     ),
+    "up4_down4_2d": (_radial(8), _radial(8), 4, 4, [5, 6, 4, 7], (7, 9)),
+    "up2_down4_mixed": (_radial(6), SEP24, 2, 4, [10, 9, 11, 12], (13, 10)),
 }
 
 
@@ -229,6 +231,111 @@ def test_filtered_lrelu_noncontiguous_input_and_no_bias():
         [x.requires_grad_()],
     )
     _assert_match(res)
+
+
+# --- the fused backward kernel -------------------------------------------------------------------
+
+
+def _flrelu_grads_fused_and_ref(case, batch, gain, slope, clamp, flip, dtype=torch.float32, noncontig=False):
+    """(dx, db) of the fused kernel (called directly) and of autograd through the reference."""
+    from ops_cuda import _native_ops
+
+    fu, fd, up, down, padding, (h, w) = FLRELU_CASES[case]
+    pad = upfirdn2d.parse_padding(padding)
+    x = _rand(batch, 4, h, w, dtype=dtype) * 2
+    b = _rand(4, seed=9, dtype=dtype)
+    if noncontig:
+        x = _rand(batch, w, 4, h + 1, dtype=dtype).permute(0, 2, 3, 1)[:, :, 1:] * 2
+    xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
+    y = filtered_lrelu.filtered_lrelu(
+        xr, fu, fd, br, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
+        flip_filter=flip, impl="ref",
+    )  # fmt: skip
+    dy = _rand(*y.shape, seed=5, dtype=dtype)
+    if noncontig:
+        dy = _rand(*reversed(y.shape), seed=5, dtype=dtype).permute(3, 2, 1, 0)
+        assert not dy.is_contiguous() and not x.is_contiguous()
+    y.backward(dy)
+    ext = _native.load_extension("cpu")
+    wu = _native_ops._prepare_filter(fu, float(up**2), flip, x)
+    wd = _native_ops._prepare_filter(fd, 1.0, flip, x)
+    dx, db = _native_ops._filtered_lrelu_grad_fused(ext, x, b, wu, wd, dy, up, down, pad, gain, slope, clamp)
+    return (dx, db), (xr.grad, br.grad)
+
+
+FLRELU_PARAMS = [(math.sqrt(2), 0.2, None, False), (1.3, 0.05, 0.7, True), (1.0, 1.0, 1.5, False)]
+
+
+@pytest.mark.parametrize("case", list(FLRELU_CASES))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_filtered_lrelu_fused_backward_matches_ref(case, batch):
+    for gain, slope, clamp, flip in FLRELU_PARAMS:
+        (dx, db), (dx_ref, db_ref) = _flrelu_grads_fused_and_ref(case, batch, gain, slope, clamp, flip)
+        assert dx.shape == dx_ref.shape and db.shape == db_ref.shape
+        assert (dx - dx_ref).abs().max().item() <= TOL * max(1.0, dx_ref.abs().max().item())
+        assert (db - db_ref).abs().max().item() <= TOL * 10 * max(1.0, db_ref.abs().max().item())
+
+
+@pytest.mark.parametrize("case", ["sg3_up2_down2", "radial_up_2d", "up1_down4", "up4_down4_2d"])
+def test_filtered_lrelu_fused_backward_float64_and_noncontiguous(case):
+    for gain, slope, clamp, flip in FLRELU_PARAMS[:2]:
+        (dx, db), (dx_ref, db_ref) = _flrelu_grads_fused_and_ref(
+            case, 2, gain, slope, clamp, flip, dtype=torch.float64, noncontig=True
+        )
+        assert dx.dtype == torch.float64
+        torch.testing.assert_close(dx, dx_ref, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(db, db_ref, rtol=1e-10, atol=1e-11)
+
+
+def test_filtered_lrelu_backward_uses_the_fused_kernel(monkeypatch):
+    from ops_cuda import _native_ops
+
+    def unfused(*args, **kwargs):
+        raise AssertionError("the unfused backward was used on CPU")
+
+    monkeypatch.setattr(_native_ops, "_filtered_lrelu_grad", unfused)
+    x = _rand(2, 3, 11, 12).requires_grad_()
+    b = _rand(3, seed=2).requires_grad_()
+    y = filtered_lrelu.filtered_lrelu(x, SEP12, SEP12, b, up=2, down=2, padding=[9, 8, 9, 8], impl="cpu")
+    y.square().sum().backward()
+    assert x.grad.shape == x.shape and b.grad.shape == b.shape and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "fu,fd,up,down,padding,clamp",
+    [
+        ([1, 3, 3, 1], [1, 2, 1], 2, 2, 2, None),
+        ([1, 3, 3, 1], [1, 2, 1], 2, 2, [1, 2, 3, 0], 0.6),
+        ("radial", [1, 2, 1], 4, 2, [3, 1, 2, 2], None),
+        ([1, 2, 1], "radial", 1, 4, [2, 2, 1, 3], 0.5),
+        (None, None, 1, 1, 0, 0.4),
+    ],
+)
+def test_gradcheck_float64_fused_backward(fu, fd, up, down, padding, clamp):
+    def filt(f):
+        if isinstance(f, str):
+            return _radial(4).double()
+        return None if f is None else upfirdn2d.setup_filter(f)
+
+    fu, fd = filt(fu), filt(fd)
+    # A small eps so the finite differences rarely straddle a kink (0 for lrelu, +-clamp).
+    x = torch.randn(2, 2, 5, 4, dtype=torch.float64, generator=_gen(10)).requires_grad_()
+    b = torch.randn(2, dtype=torch.float64, generator=_gen(11)).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda x, b: filtered_lrelu.filtered_lrelu(
+            x, fu, fd, b, up=up, down=down, padding=padding, slope=0.3, clamp=clamp, impl="cpu"
+        ),
+        (x, b),
+        eps=1e-7,
+    )
+
+
+def test_filtered_lrelu_grad_rejects_a_wrong_dy_shape():
+    ext = _native.load_extension("cpu")
+    x = _rand(1, 2, 8, 8)
+    w = upfirdn2d.setup_filter([1, 3, 3, 1])
+    with pytest.raises(RuntimeError, match="dy must be"):
+        ext.filtered_lrelu_grad(_rand(1, 2, 3, 3), x, w, w, x[0, 0, 0, :0], 2, 2, 2, 2, 2, 2, 1.0, 0.2, -1.0)
 
 
 # --- float64, double backward, unsupported dtypes ---------------------------------------------
