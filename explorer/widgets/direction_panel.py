@@ -63,6 +63,7 @@ class DirectionRow(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(int(-SLIDER_RANGE * SLIDER_STEPS), int(SLIDER_RANGE * SLIDER_STEPS))
         self.value_spin = QDoubleSpinBox()
+        self.value_spin.setKeyboardTracking(False)  # one change (and undo step) per entered value
         self.value_spin.setRange(-SLIDER_RANGE * 4, SLIDER_RANGE * 4)
         self.value_spin.setDecimals(2)
         self.value_spin.setSingleStep(0.1)
@@ -71,6 +72,7 @@ class DirectionRow(QWidget):
         self.end_spin = QSpinBox()
         for spin in (self.start_spin, self.end_spin):
             spin.setRange(0, num_ws)
+            spin.setKeyboardTracking(False)
             spin.setToolTip("Layer range (w indices) the direction applies to")
         self.reset_button = QPushButton("0")
         self.reset_button.setToolTip("Reset this direction to 0")

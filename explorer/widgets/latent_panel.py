@@ -67,6 +67,7 @@ class LatentPanel(QWidget):
         self.psi_slider = QSlider(Qt.Orientation.Horizontal)
         self.psi_slider.setRange(-PSI_STEPS, 2 * PSI_STEPS)
         self.psi_spin = QDoubleSpinBox()
+        self.psi_spin.setKeyboardTracking(False)  # one change (and undo step) per entered value
         self.psi_spin.setRange(-1.0, 2.0)
         self.psi_spin.setSingleStep(0.05)
         self.psi_spin.setDecimals(2)
@@ -74,6 +75,7 @@ class LatentPanel(QWidget):
         psi_row.addWidget(self.psi_spin)
         form.addRow("Truncation ψ", psi_row)
         self.cutoff_spin = QSpinBox()
+        self.cutoff_spin.setKeyboardTracking(False)
         self.cutoff_spin.setSpecialValueText("all layers")
         self.cutoff_spin.setToolTip("Truncate only the first N ws (coarse layers); 'all layers': every w")
         form.addRow("Truncate first", self.cutoff_spin)
@@ -101,6 +103,8 @@ class LatentPanel(QWidget):
         lrow = QHBoxLayout()
         self.mix_start_spin = QSpinBox()
         self.mix_end_spin = QSpinBox()
+        for spin in (self.mix_start_spin, self.mix_end_spin):
+            spin.setKeyboardTracking(False)
         lrow.addWidget(self.mix_start_spin)
         lrow.addWidget(self.mix_end_spin)
         mform.addRow("Layers (from, to)", lrow)

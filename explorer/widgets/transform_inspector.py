@@ -119,6 +119,7 @@ class TransformInspector(QWidget):
         slider.setRange(round(lo * steps), round(hi * steps))
         slider.setProperty("steps", steps)
         spin = QDoubleSpinBox()
+        spin.setKeyboardTracking(False)  # one change (and undo step) per entered value
         spin.setRange(lo, hi)
         spin.setSingleStep(step)
         spin.setDecimals(decimals)
