@@ -403,3 +403,15 @@ def test_computed_pca_directions_are_saved_with_the_model(qtbot, make_window, tm
     assert window.history.state.edits["pc1"].strength == 1.0
     other = make_window(path)
     assert "pc2" in other.direction_panel.rows
+
+
+def test_class_picker_for_a_conditional_model(make_window, tmp_path):
+    from tests.gan.conftest import save_tiny
+
+    window = make_window(save_tiny(tmp_path / "cond.safetensors", "stylegan2", c_dim=3))
+    combo = window.latent_panel.class_combo
+    assert combo.isEnabled() and combo.count() == 3 and window.history.state.class_idx == 0
+    first = image_of(window)
+    combo.setCurrentIndex(2)
+    assert window.history.state.class_idx == 2
+    assert not np.array_equal(image_of(window), first)
