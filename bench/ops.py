@@ -9,6 +9,13 @@ filtered_lrelu call. For each distinct call we time, at batch 1:
 Totals are per generated image (each call counted as often as the generator makes it).
 
     python -m bench.ops --configs sg3t-256 sg3t-1024 --write
+
+With --flrelu-backward CONFIG:BATCH ..., it times instead filtered_lrelu forward + first-order
+backward of every distinct layer call at that batch, with the old unfused backward (upfirdn2d kernel
+calls + torch elementwise passes over the full-size upsampled tensor) and the fused backward kernel,
+alternately in the same process (best of --repeat each):
+
+    python -m bench.ops --flrelu-backward sg3t-64:16 sg3t-256:1 --write
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from bench.generator import make_generator
 from ops_cuda import bias_act, filtered_lrelu, upfirdn2d
 
 CONFIGS = {
+    "sg3t-64": ("stylegan3-t", 64, 8192, 128),
     "sg3t-256": ("stylegan3-t", 256, 16384, 512),
     "sg3t-1024": ("stylegan3-t", 1024, 32768, 512),
     "sg3r-256": ("stylegan3-r", 256, 16384, 512),
@@ -110,6 +118,98 @@ def bench_config(name: str, repeat: int) -> tuple[list[str], dict[str, list[floa
     return rows, totals
 
 
+def bench_flrelu_backward(name: str, batch: int, repeat: int) -> tuple[list[str], list[float]]:
+    """Per distinct layer call: ms of forward + backward with the old and the fused backward."""
+    from ops_cuda import _native, _native_ops
+    from ops_cuda.upfirdn2d import parse_padding
+
+    ext = _native.load_extension("cpu")
+    arch, res, cbase, cmax = CONFIGS[name]
+    groups: dict[tuple, list] = {}
+    for shape, kw in record_layer_calls(arch, res, cbase, cmax):
+        groups.setdefault(_key(shape, kw), [shape, kw, 0])[2] += 1
+    rows, totals = [], [0.0, 0.0, 0.0]  # old, fused, forward alone
+    gen = torch.Generator().manual_seed(0)
+    for shape, kw, count in groups.values():
+        x = torch.randn((batch, *shape[1:]), generator=gen)
+        b = torch.randn(shape[1], generator=gen)
+        fu, fd, up, down = kw["fu"], kw["fd"], kw["up"], kw["down"]
+        pad = parse_padding(kw["padding"])
+        gain, slope, clamp = float(kw["gain"]), float(kw["slope"]), kw["clamp"]
+        wu = _native_ops._prepare_filter(fu, float(up**2), False, x)
+        wd = _native_ops._prepare_filter(fd, 1.0, False, x)
+        c = -1.0 if clamp is None else float(clamp)
+
+        def forward(x=x, b=b, wu=wu, wd=wd, up=up, down=down, pad=pad, gain=gain, slope=slope, c=c):
+            return ext.filtered_lrelu_fwd(x, wu, wd, b, up, down, *pad, gain, slope, c)
+
+        y = forward()
+        dy = torch.randn(y.shape, generator=gen)
+        args = (ext, x, b, wu, wd, dy, up, down, pad, gain, slope, clamp)
+        grads = {"old": _native_ops._filtered_lrelu_grad, "fused": _native_ops._filtered_lrelu_grad_fused}
+        results = {k: g(*args) for k, g in grads.items()}
+        diff = max(_max_diff(a, b) for a, b in zip(results["old"], results["fused"]))
+        best = {k: math.inf for k in grads}
+        for _ in range(repeat):  # alternate, so both see the same background load
+            for k, g in grads.items():
+                t0 = time.perf_counter()
+                forward()
+                g(*args)
+                best[k] = min(best[k], (time.perf_counter() - t0) * 1000.0)
+        ms_fwd = best_ms(forward, repeat)
+        totals[0] += best["old"] * count
+        totals[1] += best["fused"] * count
+        totals[2] += ms_fwd * count
+        fuh, fuw = (1, 1) if fu is None else (fu.shape[0], fu.shape[-1])
+        hm, wm = shape[2] * up + pad[2] + pad[3] - fuh + 1, shape[3] * up + pad[0] + pad[1] - fuw + 1
+        u_mb = batch * shape[1] * hm * wm
+        desc = f"{list(x.shape)} up {up} down {down} fu {_taps(fu)} fd {_taps(fd)} x{count}"
+        rows.append(
+            f"| {name} | {desc} | {ms_fwd:.1f} | {best['old']:.1f} | {best['fused']:.1f} | "
+            f"{best['old'] / best['fused']:.1f}x | {u_mb * 4 / 2**20:.0f} | {diff:.0e} |"
+        )
+        print(rows[-1], flush=True)
+    return rows, totals
+
+
+def flrelu_backward_main(args, argv) -> int:
+    rows, summary = [], []
+    for spec in args.flrelu_backward:
+        name, _, batch = spec.partition(":")
+        if name not in CONFIGS or not batch.isdigit():
+            print(f"--flrelu-backward expects CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}")
+            return 2
+        config_rows, (old, fused, fwd) = bench_flrelu_backward(name, int(batch), args.repeat)
+        rows += config_rows
+        summary.append(
+            f"| {name} | {batch} | {fwd:.0f} | {old:.0f} | {fused:.0f} | {old / fused:.2f}x | "
+            f"{(old - fwd) / max(fused - fwd, 1e-9):.1f}x |"
+        )
+    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
+    body = (
+        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
+        + (f"{args.note}\n\n" if args.note else "")
+        + "fp32, CPU kernels. Forward = the fused forward kernel; fwd + bwd = forward then the first-order "
+        "backward (dx and db) with the old unfused backward (upfirdn2d kernel calls plus torch elementwise "
+        "passes over the full-size upsampled tensor) or the fused backward kernel. Old and fused were "
+        f"timed alternately in the same process, best of {args.repeat}. Totals: sum over all layer calls "
+        "of one generator forward (each counted as often as the generator makes it). Backward alone: "
+        "(fwd + bwd - forward) old over the same for fused.\n\n"
+        "| config | batch | forward ms | fwd + bwd old ms | fwd + bwd fused ms | speed-up "
+        "| backward alone |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(summary)
+        + "\n\nPer distinct layer call (u MB: size of "
+        "one full-size upsampled fp32 tensor, which the old backward materialises several times; diff: max "
+        "abs difference of dx/db old vs fused).\n\n"
+        "| config | layer call | forward ms | fwd + bwd old ms | fwd + bwd fused ms | speed-up | u MB "
+        "| diff |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if args.write:
+        write_section("Ops: filtered_lrelu backward", body)
+    print(body)
+    return 0
+
+
 def _taps(f: torch.Tensor | None) -> str:
     return "-" if f is None else "x".join(str(s) for s in f.shape)
 
@@ -126,7 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed runs per op and impl (best is kept)")
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     p.add_argument("--note", default="", help="extra remark for the doc (e.g. that the machine was shared)")
+    p.add_argument(
+        "--flrelu-backward",
+        nargs="+",
+        metavar="CONFIG:BATCH",
+        help="time filtered_lrelu forward + backward, old unfused vs fused backward (e.g. sg3t-64:16)",
+    )
     args = p.parse_args(argv)
+    if args.flrelu_backward:
+        return flrelu_backward_main(args, argv)
 
     caps = ops_cuda.capabilities("cpu", build=True)
     if any(caps[op]["impl"] != "cpu" for op in ("filtered_lrelu", "upfirdn2d", "bias_act")):
