@@ -68,6 +68,10 @@ class MainWindow(QMainWindow):
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text) shown to the user
         self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
         self._requested_stamp = 0  # stamp of the newest render request of the current state
+        self._busy_timer = QTimer(self)  # says "rendering…" when a render takes a while
+        self._busy_timer.setSingleShot(True)
+        self._busy_timer.setInterval(250)
+        self._busy_timer.timeout.connect(self._show_busy)
 
         self.image_view = ImageView()
         self.setCentralWidget(self.image_view)
@@ -325,6 +329,8 @@ class MainWindow(QMainWindow):
             return
         request = self.history.state.to_render_request()
         self._requested_stamp = self.bridge.request_render(request, continuous=continuous)
+        if not self._busy_timer.isActive():
+            self._busy_timer.start()
 
     def current_image(self, timeout_ms: int = 60_000):
         """The image of the current state: waits (event loop running) for a pending render.
@@ -356,6 +362,10 @@ class MainWindow(QMainWindow):
         request = self.history.state.to_render_request()
         request["edits"] = []
         self.bridge.request_thumbnails([int(s) for s in seeds], request)
+
+    def _show_busy(self) -> None:
+        if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
+            self.status_render.setText("Rendering…")
 
     def _on_rendered(self, result: dict) -> None:
         self.last_result = result
