@@ -49,6 +49,7 @@ def take_screenshot(
         _wait(app, lambda: len(grid.thumbnails) >= len(grid.visible_seeds()), min(timeout_s, 30.0))
         _wait(app, lambda: not window.bridge.pca_running, min(timeout_s, 60.0))  # the directions panel
         window.bridge.wait_idle(10.0)
+    window.statusBar().clearMessage()  # show the render time, not "Opened …"
     _wait(app, lambda: False, 0.2)  # process the last paints
     image = window.grab()
     if not image.save(path):
