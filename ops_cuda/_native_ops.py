@@ -159,9 +159,8 @@ def make_impls(ext: ModuleType, device_type: str) -> dict[str, Callable]:
 
                 dx, db = _ref_vjp(ref, [x, b], [need_x, need_b], dy)
             else:
-                fused = hasattr(ext, "filtered_lrelu_grad")  # the CUDA extension has no fused backward yet
-                grad = _filtered_lrelu_grad_fused if fused else _filtered_lrelu_grad
-                dx, db = grad(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp)
+                args = (ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp)
+                dx, db = _filtered_lrelu_grad_fused(*args)
                 dx = dx if need_x else None
                 db = db if need_b else None
             return (dx, db) + (None,) * 11
@@ -194,9 +193,10 @@ def _filtered_lrelu_grad_fused(ext, x, b, wu, wd, dy, up, down, padding, gain, s
 
 
 def _filtered_lrelu_grad(ext, x, b, wu, wd, dy, up, down, padding, gain, slope, clamp):
-    """First-order gradient of filtered_lrelu from upfirdn2d kernel calls and torch elementwise ops
-    (used where the extension has no fused backward, i.e. CUDA): recompute the full-size upsampled
-    signal for the activation's derivative, then apply the adjoints of the two resampling steps."""
+    """The previous, unfused first-order gradient of filtered_lrelu (kept for bench.ops, which times it
+    against the fused kernel, and as a cross-check in the tests): upfirdn2d kernel calls and torch
+    elementwise ops that materialise the full-size upsampled signal, then the adjoints of the two
+    resampling steps."""
     px0, px1, py0, py1 = padding
     xb = x if b is None else x + b.reshape(1, -1, 1, 1)
     u = ext.upfirdn2d(xb.contiguous(), wu, up, up, 1, 1, px0, px1, py0, py1)

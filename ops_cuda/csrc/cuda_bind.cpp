@@ -12,6 +12,10 @@ at::Tensor upfirdn2d_cuda(at::Tensor x, at::Tensor w, int64_t upx, int64_t upy, 
 at::Tensor filtered_lrelu_fwd_cuda(at::Tensor x, at::Tensor fu, at::Tensor fd, at::Tensor b, int64_t up,
                                    int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1, double gain,
                                    double slope, double clamp);
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cuda(at::Tensor dy, at::Tensor x, at::Tensor fu,
+                                                            at::Tensor fd, at::Tensor b, int64_t up, int64_t down,
+                                                            int64_t px0, int64_t px1, int64_t py0, int64_t py1,
+                                                            double gain, double slope, double clamp);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "ops_cuda CUDA kernels (bias_act, upfirdn2d, fused filtered_lrelu)";
@@ -19,4 +23,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bias_act_grad", &bias_act_grad_cuda, "gradient of bias_act with respect to x");
   m.def("upfirdn2d", &upfirdn2d_cuda, "upsample, pad, FIR filter (pre-flipped), downsample");
   m.def("filtered_lrelu_fwd", &filtered_lrelu_fwd_cuda, "fused upsample + lrelu/clamp + downsample");
+  m.def("filtered_lrelu_grad", &filtered_lrelu_grad_cuda,
+        "fused first-order backward of filtered_lrelu: (dx, dx sums per plane)");
 }

@@ -8,6 +8,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
+#include <tuple>
 #include <type_traits>
 
 #include "ops_common.h"
@@ -199,4 +200,47 @@ at::Tensor filtered_lrelu_fwd_cuda(at::Tensor x, at::Tensor fu, at::Tensor fd, a
   });
   OPS_LAUNCH_CHECK();
   return y;
+}
+
+// Fused first-order backward: dx, and the per-plane sums of dx [N, C] (db is their sum over N).
+std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cuda(at::Tensor dy, at::Tensor x, at::Tensor fu,
+                                                            at::Tensor fd, at::Tensor b, int64_t up, int64_t down,
+                                                            int64_t px0, int64_t px1, int64_t py0, int64_t py1,
+                                                            double gain, double slope, double clamp) {
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
+              "filtered_lrelu_grad: x must be a contiguous [N, C, H, W] CUDA tensor");
+  check_filter(fu, x, "filtered_lrelu_grad (fu)");
+  check_filter(fd, x, "filtered_lrelu_grad (fd)");
+  check_cuda(b, x, "filtered_lrelu_grad: b");
+  TORCH_CHECK(up >= 1 && down >= 1, "filtered_lrelu_grad: up and down must be >= 1");
+  OPS_DEVICE_GUARD(x);
+  const bool fu_sep = fu.dim() == 1, fd_sep = fd.dim() == 1;
+  const size_t acc_size = x.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float);
+  size_t smem = 0;
+  FlreluGeom g = flrelu_geometry(x.size(2), x.size(3), up, down, px0, px1, py0, py1, fu.size(-1), fu.size(0),
+                                 fu_sep, fd.size(-1), fd.size(0), fd_sep, acc_size, 48 * 1024, smem);
+  TORCH_CHECK(g.Wm > 0 && g.Hm > 0 && g.Wo > 0 && g.Ho > 0,
+              "filtered_lrelu_grad: the output would be empty; check the padding and filter sizes");
+  const int N = x.size(0), C = x.size(1);
+  TORCH_CHECK(dy.is_cuda() && dy.device() == x.device() && dy.is_contiguous() && dy.scalar_type() == x.scalar_type() &&
+                  dy.dim() == 4 && dy.size(0) == N && dy.size(1) == C && dy.size(2) == g.Ho && dy.size(3) == g.Wo,
+              "filtered_lrelu_grad: dy must be a contiguous CUDA tensor of x's dtype shaped like the output");
+  flrelu_grad_tiles(g, acc_size, 48 * 1024, smem);
+  TORCH_CHECK(smem > 0, "filtered_lrelu_grad: the filters are too large for the CUDA kernel; use impl='ref'");
+  auto dx = at::empty_like(x);
+  if (x.numel() == 0) return {dx.zero_(), at::zeros({N, C}, x.options())};
+  TORCH_CHECK(int64_t(N) * C <= 65535, "filtered_lrelu_grad: at most 65535 images x channels per call on CUDA");
+  const auto fut = fu.flip(fu_sep ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
+  const auto fdt = fd.flip(fd_sep ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
+  dim3 grid((g.W + g.TW - 1) / g.TW, (g.H + g.TH - 1) / g.TH, N * C);
+  cudaStream_t stream = OPS_CURRENT_STREAM();
+  AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "filtered_lrelu_grad_cuda", [&] {
+    using w_t = std::conditional_t<std::is_same<scalar_t, double>::value, double, float>;
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    filtered_lrelu_grad_kernel<scalar_t, w_t><<<grid, kThreads, smem, stream>>>(
+        dy.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp, fu.data_ptr<w_t>(), fut.data_ptr<w_t>(),
+        fdt.data_ptr<w_t>(), dx.data_ptr<scalar_t>(), g, C, float(gain), float(slope), float(clamp));
+  });
+  OPS_LAUNCH_CHECK();
+  return {dx, dx.sum({2, 3})};
 }

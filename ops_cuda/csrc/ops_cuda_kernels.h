@@ -232,6 +232,186 @@ OPS_GLOBAL void filtered_lrelu_kernel(const scalar_t* __restrict__ x, const scal
 }
 
 
+// ---------------------------------------------------------------------------------------------
+// filtered_lrelu backward, fused per tile of dx (input resolution, TH x TW) in shared memory:
+//   du region = the upsampled positions that tile reads through the (flipped) up filter;
+//   u there is recomputed from the input tile (+bias), da there from the dy tile (adjoint of the
+//   down step), du = da * act'(u) (zero outside the upsampled signal), then dx = adjoint of the
+//   up step. No full-size upsampled tensor exists; neighbouring tiles recompute their overlap.
+
+struct GradTileSizes {
+  int DH, DW;  // du region
+  int IH, IW;  // input region
+  int OH, OW;  // dy region
+  size_t floats;
+};
+
+OPS_HD inline GradTileSizes grad_tile_sizes(const FlreluGeom& g, int TH, int TW) {
+  GradTileSizes t;
+  t.DH = (TH - 1) * g.up + g.fuh;
+  t.DW = (TW - 1) * g.up + g.fuw;
+  t.IH = input_span(t.DH, g.up, g.fuh);
+  t.IW = input_span(t.DW, g.up, g.fuw);
+  t.OH = input_span(t.DH, g.down, g.fdh);
+  t.OW = input_span(t.DW, g.down, g.fdw);
+  size_t f = size_t(t.IH) * t.IW + size_t(t.DH) * t.DW + size_t(t.OH) * t.OW;
+  if (g.fu_sep) f += size_t(t.IH) * t.DW + size_t(TH) * t.DW;  // HX, V
+  if (g.fd_sep) f += size_t(t.OH) * t.DW;                      // HDY
+  t.floats = f;
+  return t;
+}
+
+// fu: the up filter in correlation order (to recompute u); fut / fdt: both filters flipped (the
+// adjoints). sums: nothing here (db is reduced on the host from dx).
+template <typename scalar_t, typename w_t>
+OPS_GLOBAL void filtered_lrelu_grad_kernel(const scalar_t* __restrict__ dy, const scalar_t* __restrict__ x,
+                                           const scalar_t* __restrict__ b, const w_t* __restrict__ fu,
+                                           const w_t* __restrict__ fut, const w_t* __restrict__ fdt,
+                                           scalar_t* __restrict__ dx, FlreluGeom g, int C, float gain, float slope,
+                                           float clamp) {
+  using acc_t = at::opmath_type<scalar_t>;
+  OPS_DECLARE_SMEM(smem_raw);
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+
+  const int64_t p = blockIdx.z;
+  const int sy0 = blockIdx.y * g.TH, sx0 = blockIdx.x * g.TW;  // first dx row / column of the tile
+  const int TH = min(g.TH, g.H - sy0), TW = min(g.TW, g.W - sx0);
+  const int DH = (TH - 1) * g.up + g.fuh, DW = (TW - 1) * g.up + g.fuw;
+  const int Dy0 = sy0 * g.up - (g.fuh - 1 - g.py0), Dx0 = sx0 * g.up - (g.fuw - 1 - g.px0);
+  // Input rows/cols under the du region (through fu), dy rows/cols over it (through fd).
+  const int iy0 = ops::ceil_div(Dy0 - g.py0, g.up), ix0 = ops::ceil_div(Dx0 - g.px0, g.up);
+  const int IH = ops::floor_div(Dy0 + DH - 1 - g.py0 + g.fuh - 1, g.up) - iy0 + 1;
+  const int IW = ops::floor_div(Dx0 + DW - 1 - g.px0 + g.fuw - 1, g.up) - ix0 + 1;
+  const int oy0 = ops::ceil_div(Dy0 - (g.fdh - 1), g.down), ox0 = ops::ceil_div(Dx0 - (g.fdw - 1), g.down);
+  const int OH = ops::floor_div(Dy0 + DH - 1, g.down) - oy0 + 1;
+  const int OW = ops::floor_div(Dx0 + DW - 1, g.down) - ox0 + 1;
+  const GradTileSizes full = grad_tile_sizes(g, g.TH, g.TW);
+  const int DWs = full.DW;  // row stride of the buffers DW wide
+
+  acc_t* X = smem;                                             // [IH][IW]
+  acc_t* DU = X + size_t(full.IH) * full.IW;                   // [DH][DWs]: u, then du
+  acc_t* DY = DU + size_t(full.DH) * DWs;                      // [OH][OW]
+  acc_t* HX = DY + size_t(full.OH) * full.OW;                  // [IH][DWs] (separable fu)
+  acc_t* V = HX + (g.fu_sep ? size_t(full.IH) * DWs : 0);      // [TH][DWs] (separable fu)
+  acc_t* HDY = V + (g.fu_sep ? size_t(g.TH) * DWs : 0);        // [OH][DWs] (separable fd)
+
+  const scalar_t* xp = x + p * g.H * g.W;
+  const scalar_t* dyp = dy + p * g.Ho * g.Wo;
+  const acc_t bias = b ? static_cast<acc_t>(b[p % C]) : acc_t(0);
+  for (int i = threadIdx.x; i < IH * IW; i += blockDim.x) {
+    const int r = i / IW, c = i % IW;
+    const int sy = iy0 + r, sx = ix0 + c;
+    const bool inside = sy >= 0 && sy < g.H && sx >= 0 && sx < g.W;
+    X[r * IW + c] = inside ? static_cast<acc_t>(xp[int64_t(sy) * g.W + sx]) + bias : acc_t(0);
+  }
+  for (int i = threadIdx.x; i < OH * OW; i += blockDim.x) {
+    const int r = i / OW, c = i % OW;
+    const int oy = oy0 + r, ox = ox0 + c;
+    const bool inside = oy >= 0 && oy < g.Ho && ox >= 0 && ox < g.Wo;
+    DY[r * OW + c] = inside ? static_cast<acc_t>(dyp[int64_t(oy) * g.Wo + ox]) : acc_t(0);
+  }
+  __syncthreads();
+
+  // u over the du region (as the forward computes it, before the activation).
+  if (g.fu_sep) {
+    for (int i = threadIdx.x; i < IH * DW; i += blockDim.x) {
+      const int r = i / DW, c = i % DW;
+      const TapRange t = ops::tap_range_unbounded(Dx0 + c, g.up, 1, g.px0, g.fuw);
+      acc_t acc = 0;
+      for (int k = 0; k < t.count; k++) acc += acc_t(fu[t.k0 + g.up * k]) * X[r * IW + (t.s0 + k - ix0)];
+      HX[r * DWs + c] = acc;
+    }
+  }
+  if (g.fd_sep) {
+    for (int i = threadIdx.x; i < OH * DW; i += blockDim.x) {
+      const int r = i / DW, c = i % DW;
+      const TapRange t = ops::tap_range_unbounded(Dx0 + c, g.down, 1, g.fdw - 1, g.fdw);
+      acc_t acc = 0;
+      for (int k = 0; k < t.count; k++) acc += acc_t(fdt[t.k0 + g.down * k]) * DY[r * OW + (t.s0 + k - ox0)];
+      HDY[r * DWs + c] = acc;
+    }
+  }
+  __syncthreads();
+
+  const acc_t ag = gain, as = slope, ac = clamp;
+  for (int i = threadIdx.x; i < DH * DW; i += blockDim.x) {
+    const int r = i / DW, c = i % DW;
+    const int Y = Dy0 + r, Xc = Dx0 + c;
+    const TapRange ty = ops::tap_range_unbounded(Y, g.up, 1, g.py0, g.fuh);
+    acc_t u = 0;
+    if (g.fu_sep) {
+      for (int k = 0; k < ty.count; k++) u += acc_t(fu[ty.k0 + g.up * k]) * HX[(ty.s0 + k - iy0) * DWs + c];
+    } else {
+      const TapRange tx = ops::tap_range_unbounded(Xc, g.up, 1, g.px0, g.fuw);
+      for (int a = 0; a < ty.count; a++) {
+        const int ky = ty.k0 + g.up * a;
+        const acc_t* row = X + (ty.s0 + a - iy0) * IW;
+        for (int k = 0; k < tx.count; k++) u += acc_t(fu[ky * g.fuw + tx.k0 + g.up * k]) * row[tx.s0 + k - ix0];
+      }
+    }
+    const TapRange dyr = ops::tap_range_unbounded(Y, g.down, 1, g.fdh - 1, g.fdh);
+    acc_t da = 0;
+    if (g.fd_sep) {
+      for (int k = 0; k < dyr.count; k++) da += acc_t(fdt[dyr.k0 + g.down * k]) * HDY[(dyr.s0 + k - oy0) * DWs + c];
+    } else {
+      const TapRange dxr = ops::tap_range_unbounded(Xc, g.down, 1, g.fdw - 1, g.fdw);
+      for (int a = 0; a < dyr.count; a++) {
+        const int ky = dyr.k0 + g.down * a;
+        const acc_t* row = DY + (dyr.s0 + a - oy0) * OW;
+        for (int k = 0; k < dxr.count; k++)
+          da += acc_t(fdt[ky * g.fdw + dxr.k0 + g.down * k]) * row[dxr.s0 + k - ox0];
+      }
+    }
+    const bool inside = Y >= 0 && Y < g.Hm && Xc >= 0 && Xc < g.Wm;
+    DU[r * DWs + c] = inside ? da * ops::flrelu_grad(u, as, ag, ac) : acc_t(0);
+  }
+  __syncthreads();
+
+  // dx = adjoint of the up step: tile position (r, c) reads DU[r * up + ky][c * up + kx].
+  scalar_t* dxp = dx + p * g.H * g.W;
+  if (g.fu_sep) {
+    for (int i = threadIdx.x; i < TH * DW; i += blockDim.x) {
+      const int r = i / DW, c = i % DW;
+      acc_t acc = 0;
+      for (int k = 0; k < g.fuh; k++) acc += acc_t(fut[k]) * DU[(r * g.up + k) * DWs + c];
+      V[r * DWs + c] = acc;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
+      const int r = i / TW, c = i % TW;
+      acc_t acc = 0;
+      for (int k = 0; k < g.fuw; k++) acc += acc_t(fut[k]) * V[r * DWs + c * g.up + k];
+      dxp[int64_t(sy0 + r) * g.W + sx0 + c] = static_cast<scalar_t>(acc);
+    }
+  } else {
+    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
+      const int r = i / TW, c = i % TW;
+      acc_t acc = 0;
+      for (int ky = 0; ky < g.fuh; ky++) {
+        const acc_t* row = DU + (r * g.up + ky) * DWs + c * g.up;
+        for (int kx = 0; kx < g.fuw; kx++) acc += acc_t(fut[ky * g.fuw + kx]) * row[kx];
+      }
+      dxp[int64_t(sy0 + r) * g.W + sx0 + c] = static_cast<scalar_t>(acc);
+    }
+  }
+}
+
+// The backward's dx tile (g.TH, g.TW over the input) that fits in `smem_limit` bytes (smem = 0
+// if none does); g comes from flrelu_geometry.
+inline void flrelu_grad_tiles(FlreluGeom& g, size_t acc_size, size_t smem_limit, size_t& smem) {
+  const int tiles[][2] = {{16, 16}, {8, 16}, {8, 8}, {4, 8}, {4, 4}, {2, 2}, {1, 1}};
+  smem = 0;
+  for (const auto& t : tiles) {
+    g.TH = t[0];
+    g.TW = t[1];
+    const size_t bytes = grad_tile_sizes(g, g.TH, g.TW).floats * acc_size;
+    if (bytes <= smem_limit) {
+      smem = bytes;
+      break;
+    }
+  }
+}
+
 // Geometry of a filtered_lrelu call and the largest output tile whose buffers fit in `smem_limit`
 // bytes of shared memory (smem = 0 if none does).
 inline FlreluGeom flrelu_geometry(int H, int W, int up, int down, int px0, int px1, int py0, int py1, int fuw,

@@ -51,6 +51,39 @@ torch::Tensor filtered_lrelu_emu(torch::Tensor x, torch::Tensor fu, torch::Tenso
   return y;
 }
 
+// dx of the fused backward kernel (fu / fd in correlation order, as the host code receives them).
+torch::Tensor filtered_lrelu_grad_emu(torch::Tensor dy, torch::Tensor x, torch::Tensor fu, torch::Tensor fd,
+                                      torch::Tensor b, int64_t up, int64_t down, int64_t px0, int64_t px1,
+                                      int64_t py0, int64_t py1, double gain, double slope, double clamp) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 4, "float32 NCHW x expected");
+  TORCH_CHECK(dy.scalar_type() == at::kFloat && dy.is_contiguous(), "contiguous float32 dy expected");
+  size_t smem = 0;
+  FlreluGeom g = flrelu_geometry(x.size(2), x.size(3), up, down, px0, px1, py0, py1, fu.size(-1), fu.size(0),
+                                 fu.dim() == 1, fd.size(-1), fd.size(0), fd.dim() == 1, sizeof(float), 48 * 1024,
+                                 smem);
+  TORCH_CHECK(g.Wo > 0 && g.Ho > 0 && dy.size(2) == g.Ho && dy.size(3) == g.Wo, "bad geometry");
+  flrelu_grad_tiles(g, sizeof(float), 48 * 1024, smem);
+  TORCH_CHECK(smem > 0, "filters too large");
+  const int N = x.size(0), C = x.size(1);
+  auto dx = torch::full_like(x, NAN);
+  const auto fut = fu.flip(fu.dim() == 1 ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
+  const auto fdt = fd.flip(fd.dim() == 1 ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
+  emu_smem.assign(smem, 0xFF);
+  one_thread_grid();
+  const float* bp = b.numel() ? b.data_ptr<float>() : nullptr;
+  for (int z = 0; z < N * C; z++)
+    for (int by = 0; by < (g.H + g.TH - 1) / g.TH; by++)
+      for (int bx = 0; bx < (g.W + g.TW - 1) / g.TW; bx++) {
+        blockIdx = EmuDim3{unsigned(bx), unsigned(by), unsigned(z)};
+        std::memset(emu_smem.data(), 0xFF, emu_smem.size());  // NaN: unwritten reads show up
+        filtered_lrelu_grad_kernel<float, float>(dy.data_ptr<float>(), x.data_ptr<float>(), bp,
+                                                 fu.data_ptr<float>(), fut.data_ptr<float>(),
+                                                 fdt.data_ptr<float>(), dx.data_ptr<float>(), g, C, float(gain),
+                                                 float(slope), float(clamp));
+      }
+  return dx;
+}
+
 torch::Tensor upfirdn2d_emu(torch::Tensor x, torch::Tensor w, int64_t upx, int64_t upy, int64_t downx,
                             int64_t downy, int64_t px0, int64_t px1, int64_t py0, int64_t py1) {
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 4, "float32 NCHW x expected");
@@ -105,6 +138,7 @@ torch::Tensor bias_act_emu(torch::Tensor dy, torch::Tensor x, torch::Tensor b, i
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("filtered_lrelu_fwd", &filtered_lrelu_emu);
+  m.def("filtered_lrelu_grad", &filtered_lrelu_grad_emu);
   m.def("upfirdn2d", &upfirdn2d_emu);
   m.def("bias_act", &bias_act_emu);
 }

@@ -287,6 +287,23 @@ def test_filtered_lrelu_fused_backward_float64_and_noncontiguous(case):
         torch.testing.assert_close(db, db_ref, rtol=1e-10, atol=1e-11)
 
 
+@pytest.mark.parametrize("case", ["sg3_up4_down2", "radial_down", "up2_down4_mixed"])
+def test_filtered_lrelu_fused_backward_matches_the_unfused_one(case):
+    from ops_cuda import _native_ops
+
+    fu, fd, up, down, padding, (h, w) = FLRELU_CASES[case]
+    pad = upfirdn2d.parse_padding(padding)
+    x, b = _rand(2, 3, h, w) * 2, _rand(3, seed=2)
+    ext = _native.load_extension("cpu")
+    wu = _native_ops._prepare_filter(fu, float(up**2), False, x)
+    wd = _native_ops._prepare_filter(fd, 1.0, False, x)
+    y = ext.filtered_lrelu_fwd(x, wu, wd, b, up, down, *pad, 1.4, 0.2, 0.9)
+    args = (ext, x, b, wu, wd, _rand(*y.shape, seed=3), up, down, pad, 1.4, 0.2, 0.9)
+    fused, unfused = _native_ops._filtered_lrelu_grad_fused(*args), _native_ops._filtered_lrelu_grad(*args)
+    for a, b in zip(fused, unfused):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_filtered_lrelu_backward_uses_the_fused_kernel(monkeypatch):
     from ops_cuda import _native_ops
 
