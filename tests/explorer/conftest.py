@@ -38,6 +38,24 @@ def fail_on_qt_warnings():
     assert not messages, f"Qt warnings during the test: {messages}"
 
 
+@pytest.fixture(autouse=True)
+def no_blocking_message_boxes(monkeypatch):
+    """A modal QMessageBox in a headless run would wait forever (e.g. 'training is running, stop?'
+    while a failed test tears down): answer every static box with its default and record it.
+    Tests that check a box patch it themselves, which takes precedence."""
+    from PySide6.QtWidgets import QMessageBox
+
+    shown: list[tuple[str, str]] = []
+    for kind in ("question", "warning", "critical", "information"):
+
+        def answer(*args, _kind=kind, **kwargs):
+            shown.append((_kind, str(args[2]) if len(args) > 2 else ""))
+            return QMessageBox.StandardButton.Yes if _kind == "question" else QMessageBox.StandardButton.Ok
+
+        monkeypatch.setattr(QMessageBox, kind, answer)
+    return shown
+
+
 def running_qthreads() -> list[QThread]:
     out = []
     for obj in gc.get_objects():
