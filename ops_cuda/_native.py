@@ -16,6 +16,8 @@ import os
 import shutil
 import sys
 import sysconfig
+import time
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -115,6 +117,7 @@ def load_extension(kind: str) -> ModuleType:
     sources, _, flags = KINDS[kind]
     folder = build_dir(kind)
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_lock(folder)
     kwargs = {}
     if kind == "cuda":
         kwargs["extra_cuda_cflags"] = list(CUDA_NVCC_FLAGS)
@@ -133,6 +136,26 @@ def load_extension(kind: str) -> ModuleType:
             f"building the {kind} kernels failed ({type(exc).__name__}: {str(exc).strip()[-600:]}); "
             f"see the build log in {folder}"
         ) from exc
+
+
+# A build killed half-way leaves torch's `lock` file behind and every later build would wait on
+# it forever; no real build holds it this long.
+STALE_LOCK_SECONDS = 20 * 60
+
+
+def _remove_stale_lock(folder: Path) -> None:
+    lock = folder / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > STALE_LOCK_SECONDS:
+        warnings.warn(
+            f"ops_cuda: removing a build lock left by an interrupted build {age / 60:.0f} min ago: {lock}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        lock.unlink(missing_ok=True)
 
 
 def status(kind: str) -> str:
