@@ -27,6 +27,7 @@ test: lint
 bench: $(STAMP)
 	$(PY) -m bench.generator --write
 	$(PY) -m bench.ops --write
+	$(PY) -m bench.render --write
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info
