@@ -20,7 +20,13 @@ BLOCK_QT_AND_IMPORT_ALL = textwrap.dedent(
     for pkg_name in ("ops_cuda", "gan"):
         pkg = importlib.import_module(pkg_name)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
-            importlib.import_module(info.name)
+            try:
+                importlib.import_module(info.name)
+            except Exception as exc:
+                # The kernel loader modules build their extension on import (the registry
+                # imports them lazily); no CUDA device or compiler is not a layering problem.
+                if type(exc).__name__ != "NativeBuildError":
+                    raise
             count += 1
     print(count)
     """
