@@ -37,9 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", default="1360x860", help="window size for --screenshot (WxH)")
     parser.add_argument(
         "--panel",
-        choices=["main", "inspector"],
+        choices=["main", "inspector", "welcome"],
         default="main",
-        help="what --screenshot shows: the main window or the transform inspector in use",
+        help="what --screenshot shows: the main window, the transform inspector in use, or the welcome card",
     )
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument(
@@ -162,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                 timeout_s=args.timeout,
             )
         window.show()
+        if window.welcome_at_start:
+            window.show_welcome()
         return app.exec()
     finally:
         window.close()

@@ -23,12 +23,14 @@ from PySide6.QtWidgets import (
 
 from explorer.render_bridge import RenderBridge
 from explorer.state import MAX_SEED, ExplorerState, History, PlaneState, session_from_json, session_to_json
+from explorer.system_check import system_checks
 from explorer.widgets.direction_panel import DirectionPanel
 from explorer.widgets.image_view import ImageView
 from explorer.widgets.latent_canvas import LatentCanvas
 from explorer.widgets.latent_panel import LatentPanel
 from explorer.widgets.seed_grid import SeedGrid
 from explorer.widgets.transform_inspector import TransformInspector
+from explorer.widgets.welcome_overlay import WelcomeOverlay
 
 MODEL_FILTER = "Models (*.safetensors *.pkl);;All files (*)"
 OPEN_FILTER = "Models, sessions and PNGs (*.safetensors *.pkl *.json *.png);;All files (*)"
@@ -103,6 +105,8 @@ class MainWindow(QMainWindow):
         self.status_ops = QLabel("")
         self.statusBar().addWidget(self.status_render, 1)
         self.statusBar().addPermanentWidget(self.status_ops)
+        self.welcome = WelcomeOverlay(self.image_view)
+        self.welcome.dismissed.connect(lambda again: self.settings.setValue("show_welcome", again))
 
         self._build_menus()
         self._connect()
@@ -169,6 +173,7 @@ class MainWindow(QMainWindow):
         self._action(train_menu, "&Save directions with the model", self.save_directions)
 
         help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Welcome and system check…", self.show_welcome, "F1")
         self._action(help_menu, "&Model info…", self.show_model_info, "Ctrl+I")
         self._action(help_menu, "&About", self.show_about)
         self._update_recent_menu()
@@ -412,6 +417,8 @@ class MainWindow(QMainWindow):
         self.direction_panel.set_model(info, info.get("directions", []))
         self.latent_canvas.set_directions(info.get("directions", []))
         self.inspector.set_model(info)
+        if self.welcome.isVisible():
+            self.show_welcome()  # tips for this model (e.g. its anime slider)
         ops = info.get("ops", {})
         self.status_ops.setText(
             f"{info['arch']} {info['resolution']}px · {info['device']} · ops: "
@@ -690,6 +697,17 @@ class MainWindow(QMainWindow):
             f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
         )
         return f"<table cellspacing=4>{body}</table>"
+
+    @property
+    def welcome_at_start(self) -> bool:
+        return str(self.settings.value("show_welcome", "true")).lower() == "true"
+
+    def show_welcome(self) -> None:
+        """The welcome card: what to try with this model, and what this computer lacks (with fixes)."""
+        ops = (self.model_info or {}).get("ops")
+        self.welcome.show_at_start.setChecked(self.welcome_at_start)
+        self.welcome.set_content(self.model_info, system_checks(ops))
+        self.welcome.popup()
 
     def show_model_info(self) -> None:
         self.notify("information", "Model info", self.model_info_text())

@@ -40,6 +40,8 @@ def take_screenshot(
             return 1
         if failed:
             return 1  # the window already printed the reason (quiet_errors)
+        # bench/startup.py times the launch by this line.
+        print("stylegan-explorer: first image shown", file=sys.stderr, flush=True)
         if panel == "inspector" and window.model_info and window.model_info["is_sg3"]:
             window.dock_inspector.raise_()
             window.apply_fields({"translate": (0.0625, -0.03), "rotate": 12.0})
@@ -49,6 +51,8 @@ def take_screenshot(
         _wait(app, lambda: len(grid.thumbnails) >= len(grid.visible_seeds()), min(timeout_s, 30.0))
         _wait(app, lambda: not window.bridge.pca_running, min(timeout_s, 60.0))  # the directions panel
         window.bridge.wait_idle(10.0)
+    if panel == "welcome":
+        window.show_welcome()
     window.statusBar().clearMessage()  # show the render time, not "Opened …"
     _wait(app, lambda: False, 0.2)  # process the last paints
     image = window.grab()

@@ -19,7 +19,7 @@ __all__ = [
 def capabilities(device: torch.device | str | None = None, build: bool = False) -> dict[str, dict[str, str]]:
     """op -> {'impl': what impl='auto' runs ('ref'/'cpu'/'cuda'), 'reason': why not faster,
     'device': the device type asked about (default: cuda if available, else cpu),
-    'state': 'ready' | 'not built' | 'unavailable'}.
+    'state': 'ready' | 'not built' | 'unavailable' | 'ref only' (no native kernel exists for it)}.
 
     Never compiles unless build=True: a kernel that is not built yet (nor cached on disk) is
     reported as state 'not built' (its first use builds it, 20-60 s). A cached build is loaded,

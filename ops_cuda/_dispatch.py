@@ -167,7 +167,7 @@ class Registry:
         self, device: torch.device | str | None = None, build: bool = False
     ) -> dict[str, dict[str, str]]:
         """Plain data: op -> {'impl': what impl='auto' runs, 'reason': why not faster, 'device': ...,
-        'state': 'ready' | 'not built' | 'unavailable'}.
+        'state': 'ready' | 'not built' | 'unavailable' | 'ref only' (no native kernel exists for it)}.
 
         With build=False (the default, safe in a GUI thread) a kernel that is neither loaded nor
         cached on disk is not compiled: it is reported with state 'not built', impl = the kernel
@@ -185,7 +185,10 @@ class Registry:
                 continue
             fn, reason = self._native(op, native, device_type)
             active = native if fn is not None else "ref"
-            state = "ready" if fn is not None else "unavailable"
+            if fn is not None:
+                state = "ready"
+            else:
+                state = "unavailable" if self._table[op].get(native) else "ref only"
             out[op] = {"impl": active, "reason": reason, "device": device_type, "state": state}
         return out
 
