@@ -8,17 +8,15 @@ The extension is built (or loaded from the on-disk cache) once per module; the f
 import json
 import math
 import warnings
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import ops_cuda
 from ops_cuda import _native, bias_act, filtered_lrelu, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
+from tests.ops.conftest import max_diff
 
-FIXTURES = Path("/work/shared/fixtures/official")
 TOL = 1e-5
 
 
@@ -396,19 +394,6 @@ def test_unsupported_dtype_warns_and_uses_ref():
 # --- official fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def official():
-    if not (FIXTURES / "ops.npz").exists():
-        pytest.skip("official fixtures not present")
-    data = np.load(FIXTURES / "ops.npz")
-    params = json.loads((FIXTURES / "ops.json").read_text())
-    return {k: torch.from_numpy(data[k]) for k in data.files}, params
-
-
-def _diff(a, b):
-    return (a.detach() - b).abs().max().item()
-
-
 def test_official_bias_act_and_upfirdn2d_cpu(official):
     t, params = official
     p = params["bias_act"]
@@ -418,8 +403,8 @@ def test_official_bias_act_and_upfirdn2d_cpu(official):
         x, b, dim=p["dim"], act=p["act"], alpha=p["alpha"], gain=p["gain"], clamp=p["clamp"], impl="cpu"
     )
     (y * t["bias_act/grad_weights"]).sum().backward()
-    assert _diff(y, t["bias_act/y"]) <= TOL
-    assert _diff(x.grad, t["bias_act/dx"]) <= TOL and _diff(b.grad, t["bias_act/db"]) <= TOL * 10
+    assert max_diff(y, t["bias_act/y"]) <= TOL
+    assert max_diff(x.grad, t["bias_act/dx"]) <= TOL and max_diff(b.grad, t["bias_act/db"]) <= TOL * 10
 
     p = params["upfirdn2d"]
     x = t["upfirdn2d/x"].clone().requires_grad_()
@@ -428,7 +413,7 @@ def test_official_bias_act_and_upfirdn2d_cpu(official):
         gain=p["gain"], impl="cpu",
     )  # fmt: skip
     (y * t["upfirdn2d/grad_weights"]).sum().backward()
-    assert _diff(y, t["upfirdn2d/y"]) <= TOL and _diff(x.grad, t["upfirdn2d/dx"]) <= TOL
+    assert max_diff(y, t["upfirdn2d/y"]) <= TOL and max_diff(x.grad, t["upfirdn2d/dx"]) <= TOL
 
 
 @pytest.mark.parametrize("layer", ["L2_36_64", "L11_84_64"])
@@ -447,9 +432,9 @@ def test_official_filtered_lrelu_cpu(official, layer):
     (y * t[k + "grad_weights"]).sum().backward()
     assert y.shape == t[k + "y"].shape
     scale = t[k + "y"].abs().max().item()
-    assert _diff(y, t[k + "y"]) <= TOL * max(1, scale)
-    assert _diff(x.grad, t[k + "dx"]) <= TOL * max(1, t[k + "dx"].abs().max().item())
-    assert _diff(b.grad, t[k + "db"]) <= TOL * max(1, t[k + "db"].abs().max().item())
+    assert max_diff(y, t[k + "y"]) <= TOL * max(1, scale)
+    assert max_diff(x.grad, t[k + "dx"]) <= TOL * max(1, t[k + "dx"].abs().max().item())
+    assert max_diff(b.grad, t[k + "db"]) <= TOL * max(1, t[k + "db"].abs().max().item())
 
 
 # --- whole generators -----------------------------------------------------------------------------

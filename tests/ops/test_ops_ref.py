@@ -3,9 +3,7 @@
 import json
 import math
 import warnings
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,22 +11,9 @@ import torch.nn.functional as F
 import ops_cuda
 from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
+from tests.ops.conftest import max_diff
 
-FIXTURES = Path("/work/shared/fixtures/official")
 ATOL = 1e-5  # measured: the reference matches the official fixtures bit-exactly on CPU
-
-
-@pytest.fixture(scope="module")
-def official():
-    if not (FIXTURES / "ops.npz").exists():
-        pytest.skip("official fixtures not present")
-    data = np.load(FIXTURES / "ops.npz")
-    params = json.loads((FIXTURES / "ops.json").read_text())
-    return {k: torch.from_numpy(data[k]) for k in data.files}, params
-
-
-def _max_diff(a, b):
-    return (a.detach() - b).abs().max().item()
 
 
 # --- parity with the official implementation -------------------------------------------------
@@ -43,9 +28,9 @@ def test_bias_act_matches_official(official):
         x, b, dim=p["dim"], act=p["act"], alpha=p["alpha"], gain=p["gain"], clamp=p["clamp"], impl="ref"
     )
     (y * t["bias_act/grad_weights"]).sum().backward()
-    assert _max_diff(y, t["bias_act/y"]) <= ATOL
-    assert _max_diff(x.grad, t["bias_act/dx"]) <= ATOL
-    assert _max_diff(b.grad, t["bias_act/db"]) <= ATOL
+    assert max_diff(y, t["bias_act/y"]) <= ATOL
+    assert max_diff(x.grad, t["bias_act/dx"]) <= ATOL
+    assert max_diff(b.grad, t["bias_act/db"]) <= ATOL
 
 
 def test_upfirdn2d_matches_official(official):
@@ -58,8 +43,8 @@ def test_upfirdn2d_matches_official(official):
     )  # fmt: skip
     (y * t["upfirdn2d/grad_weights"]).sum().backward()
     assert y.shape == t["upfirdn2d/y"].shape
-    assert _max_diff(y, t["upfirdn2d/y"]) <= ATOL
-    assert _max_diff(x.grad, t["upfirdn2d/dx"]) <= ATOL
+    assert max_diff(y, t["upfirdn2d/y"]) <= ATOL
+    assert max_diff(x.grad, t["upfirdn2d/dx"]) <= ATOL
 
 
 @pytest.mark.parametrize("layer", ["L2_36_64", "L11_84_64"])
@@ -77,9 +62,9 @@ def test_filtered_lrelu_matches_official(official, layer):
     )  # fmt: skip
     (y * t[k + "grad_weights"]).sum().backward()
     assert y.shape == t[k + "y"].shape
-    assert _max_diff(y, t[k + "y"]) <= ATOL
-    assert _max_diff(x.grad, t[k + "dx"]) <= ATOL
-    assert _max_diff(b.grad, t[k + "db"]) <= ATOL
+    assert max_diff(y, t[k + "y"]) <= ATOL
+    assert max_diff(x.grad, t[k + "dx"]) <= ATOL
+    assert max_diff(b.grad, t[k + "db"]) <= ATOL
 
 
 # --- properties -------------------------------------------------------------------------------
