@@ -69,9 +69,12 @@ class RenderArgs:
     )
     translate: tuple[float, float] = field(
         default=(0.0, 0.0),
-        metadata={"help": "StyleGAN3 input translation (x, y), in units of the image size."},
+        metadata={
+            "help": "Input translation (x, y), in units of the image size (StyleGAN3 Fourier features "
+            "or the StyleGAN2 4x4 constant)."
+        },
     )
-    rotate: float = field(default=0.0, metadata={"help": "StyleGAN3 input rotation in degrees."})
+    rotate: float = field(default=0.0, metadata={"help": "Input rotation in degrees (StyleGAN2 or 3)."})
     mix_seed: int | None = field(
         default=None, metadata={"help": "Style-mix seed; its ws replace ws[mix_start:mix_end]."}
     )
@@ -110,7 +113,8 @@ def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
 
 
 def input_transform_matrix(translate: tuple[float, float], rotate_deg: float) -> np.ndarray:
-    """The StyleGAN3 input transform for a translation and rotation, built like the official tools:
+    """The input transform (StyleGAN3 convention, also used for StyleGAN2) for a translation and
+    rotation, built like the official StyleGAN3 tools:
     m = [[cos, sin, tx], [-sin, cos, ty], [0, 0, 1]], then inverted (float64)."""
     angle = rotate_deg / 360.0 * 2.0 * math.pi
     s, c = math.sin(angle), math.cos(angle)
@@ -230,11 +234,8 @@ class Renderer:
         tx, ty = (float(v) for v in args.translate)
         if tx == 0 and ty == 0 and float(args.rotate) == 0:
             return None  # the network's own transform buffer, so plain renders equal G.synthesis(ws)
-        if not self.is_sg3:
-            raise RenderError(
-                "Translation and rotation of the input need a StyleGAN3 model; "
-                f"this one is {self.model.arch}."
-            )
+        # StyleGAN3 moves its Fourier-feature input; StyleGAN2 resamples its 4x4 constant (same matrix,
+        # same direction), though its noise and padding stay put, so details "stick" to the screen.
         return input_transform_matrix((tx, ty), float(args.rotate))
 
     def _base_ws(self, args: RenderArgs, info: CacheInfo) -> torch.Tensor:

@@ -10,7 +10,7 @@ with ws_end <= k valid.
   (ws[:, j]); `finish` applies the output scale.
 - StyleGAN2: one stage per resolution block; a block reads an overlapping window of ws
   (its convolutions plus its toRGB, which shares a w with the next block's first convolution)
-  and carries (x, img).
+  and carries (x, img). The input transform goes to the first block (its learned constant).
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ class SynthesisStages:
                 return (syn.input(ws[:, 0], transform=input_transform),)
             layer = getattr(syn, syn.layer_names[index - 1])
             return (layer(state[0], ws[:, index], **layer_kwargs),)
-        if input_transform is not None:
-            raise ValueError("StyleGAN2 has no input transform")
         x, img = state if state is not None else (None, None)
         start, count = self._windows[index]
         block = getattr(syn, f"b{syn.block_resolutions[index]}")
+        if index == 0:  # the block with the constant input, which the transform resamples
+            layer_kwargs = dict(layer_kwargs, input_transform=input_transform)
         return tuple(block(x, img, ws.narrow(1, start, count), **layer_kwargs))
 
     def finish(self, state: State) -> torch.Tensor:

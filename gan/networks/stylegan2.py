@@ -9,11 +9,18 @@ Conventions shared with the official code:
   applied at run time.
 - float16 is only used on CUDA (blocks at the highest `num_fp16_res` resolutions); on any other
   device every block runs in float32.
+
+Beyond the official API, `SynthesisNetwork.forward` takes an optional per-sample input transform
+([N, 3, 3], the StyleGAN3 convention), applied by band-limited resampling of the learned 4x4
+constant (see `transform_const`). It lets the renderer and the equivariance metrics move a
+StyleGAN2 picture like a StyleGAN3 one; StyleGAN2 is not built to follow it, so the output is
+only roughly translated (its noise and padding stay put: "texture sticking").
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -122,6 +129,67 @@ def modulated_conv2d(
     if noise is not None:
         x = x.add_(noise.to(x.dtype))
     return x
+
+
+# ---- input transform -------------------------------------------------------------------------------
+
+
+def _dft_basis(pos: torch.Tensor, size: int) -> torch.Tensor:
+    """[..., size] complex basis of the trigonometric polynomial through `size` periodic samples,
+    evaluated at real sample positions pos [...] (in samples; integer = on a sample).
+
+    Frequencies k in fft order (0, 1, ..., -1) contribute exp(2 pi i k pos / size). The Nyquist
+    frequency (size even) contributes cos(pi pos), the mean of its two aliases +-size/2: that keeps
+    the polynomial real for real samples and still equal to them at integer positions."""
+    k = torch.fft.fftfreq(size, d=1.0 / size, dtype=torch.float64, device=pos.device)  # integers
+    phase = pos.unsqueeze(-1) * k * (2 * math.pi / size)
+    basis = torch.polar(torch.ones_like(phase), phase)
+    if size % 2 == 0:
+        basis[..., size // 2] = torch.cos(pos * math.pi).to(basis.dtype)
+    return basis
+
+
+def transform_const(const: torch.Tensor, transform: torch.Tensor) -> torch.Tensor:
+    """Resample a learned constant [C, S, S] through per-sample input transforms [N, 3, 3] -> [N, C, S, S].
+
+    The constant is read as samples of a continuous, periodic, band-limited picture spanning the
+    whole image: the trigonometric polynomial of its 2-D DFT. Output pixel (i, j) takes that
+    picture's value at transform @ p, where p is the pixel centre in the StyleGAN3 input
+    convention: x right, y down, in units of the image size, centred at 0. So the same matrix moves
+    a StyleGAN2 picture as it moves a StyleGAN3 one: out(p) = in(A p + t); a translation t of -1/S
+    moves the content one constant pixel to the right (torch.roll by +1), and rotations evaluate
+    the polynomial at rotated positions.
+
+    Where every pixel lands on a sample (identity, whole-pixel shifts, quarter turns) the samples
+    are copied, which is the polynomial's exact value there without floating-point rounding."""
+    if const.ndim != 3 or const.shape[1] != const.shape[2]:
+        raise ValueError(f"const must be [C, S, S], got {list(const.shape)}")
+    transform = transform.reshape(-1, 3, 3).to(device=const.device, dtype=torch.float64)
+    channels, size = const.shape[0], const.shape[-1]
+    n = transform.shape[0]
+
+    centres = (torch.arange(size, dtype=torch.float64, device=const.device) + 0.5) / size - 0.5
+    yy, xx = torch.meshgrid(centres, centres, indexing="ij")
+    p = torch.stack([xx.reshape(-1), yy.reshape(-1), torch.ones(size * size, dtype=torch.float64)])
+    q = transform[:, :2] @ p.to(const.device)  # [N, 2, S*S] source positions, image units
+    col = (q[:, 0] + 0.5) * size - 0.5  # [N, S*S] in constant pixels
+    row = (q[:, 1] + 0.5) * size - 0.5
+
+    # sum_{k,l} C[k, l] B_k(row) B_l(col) / S^2, with C the DFT of each channel.
+    coeffs = torch.fft.fft2(const.to(torch.float64)).reshape(channels, size * size)
+    basis = _dft_basis(row, size).unsqueeze(-1) * _dft_basis(col, size).unsqueeze(-2)  # [N, P, S, S]
+    basis = basis.reshape(n, size * size, size * size)
+    out = (basis @ coeffs.t()).real / (size * size)  # [N, P, C]
+    out = out.transpose(1, 2).reshape(n, channels, size, size).to(const.dtype)
+
+    # Exact copies where the transform maps the pixel grid onto itself (tolerance: float32 matrices).
+    row_i, col_i = row.round(), col.round()
+    on_grid = ((row - row_i).abs() < 1e-5).all(dim=1) & ((col - col_i).abs() < 1e-5).all(dim=1)
+    if bool(on_grid.any()):
+        flat = (row_i.long() % size) * size + (col_i.long() % size)  # [N, P]
+        copied = const.reshape(channels, -1)[:, flat].permute(1, 0, 2).reshape(n, channels, size, size)
+        out = torch.where(on_grid.reshape(n, 1, 1, 1), copied, out)
+    return out
 
 
 # ---- layers ----------------------------------------------------------------------------------------
@@ -351,6 +419,7 @@ class SynthesisBlock(torch.nn.Module):
         force_fp32: bool = False,
         fused_modconv: bool | str | None = None,
         update_emas: bool = False,  # accepted for the official call signature; nothing to update
+        input_transform: torch.Tensor | None = None,  # [N, 3, 3] for the const (first block only)
         **layer_kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if ws.ndim != 3 or ws.shape[1] != self.num_conv + self.num_torgb or ws.shape[2] != self.w_dim:
@@ -370,7 +439,19 @@ class SynthesisBlock(torch.nn.Module):
         if fused_modconv == "inference_only":
             fused_modconv = not self.training
 
-        if self.in_channels == 0:
+        if input_transform is not None and self.in_channels != 0:
+            raise ValueError(f"block b{self.resolution} has no constant input to transform")
+        if self.in_channels == 0 and input_transform is not None:
+            # Only the constant moves: the noise inputs and the zero padding of every convolution
+            # stay fixed to the pixel grid, which is why StyleGAN2 is not equivariant.
+            transform = input_transform.reshape(-1, 3, 3)
+            if transform.shape[0] not in (1, ws.shape[0]):
+                raise ValueError(
+                    f"input transform has {transform.shape[0]} matrices for a batch of {ws.shape[0]}"
+                )
+            x = transform_const(self.const.to(torch.float32), transform)
+            x = x.expand(ws.shape[0], -1, -1, -1).to(dtype=dtype, memory_format=memory_format)
+        elif self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=memory_format)
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
@@ -447,6 +528,7 @@ class SynthesisNetwork(torch.nn.Module):
         noise_mode: str = "random",
         force_fp32: bool = False,
         update_emas: bool = False,
+        input_transform: torch.Tensor | None = None,  # [N, 3, 3] (StyleGAN3 convention); None = none
         **block_kwargs,
     ) -> torch.Tensor:
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
@@ -455,9 +537,11 @@ class SynthesisNetwork(torch.nn.Module):
         x = img = None
         for res, cur_ws in zip(self.block_resolutions, self.block_ws(ws)):
             block = getattr(self, f"b{res}")
+            # Only the first block has the constant the transform applies to.
+            extra = {"input_transform": input_transform} if block.in_channels == 0 else {}
             x, img = block(
                 x, img, cur_ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
-                **block_kwargs,
+                **extra, **block_kwargs,
             )  # fmt: skip
         return img
 

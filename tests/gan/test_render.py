@@ -216,11 +216,24 @@ def test_transform_cache_keys(sg3):
     assert np.array_equal(moved.image, Renderer(sg3).render(RenderArgs(seed=1, rotate=10.0)).image)
 
 
+def test_translate_rotate_sg2(tiny_sg2_model_path):
+    # StyleGAN2 takes the same matrix; its synthesis resamples the 4x4 constant with it.
+    sg2 = load_model(tiny_sg2_model_path)
+    renderer = Renderer(sg2)
+    plain = renderer.render(RenderArgs(seed=0))
+    result = renderer.render(RenderArgs(seed=0, translate=(0.2, 0.0), rotate=15.0))
+    assert result.error is None and result.cache_hits.stages_reused == 0
+    T = torch.from_numpy(input_transform_matrix((0.2, 0.0), 15.0)).float()[None]
+    with torch.no_grad():
+        ws = torch.from_numpy(result.w)[None]
+        img = sg2.G.synthesis(ws, noise_mode="const", force_fp32=True, input_transform=T)
+    assert np.array_equal(result.image, to_uint8(img))
+    assert not np.array_equal(result.image, plain.image)
+
+
 def test_errors_become_strings(tiny_sg2_model_path, sg3, monkeypatch):
     sg2 = load_model(tiny_sg2_model_path)
     r = Renderer(sg2)
-    result = r.render(RenderArgs(seed=0, translate=(0.2, 0.0)))
-    assert result.image is None and "StyleGAN3" in result.error
     cases = [
         RenderArgs(z=[0.0, 1.0]),
         RenderArgs(w=np.zeros([3, 5])),
