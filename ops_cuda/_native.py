@@ -6,12 +6,20 @@ they are needed (20-60 s) and cached on disk. The extension name contains a hash
 under a second. Build directory: $TORCH_EXTENSIONS_DIR/<name>, or, when that variable is unset,
 <project>/.cache/torch_extensions/<name> (falling back to ~/.cache/torch_extensions when the
 project folder is read-only, e.g. an installed package).
+
+A standalone (PyInstaller) bundle cannot compile anything: `make dist` builds the 'cpu' extension,
+copies it with a manifest into the bundle (`stage_prebuilt`), and the frozen app imports that file
+(`load_extension` never calls the compiler when `sys.frozen` is set). Without a usable prebuilt
+file the ops fall back to the reference implementation with one warning that says why.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.machinery
+import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -104,11 +112,110 @@ def missing_tools(kind: str) -> str:
     return ""
 
 
+# Folder of a standalone bundle (inside sys._MEIPASS) that holds the prebuilt extensions.
+PREBUILT_DIR = "ops_cuda_prebuilt"
+PREBUILT_MANIFEST = "manifest.json"  # {"torch": version, "kinds": {kind: {"file": name} or {"error": why}}}
+
+
+def is_frozen() -> bool:
+    """True inside a standalone (PyInstaller) bundle, where no compiler or sources are available."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def prebuilt_root() -> Path:
+    """Where a frozen app looks for prebuilt extensions (the bundle's data folder)."""
+    base = getattr(sys, "_MEIPASS", None) or os.path.dirname(sys.executable)
+    return Path(base) / PREBUILT_DIR
+
+
+def prebuilt_library(kind: str, root: Path | None = None) -> tuple[Path | None, str]:
+    """(path of the bundled extension, '') or (None, why it cannot be used)."""
+    root = prebuilt_root() if root is None else root
+    manifest_path = root / PREBUILT_MANIFEST
+    how = "the ops run on the slower reference implementation"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"this standalone build has no prebuilt kernels ({manifest_path} is missing); {how}"
+    except (OSError, ValueError) as exc:
+        return None, f"the prebuilt kernels' manifest {manifest_path} is unreadable ({exc}); {how}"
+    entry = manifest.get("kinds", {}).get(kind) or {}
+    if not entry.get("file"):
+        why = entry.get("error") or "it was not built when the bundle was made"
+        return None, (
+            f"this standalone build has no prebuilt {kind} kernels ({why}) and a standalone app "
+            f"cannot compile them; {how}"
+        )
+    if manifest.get("torch") != torch.__version__:
+        return None, (
+            f"the prebuilt {kind} kernels were built for torch {manifest.get('torch')}, "
+            f"this bundle runs torch {torch.__version__}; {how}"
+        )
+    path = root / entry["file"]
+    if not path.is_file():
+        return None, f"the prebuilt {kind} kernels ({path}) are missing from this standalone build; {how}"
+    return path, ""
+
+
+def load_prebuilt(kind: str, root: Path | None = None) -> ModuleType:
+    """Import a prebuilt extension file without compiling; NativeBuildError says why it cannot."""
+    path, reason = prebuilt_library(kind, root)
+    if path is None:
+        raise NativeBuildError(reason)
+    name = path.name.split(".")[0]  # the module name must match the file's PyInit_<name>
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        loader.exec_module(module)
+    except ImportError as exc:
+        raise NativeBuildError(f"loading the prebuilt {kind} kernels {path} failed: {exc}") from exc
+    return module
+
+
+def stage_prebuilt(kind: str, dest: str | os.PathLike, build: bool = True) -> Path:
+    """Copy the compiled extension (building it first when build=True) and a manifest into dest,
+    for a standalone bundle. A failed build is recorded in the manifest (the frozen app then says
+    why it runs the reference ops) and re-raised. Returns the manifest path."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest_path = dest / PREBUILT_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    if manifest.get("torch") != torch.__version__:
+        manifest = {}  # files built for another torch must not ship
+    manifest["torch"] = torch.__version__
+    kinds = manifest.setdefault("kinds", {})
+    for old in dest.glob(f"ops_cuda_{kind}_*"):
+        old.unlink()
+    try:
+        if build:
+            load_extension(kind)
+        name = extension_name(kind)
+        built = sorted(build_dir(kind).glob(f"{name}.so")) + sorted(build_dir(kind).glob(f"{name}.pyd"))
+        if not built:
+            raise NativeBuildError(f"the {kind} kernels are not built ({build_dir(kind)} has no {name}.so)")
+        shutil.copy2(built[0], dest / built[0].name)
+        kinds[kind] = {"file": built[0].name}
+    except NativeBuildError as exc:
+        kinds[kind] = {"error": str(exc)}
+        raise
+    finally:
+        manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    return manifest_path
+
+
 @functools.cache
 def load_extension(kind: str) -> ModuleType:
-    """Build (first time) or load (cached) the extension; raises NativeBuildError with the reason."""
+    """Build (first time) or load (cached) the extension; raises NativeBuildError with the reason.
+    In a standalone bundle only the prebuilt file is loaded (see `load_prebuilt`)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kernel kind {kind!r}; expected one of {list(KINDS)}")
+    if is_frozen():
+        return load_prebuilt(kind)
     reason = missing_tools(kind)
     if reason:
         raise NativeBuildError(reason)
@@ -161,6 +268,8 @@ def _remove_stale_lock(folder: Path) -> None:
 def status(kind: str) -> str:
     """'' when load_extension(kind) would be quick (already loaded or cached on disk), otherwise
     a short explanation (tools missing, or not built yet)."""
+    if is_frozen():
+        return prebuilt_library(kind)[1]
     if extension_name(kind) in sys.modules:  # loaded in this process
         return ""
     reason = missing_tools(kind)
