@@ -1,10 +1,15 @@
 """Equivariance metrics EQ-T, EQ-T_frac and EQ-R (Karras et al. 2021, "Alias-Free GANs", App. E).
 
 For a random w (psi 1) we render the image twice: once with the identity input transform and
-once with the StyleGAN3 input (the Fourier features) translated or rotated. The first image is
-then moved by the same amount with an ideal (band-limited) resampling operator, and the two are
-compared inside the region where both are defined. The score is the PSNR in dB of the pooled
-mean squared error over all samples, for images in [-1, 1] (peak-to-peak 2).
+once with the network's input translated or rotated. The first image is then moved by the same
+amount with an ideal (band-limited) resampling operator, and the two are compared inside the
+region where both are defined. The score is the PSNR in dB of the pooled mean squared error over
+all samples, for images in [-1, 1] (peak-to-peak 2).
+
+The input is StyleGAN3's Fourier features; for StyleGAN2 it is the learned 4x4 constant,
+resampled as a band-limited periodic picture spanning the image (the same matrix moves both the
+same way, see `gan.networks.stylegan2.transform_const`). StyleGAN2's noise inputs and padding
+stay fixed to the pixel grid, so it scores far lower: the paper's texture sticking, measured.
 
 Translations are fractions of the image size in [-0.125, 0.125]; EQ-T snaps them to whole output
 pixels (an exact shift), EQ-T_frac does not (a Lanczos-windowed sinc shift, a = 3). Rotations are
@@ -25,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from gan.errors import UserError
+from gan.networks.stylegan2 import SynthesisNetwork as StyleGAN2Synthesis
 
 # ---------------------------------------------------------------------------------------------
 # Resampling operators. Images are [N, C, H, W]; translations are in pixels (x right, y down).
@@ -222,7 +228,11 @@ class EquivarianceConfig:
 
 
 def has_input_transform(G: torch.nn.Module) -> bool:
+    """True for generators whose synthesis takes `input_transform`: StyleGAN3 (Fourier-feature
+    input with a `transform` buffer) and our StyleGAN2 (resampled constant)."""
     synthesis = getattr(G, "synthesis", None)
+    if isinstance(synthesis, StyleGAN2Synthesis):
+        return True
     return getattr(getattr(synthesis, "input", None), "transform", None) is not None
 
 
@@ -254,7 +264,8 @@ def compute_equivariance(
     """
     if not has_input_transform(G):
         raise UserError(
-            "EQ-T / EQ-R need a StyleGAN3 generator: StyleGAN2 has no input transform to translate or rotate."
+            f"EQ-T / EQ-R need a StyleGAN2 or StyleGAN3 generator whose synthesis network takes an input "
+            f"transform; {type(G).__name__} has none. Measure a model built by `gan.networks`."
         )
     if not (eqt_int or eqt_frac or eqr):
         return {}

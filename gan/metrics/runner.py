@@ -124,7 +124,10 @@ def run_metrics(
         start = time.time()
         if not equivariance.has_input_transform(G):
             for n in eq_names:
-                report.skipped[n] = "StyleGAN2 has no input transform; EQ-T / EQ-R need a StyleGAN3 model"
+                report.skipped[n] = (
+                    f"{type(G).__name__} has no input transform; "
+                    "EQ-T / EQ-R need a StyleGAN2 or StyleGAN3 model"
+                )
         else:
             report.values.update(_equivariance_metrics(ctx, eq_names))
             for n in eq_names:

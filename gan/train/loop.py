@@ -468,7 +468,7 @@ class _Trainer:
 
     def _metrics(self, stats: dict[str, float]) -> str:
         """Compute the configured metrics on G_ema; a metric that cannot run (no Inception weights
-        offline, no input transform in StyleGAN2) is skipped from then on, with its reason."""
+        offline, a generator without input transform) is skipped from then on, with its reason."""
         from gan.metrics import run_metrics
 
         names = [n for n in self.cfg.metrics if n not in self.metrics_skipped]

@@ -249,17 +249,20 @@ def test_stylegan3r_with_ada_runs_and_moves_p(blobs, tmp_path):
     assert load_model(summary.snapshot_path).arch == "stylegan3-r"
 
 
-def test_metrics_per_snapshot_with_skipped_ones_reported(blobs, tmp_path):
-    # SWD needs no downloads; EQ-T cannot run on StyleGAN2: it is reported and training goes on.
+def test_metrics_per_snapshot_with_skipped_ones_reported(blobs, tmp_path, monkeypatch):
+    # SWD and EQ-T (StyleGAN2: resampled constant) need no downloads; FID without its Inception
+    # weights cannot run: it is reported and training goes on.
+    monkeypatch.setenv("GAN_INCEPTION_WEIGHTS", str(tmp_path / "missing-inception.pth"))
     ticks = []
     cfg = config(
-        blobs, tmp_path, kimg=0.024, tick_kimg=0.008, snap=2, metrics=["swd", "eqt50k_int"], metrics_num=16
-    )
+        blobs, tmp_path, kimg=0.024, tick_kimg=0.008, snap=2, metrics=["swd", "eqt50k_int", "fid50k_full"],
+        metrics_num=16,
+    )  # fmt: skip
     summary = run(cfg, on_tick=ticks.append)
     assert summary.reason == "done"
     with_metrics = [t for t in ticks if "Metrics/swd" in t.stats]
     assert [t.tick for t in with_metrics] == [0, 2]  # snap=2, and the last tick
-    assert all(t.stats["Metrics/swd"] > 0 for t in with_metrics)
-    assert all("eqt50k_int skipped" in t.message and "StyleGAN3" in t.message for t in with_metrics)
+    assert all(t.stats["Metrics/swd"] > 0 and t.stats["Metrics/eqt50k_int"] > 0 for t in with_metrics)
+    assert all("fid50k_full skipped" in t.message and "missing-inception" in t.message for t in with_metrics)
     records = read_stats(os.path.join(summary.run_dir, "stats.jsonl"))
     assert [("Metrics/swd" in r) for r in records] == [True, False, True]
