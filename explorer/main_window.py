@@ -275,13 +275,13 @@ class MainWindow(QMainWindow):
         self.apply_fields({"translate": (0.0, 0.0), "rotate": 0.0})
 
     def _on_image_translate(self, dx: float, dy: float) -> None:
-        if not (self.model_info and self.model_info["is_sg3"]):
+        if not (self.model_info and self.model_info["has_input_transform"]):
             return
         tx, ty = self.history.state.translate
         self.apply_fields({"translate": (round(tx + dx, 4), round(ty + dy, 4))}, "image-translate")
 
     def _on_image_rotate(self, delta: float) -> None:
-        if not (self.model_info and self.model_info["is_sg3"]):
+        if not (self.model_info and self.model_info["has_input_transform"]):
             return
         angle = (self.history.state.rotate + delta + 180.0) % 360.0 - 180.0
         self.apply_fields({"rotate": round(angle, 3)}, "image-rotate")
@@ -436,7 +436,7 @@ class MainWindow(QMainWindow):
         if info["c_dim"] > 0 and state.class_idx is None:
             state.class_idx = 0
             self.history.replace(state)
-        if not info["is_sg3"] and (state.translate != (0.0, 0.0) or state.rotate != 0.0):
+        if not info["has_input_transform"] and (state.translate != (0.0, 0.0) or state.rotate != 0.0):
             state.translate, state.rotate = (0.0, 0.0), 0.0
             self.history.replace(state)
         if state.blend or state.blend_resolution is not None:

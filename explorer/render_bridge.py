@@ -83,9 +83,24 @@ class _Model:
     directions: dict[str, DirectionInfo] = field(default_factory=dict)
 
 
+def _equivariance_note(arch: str) -> str:
+    """What moving the input does for this architecture (shown in the transform inspector)."""
+    if arch == "stylegan3-r":
+        return "StyleGAN3-R: translation- and rotation-equivariant by design."
+    if arch.startswith("stylegan3"):
+        return "StyleGAN3-T: translation-equivariant by design (not built for rotation)."
+    if arch == "stylegan2":
+        return (
+            "StyleGAN2: not translation-equivariant; expect texture sticking "
+            "(the 4x4 constant moves, noise and borders stay)."
+        )
+    return f"{arch}: equivariance unknown."
+
+
 def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
     """Plain description of a LoadedModel for the About box and status bar."""
     import ops_cuda
+    from gan.metrics.equivariance import has_input_transform
 
     G = loaded.G
     params = sum(p.numel() for p in G.parameters())
@@ -104,6 +119,10 @@ def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
         "sha256": loaded.sha256,
         "arch": loaded.arch,
         "is_sg3": loaded.arch.startswith("stylegan3"),
+        # Translate / rotate work for StyleGAN2 and 3; only StyleGAN3 is built to follow them.
+        "has_input_transform": has_input_transform(G),
+        "equivariant_by_design": loaded.arch.startswith("stylegan3"),
+        "equivariance_note": _equivariance_note(loaded.arch),
         "resolution": int(G.img_resolution),
         "z_dim": int(G.z_dim),
         "w_dim": int(G.w_dim),
@@ -669,10 +688,8 @@ class RenderBridge(QObject):
         from gan.metrics import equivariance as eq
         from gan.render import input_transform_matrix
 
-        if not self._model.info["is_sg3"]:
-            return {
-                "error": "The equivariance view needs a StyleGAN3 model (StyleGAN2 has no input transform)."
-            }
+        if not self._model.info["has_input_transform"]:
+            return {"error": "The equivariance view needs a StyleGAN2 or StyleGAN3 model (an input to move)."}
         tx, ty = (float(v) for v in request.get("translate", (0.0, 0.0)))
         angle_deg = float(request.get("rotate", 0.0))
         if tx == 0 and ty == 0 and angle_deg == 0:

@@ -42,7 +42,7 @@ def take_screenshot(
             return 1  # the window already printed the reason (quiet_errors)
         # bench/startup.py times the launch by this line.
         print("stylegan-explorer: first image shown", file=sys.stderr, flush=True)
-        if panel == "inspector" and window.model_info and window.model_info["is_sg3"]:
+        if panel == "inspector" and window.model_info and window.model_info["has_input_transform"]:
             window.dock_inspector.raise_()
             window.apply_fields({"translate": (0.0625, -0.03), "rotate": 12.0})
             _wait(app, lambda: window.inspector.psnr is not None, timeout_s)

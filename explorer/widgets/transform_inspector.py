@@ -1,4 +1,5 @@
-"""Translate / rotate the StyleGAN3 input, and the side view of the equivariance error: the
+"""Translate / rotate the network's input (StyleGAN3 Fourier features or the StyleGAN2 4x4
+constant), and the side view of the equivariance error: the
 output of the transformed input against the transformed output of the plain render, with its
 PSNR (the bridge computes it; this widget only shows plain data)."""
 
@@ -57,7 +58,7 @@ class TransformInspector(QWidget):
         self.psnr: float | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        box = QGroupBox("Input transform (StyleGAN3)")
+        box = QGroupBox("Input transform")
         form = QFormLayout(box)
         self.tx_slider, self.tx_spin = self._pair(-0.5, 0.5, 0.005, 3)
         self.ty_slider, self.ty_spin = self._pair(-0.5, 0.5, 0.005, 3)
@@ -71,6 +72,10 @@ class TransformInspector(QWidget):
         hint.setWordWrap(True)
         form.addRow(self.reset_button)
         form.addRow(hint)
+        self.note_label = QLabel()  # whether the model is built to follow the transform
+        self.note_label.setObjectName("hint")
+        self.note_label.setWordWrap(True)
+        form.addRow(self.note_label)
         layout.addWidget(box)
 
         eq = QGroupBox("Equivariance")
@@ -135,12 +140,13 @@ class TransformInspector(QWidget):
         return row
 
     def set_model(self, info: dict | None) -> None:
-        sg3 = bool(info and info.get("is_sg3"))
-        self.setEnabled(sg3)
+        movable = bool(info and info.get("has_input_transform"))
+        self.setEnabled(movable)
+        self.note_label.setText(info.get("equivariance_note", "") if info else "")
         if info is None:
             self._message("No model loaded.")
-        elif not sg3:
-            self._message(f"{info['arch']} has no input transform: translation and rotation need StyleGAN3.")
+        elif not movable:
+            self._message(f"{info['arch']} has no input transform to translate or rotate.")
         else:
             self._message("Translate or rotate the input to measure the equivariance error.")
         for view in (self.reference_view, self.transformed_view, self.error_view):

@@ -164,10 +164,24 @@ def test_shift_and_ctrl_drag_on_the_image_translate_and_rotate(qtbot, make_windo
     assert window.history.state.rotate == pytest.approx(-90.0, abs=5.0)
 
 
-def test_sg2_disables_the_transform_inspector(make_window, explorer_models):
+def test_sg2_translates_in_the_transform_inspector_with_a_hint(qtbot, make_window, explorer_models):
     window = make_window(explorer_models["sg2"])
-    assert not window.inspector.isEnabled()
-    assert "StyleGAN3" in window.inspector.psnr_label.text()
+    window.dock_seeds.hide()  # no thumbnails needed here
+    window.show()
+    qtbot.waitExposed(window)
+    ins = window.inspector
+    assert ins.isEnabled()
+    assert (
+        "not translation-equivariant" in ins.note_label.text() and "texture sticking" in ins.note_label.text()
+    )
+    before = image_of(window)
+    ins.tx_spin.setValue(0.25)
+    assert window.history.state.translate == (0.25, 0.0)
+    assert not np.array_equal(image_of(window), before)
+    assert ins.psnr is not None and math.isfinite(ins.psnr)
+    window.load_model(explorer_models["sg3"])  # a transform carries over between movable models
+    assert window.history.state.translate == (0.25, 0.0)
+    assert "StyleGAN3" in ins.note_label.text()
 
 
 def test_latent_canvas_moves_between_seeds_and_along_directions(qtbot, make_window, explorer_models):

@@ -149,24 +149,33 @@ def test_render_errors_come_back_as_text(qtbot, bridge, explorer_models):
     b.load_model(explorer_models["sg2"])
     out = []
     b.rendered.connect(out.append)
+    b.request_render(_request(seed=1, truncation_cutoff=99))
+    assert out[0]["image"] is None and "99" in out[0]["error"]
+    # StyleGAN2 translates (its 4x4 constant moves), so this is no error.
     b.request_render(_request(seed=1, translate=(0.1, 0.0)))
-    assert out[0]["image"] is None and "StyleGAN3" in out[0]["error"]
+    assert out[1]["error"] is None and out[1]["image"].shape == (16, 16, 3)
 
 
-def test_equivariance_view_for_sg3_and_refusal_for_sg2(qtbot, bridge, explorer_models):
+def test_equivariance_view_for_sg3_and_sg2(qtbot, bridge, explorer_models):
     b = bridge(force_sync=True)
-    b.load_model(explorer_models["sg3"])
     out = []
     b.equivariance_ready.connect(out.append)
-    b.request_equivariance(_request(seed=1, translate=(0.125, 0.0)))
-    b.request_equivariance(_request(seed=1, rotate=30.0))
-    for r in out:
-        assert r["error"] is None, r["error"]
-        assert r["image"].shape == (16, 16, 3) and r["image"].dtype == np.uint8
-        assert math.isfinite(r["psnr"]) and 0 < r["psnr"] < 200
-    b.load_model(explorer_models["sg2"])
-    b.request_equivariance(_request(seed=1, translate=(0.125, 0.0)))
-    assert "StyleGAN3" in out[-1]["error"]
+    psnr = {}
+    for name in ("sg3", "sg2"):
+        info = _load(qtbot, b, explorer_models[name])
+        assert info["has_input_transform"] and info["equivariant_by_design"] == (name == "sg3")
+        b.request_equivariance(_request(seed=1, translate=(0.125, 0.0)))
+        b.request_equivariance(_request(seed=1, rotate=30.0))
+        for r in out[-2:]:
+            assert r["error"] is None, r["error"]
+            assert r["image"].shape == (16, 16, 3) and r["image"].dtype == np.uint8
+            assert math.isfinite(r["psnr"]) and 0 < r["psnr"] < 200
+        psnr[name] = out[-2]["psnr"]
+    assert "texture sticking" in info["equivariance_note"]
+    # Measured for a 1/8 image shift: SG3 76.5 dB, SG2 10.0 dB (StyleGAN2 only roughly follows its constant).
+    assert psnr["sg3"] > psnr["sg2"] + 10
+    b.request_equivariance(_request(seed=1))
+    assert "Translate or rotate" in out[-1]["error"]
 
 
 def test_blend_slider_needs_a_related_model(qtbot, bridge, explorer_models):
