@@ -170,8 +170,8 @@ def transform_const(const: torch.Tensor, transform: torch.Tensor) -> torch.Tenso
 
     centres = (torch.arange(size, dtype=torch.float64, device=const.device) + 0.5) / size - 0.5
     yy, xx = torch.meshgrid(centres, centres, indexing="ij")
-    p = torch.stack([xx.reshape(-1), yy.reshape(-1), torch.ones(size * size, dtype=torch.float64)])
-    q = transform[:, :2] @ p.to(const.device)  # [N, 2, S*S] source positions, image units
+    p = torch.stack([xx.reshape(-1), yy.reshape(-1), torch.ones_like(xx.reshape(-1))])
+    q = transform[:, :2] @ p  # [N, 2, S*S] source positions, image units
     col = (q[:, 0] + 0.5) * size - 0.5  # [N, S*S] in constant pixels
     row = (q[:, 1] + 0.5) * size - 0.5
 
