@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TORCH_EXTENSIONS_DIR ?= $(abspath .cache/torch_extensions)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean dist test-dist
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,20 @@ bench: $(STAMP)
 	$(PY) -m bench.generator --write
 	$(PY) -m bench.ops --write
 	$(PY) -m bench.render --write
+
+# Standalone app (PyInstaller, one folder): dist/stylegan-explorer/stylegan-explorer.
+DIST_STAMP := $(VENV)/.installed-dist
+$(DIST_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,dist]' torch==2.13.0
+	touch $(DIST_STAMP)
+
+dist: $(DIST_STAMP)
+	# A frozen app cannot compile: build the C++ CPU kernels now (cached), the spec bundles them.
+	$(PY) -c "from ops_cuda._native import stage_prebuilt; stage_prebuilt('cpu', 'build/ops_cuda_prebuilt')"
+	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN explorer.spec
+
+test-dist: dist
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow tests/test_dist.py
 
 clean:
 	rm -rf $(VENV) .cache build dist *.egg-info

@@ -101,6 +101,10 @@ def _process_work(run_fn: Callable, options: dict) -> Callable:
     A training step is Python-heavy; in a thread of the GUI process it would compete with the
     GUI thread for the GIL (and a crash in native code would take the explorer down). The child
     runs at a lower CPU priority, so the interface stays smooth on machines with few cores.
+
+    The child is started with multiprocessing's 'spawn' method, never `sys.executable -m gan`: in
+    a standalone bundle sys.executable is the app itself, which runs the child's work when its
+    entry point calls multiprocessing.freeze_support() first (explorer/__main__.py, app.main).
     """
 
     def work(report, should_stop):
@@ -141,6 +145,18 @@ def _process_work(run_fn: Callable, options: dict) -> Callable:
                 child.join(timeout=5)
 
     return work
+
+
+def run_training_in_child(
+    options: dict,
+    on_tick: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    run_fn: Callable | None = None,
+) -> dict:
+    """Train with TrainConfig(**options) in a child process exactly as the training dialog does,
+    without Qt; returns the RunSummary as a dict (the standalone bundle's self-check uses it)."""
+    work = _process_work(run_fn or _default_run, dict(options))
+    return work(on_tick or (lambda info: None), should_stop or (lambda: False))
 
 
 def _child_main(run_fn: Callable, options: dict, messages, stop) -> None:
