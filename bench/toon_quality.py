@@ -38,7 +38,8 @@ def _pct(x: float) -> str:
 
 
 def format_report(report: QualityReport, model_label: str, init_label: str) -> str:
-    """Markdown tables of a QualityReport."""
+    """Markdown tables of a QualityReport (the style head first: it is what the issue asks about)."""
+    heads = sorted(report.heads.items(), key=lambda item: item[0] != "style")
     lines = [
         f"Classifier: {report.num_generated} generated images (psi {report.psi:g}) vs {report.num_real} "
         f"real images. *confident*: max softmax probability >= {report.threshold:g}.",
@@ -46,18 +47,22 @@ def format_report(report: QualityReport, model_label: str, init_label: str) -> s
         "| head | class | generated | real |",
         "|---|---|---|---|",
     ]
-    for head, s in report.heads.items():
+    for head, s in heads:
         for cls, g, r in zip(s.classes, s.generated_rates, s.real_rates):
             lines.append(f"| {head} | {cls} | {_pct(g)} | {_pct(r)} |")
     lines += [
         "",
-        "| head | mean confidence gen / real | confident gen / real | classifier accuracy on real |",
-        "|---|---|---|---|",
+        "*class distance*: total variation distance between the generated and the real class "
+        "distribution (0 = same rates, 1 = no class in common).",
+        "",
+        "| head | class distance | mean confidence gen / real | confident gen / real "
+        "| classifier accuracy on real |",
+        "|---|---|---|---|---|",
     ]
-    for head, s in report.heads.items():
+    for head, s in heads:
         acc = "n/a (no toon attributes)" if s.real_accuracy is None else f"{s.real_accuracy:.3f}"
         lines.append(
-            f"| {head} | {s.generated_confidence:.3f} / {s.real_confidence:.3f} "
+            f"| {head} | {s.rate_distance:.3f} | {s.generated_confidence:.3f} / {s.real_confidence:.3f} "
             f"| {_pct(s.generated_confident)} / {_pct(s.real_confident)} | {acc} |"
         )
     if report.swd_num:

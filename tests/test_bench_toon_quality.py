@@ -30,6 +30,15 @@ TINY_32 = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Many small ops: on a busy shared machine two threads mostly wait for each other's time slice.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def toon32(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("toon") / "toon32.zip"
@@ -74,6 +83,9 @@ def test_report_numbers(toon32, classifier):
         for conf in (s.generated_confidence, s.real_confidence):
             assert 1 / k - 1e-6 <= conf <= 1
         assert 0 <= s.generated_confident <= 1 and 0 <= s.real_confident <= 1
+        assert s.rate_distance == pytest.approx(
+            0.5 * sum(abs(g - r) for g, r in zip(s.generated_rates, s.real_rates))
+        )
     # The reference point: the classifier sees real toon images (32 px, resized to 64) correctly.
     assert report.heads["style"].real_accuracy >= 0.9
     assert report.heads["hair_colour"].real_accuracy >= 0.8
@@ -85,6 +97,7 @@ def test_report_numbers(toon32, classifier):
     assert {"rendering seeds", "reading real images", "SWD initial model images"} <= set(stages)
     text = format_report(report, "model", "init")
     assert "| style | anime |" in text and "| init |" in text
+    assert text.index("| style | photo |") < text.index("| glasses | no |")  # style first
 
 
 def test_seeds_define_the_images(toon32, classifier):
@@ -104,6 +117,8 @@ def test_head_stats_counts():
     assert s.generated_confident == pytest.approx(1 / 3)
     assert s.generated_confidence == pytest.approx((0.95 + 0.8 + 0.5) / 3)
     assert s.real_accuracy == pytest.approx(0.5)
+    assert s.real_rates == pytest.approx([0.5, 0.5])
+    assert s.rate_distance == pytest.approx(1 / 6)
 
 
 def test_fresh_generator_is_seeded_and_leaves_global_rng():

@@ -46,6 +46,10 @@ class HeadStats:
         metadata={"help": "fraction of generated images whose max probability >= the threshold"}
     )
     real_confident: float = field(metadata={"help": "the same for the real images"})
+    rate_distance: float = field(
+        default=0.0,
+        metadata={"help": "total variation distance of the two class distributions (0 same .. 1 disjoint)"},
+    )
     real_accuracy: float | None = field(
         default=None, metadata={"help": "accuracy on the real images (None: data set has no attributes)"}
     )
@@ -145,14 +149,16 @@ def head_stats(
     def rates(p: np.ndarray) -> list[float]:
         return (np.bincount(p.argmax(axis=1), minlength=k) / max(len(p), 1)).tolist()
 
+    gen_rates, real_rates = rates(gen_probs), rates(real_probs)
     return HeadStats(
         classes=list(classes),
-        generated_rates=rates(gen_probs),
-        real_rates=rates(real_probs),
+        generated_rates=gen_rates,
+        real_rates=real_rates,
         generated_confidence=float(gen_probs.max(axis=1).mean()),
         real_confidence=float(real_probs.max(axis=1).mean()),
         generated_confident=float((gen_probs.max(axis=1) >= threshold).mean()),
         real_confident=float((real_probs.max(axis=1) >= threshold).mean()),
+        rate_distance=0.5 * float(np.abs(np.subtract(gen_rates, real_rates)).sum()),
         real_accuracy=None
         if real_labels is None
         else float((real_probs.argmax(axis=1) == real_labels).mean()),
