@@ -15,6 +15,7 @@ file the ops fall back to the reference implementation with one warning that say
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.machinery
@@ -92,6 +93,33 @@ def is_built(kind: str) -> bool:
     return any(folder.glob(f"{name}*.so")) or any(folder.glob(f"{name}*.pyd"))
 
 
+def _pip_ninja_dir() -> str | None:
+    """Folder of the pip `ninja` package's binary (a dependency of the project), if installed."""
+    try:
+        import ninja
+    except ImportError:
+        return None
+    folder = getattr(ninja, "BIN_DIR", None)
+    return folder if folder and os.path.isfile(os.path.join(folder, "ninja")) else None
+
+
+@contextlib.contextmanager
+def _same_ninja_everywhere():
+    """Put the pip ninja first on PATH while building. Without it the ninja used depends on each
+    process's PATH, and ninja 1.11 (e.g. Debian's) and 1.12+ hash command lines differently: a build
+    folder used by both is rebuilt from scratch (30-60 s) every time the other one touched it."""
+    folder = _pip_ninja_dir()
+    before = os.environ.get("PATH", "")
+    if folder is None or before.split(os.pathsep)[0] == folder:
+        yield
+        return
+    os.environ["PATH"] = folder + os.pathsep + before
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
 def missing_tools(kind: str) -> str:
     """Why a build cannot even start ('' if the tools are there)."""
     from torch.utils import cpp_extension
@@ -99,7 +127,9 @@ def missing_tools(kind: str) -> str:
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None and shutil.which("g++") is None:
         return f"no C++ compiler found ({cxx!r} is not on PATH); install g++ or clang, or set CXX"
-    if not cpp_extension.is_ninja_available():
+    with _same_ninja_everywhere():
+        ninja_found = cpp_extension.is_ninja_available()
+    if not ninja_found:
         return "ninja is not installed; `pip install ninja`"
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not include.exists():
@@ -229,15 +259,16 @@ def load_extension(kind: str) -> ModuleType:
     if kind == "cuda":
         kwargs["extra_cuda_cflags"] = list(CUDA_NVCC_FLAGS)
     try:
-        return cpp_extension.load(
-            name=extension_name(kind),
-            sources=[str(CSRC / s) for s in sources],
-            extra_cflags=list(flags if kind == "cpu" else CUDA_CFLAGS),
-            extra_include_paths=[str(CSRC)],
-            build_directory=str(folder),
-            verbose=False,
-            **kwargs,
-        )
+        with _same_ninja_everywhere():
+            return cpp_extension.load(
+                name=extension_name(kind),
+                sources=[str(CSRC / s) for s in sources],
+                extra_cflags=list(flags if kind == "cpu" else CUDA_CFLAGS),
+                extra_include_paths=[str(CSRC)],
+                build_directory=str(folder),
+                verbose=False,
+                **kwargs,
+            )
     except Exception as exc:  # compiler errors come as RuntimeError/subprocess errors
         raise NativeBuildError(
             f"building the {kind} kernels failed ({type(exc).__name__}: {str(exc).strip()[-600:]}); "

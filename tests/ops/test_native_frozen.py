@@ -1,6 +1,7 @@
-"""The standalone bundle's path of ops_cuda._native: a frozen app loads the prebuilt C++ kernels
-that `make dist` staged and never compiles; without them (or built for another torch) the ops fall
-back to the reference with one warning that says why.
+"""How ops_cuda._native finds its kernels. In a standalone bundle a frozen app loads the prebuilt
+C++ kernels that `make dist` staged and never compiles; without them (or built for another torch)
+the ops fall back to the reference with one warning that says why. From source, every build uses
+the same (pip) ninja whatever the caller's PATH.
 
 A frozen app is simulated: sys.frozen = True and sys._MEIPASS = a temporary folder holding what
 explorer.spec bundles (ops_cuda_prebuilt/ with the .so and manifest.json).
@@ -9,6 +10,7 @@ explorer.spec bundles (ops_cuda_prebuilt/ with the .so and manifest.json).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 
@@ -118,3 +120,28 @@ def test_a_failed_build_is_recorded_and_explained_by_the_frozen_app(tmp_path, mo
     assert path is None
     assert "no C++ compiler found" in reason and "cannot compile" in reason
     assert not list(dest.glob("*.so"))
+
+
+def test_builds_use_the_pip_ninja_whatever_the_callers_path(monkeypatch, tmp_path):
+    # Debian's ninja 1.11 and pip's 1.12+ hash command lines differently: alternating between them
+    # rebuilt the extension from scratch at every switch.
+    folder = _native._pip_ninja_dir()
+    if folder is None:
+        pytest.skip("the pip ninja package is not installed")
+    seen = []
+
+    def fake_load(**kwargs):
+        seen.append(os.environ["PATH"])
+        return "module"
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    monkeypatch.setattr(_native, "missing_tools", lambda kind: "")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    _native.load_extension.cache_clear()
+    try:
+        assert _native.load_extension("cpu") == "module"
+    finally:
+        _native.load_extension.cache_clear()
+    assert seen[0].split(os.pathsep)[0] == folder
+    assert os.environ["PATH"] == "/usr/bin:/bin"  # restored after the build
