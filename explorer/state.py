@@ -52,9 +52,9 @@ class ExplorerState:
     edits: dict[str, EditState] = field(default_factory=dict, metadata={"help": "Direction name -> edit."})
     plane: PlaneState | None = field(default=None, metadata={"help": "Seed-plane offset; None = off."})
     translate: tuple[float, float] = field(
-        default=(0.0, 0.0), metadata={"help": "StyleGAN3 input translation in image sizes."}
+        default=(0.0, 0.0), metadata={"help": "Input translation in image sizes."}
     )
-    rotate: float = field(default=0.0, metadata={"help": "StyleGAN3 input rotation in degrees."})
+    rotate: float = field(default=0.0, metadata={"help": "Input rotation in degrees."})
     blend: float = field(default=0.0, metadata={"help": "Weight of the second (blend) model, 0..1."})
     blend_resolution: int | None = field(
         default=None, metadata={"help": "Layers from this resolution up are blended; None = model default."}

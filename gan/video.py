@@ -5,8 +5,8 @@
 
 Frame sources (all loop seamlessly: frame N would equal frame 0, so it is not rendered):
 
-- rotate:    StyleGAN3 input rotation 0..360 degrees;
-- translate: StyleGAN3 input translation around a circle or back and forth along x;
+- rotate:    input rotation 0..360 degrees (StyleGAN2 too: its 4x4 constant turns);
+- translate: input translation around a circle or back and forth along x;
 - interp:    through a list of seeds and back to the first, slerp in Z or lerp in W;
 - sweep:     one direction's strength -s .. +s .. -s (a cosine) over a layer range.
 
@@ -270,12 +270,6 @@ def resolve_direction(job: VideoJob, model) -> tuple[np.ndarray, int, int | None
 
 def check_job_for_model(job: VideoJob, renderer: Renderer, direction: np.ndarray | None) -> None:
     G = renderer.G
-    if job.kind in ("rotate", "translate") and not renderer.is_sg3:
-        what = "rotation" if job.kind == "rotate" else "translation"
-        raise UserError(
-            f"a {what} loop moves the StyleGAN3 input, but this model is {renderer.model.arch}; "
-            "use a StyleGAN3 model, or a seed interpolation or direction sweep"
-        )
     if direction is not None and direction.shape not in ((G.w_dim,), (G.num_ws, G.w_dim)):
         raise UserError(
             f"the direction has shape {list(direction.shape)}; this model needs [{G.w_dim}] "

@@ -31,12 +31,12 @@ from PySide6.QtWidgets import (
 )
 
 SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
-# (settings kind, label, needs StyleGAN3)
+# (settings kind, label)
 KINDS = (
-    ("rotate", "Rotation loop (0–360°)", True),
-    ("translate", "Translation loop", True),
-    ("interp", "Seed interpolation", False),
-    ("sweep", "Direction sweep", False),
+    ("rotate", "Rotation loop (0–360°)"),
+    ("translate", "Translation loop"),
+    ("interp", "Seed interpolation"),
+    ("sweep", "Direction sweep"),
 )
 
 
@@ -77,19 +77,11 @@ class ExportDialog(QDialog):
     # --- layout --------------------------------------------------------------------------
 
     def _build(self) -> None:
-        arch = str((self.recipe or {}).get("model", {}).get("arch", ""))
-        self.is_sg3 = arch.startswith("stylegan3")
         seed = int((self.recipe or {}).get("seed", 0))
 
         self.kind = QComboBox()
-        for key, label, needs_sg3 in KINDS:
+        for key, label in KINDS:
             self.kind.addItem(label, key)
-            if needs_sg3 and not self.is_sg3:
-                index = self.kind.count() - 1
-                item = self.kind.model().item(index)
-                item.setEnabled(False)
-                item.setToolTip(f"Moves the StyleGAN3 input; this model is {arch or 'not StyleGAN3'}.")
-        self.kind.setCurrentIndex(0 if self.is_sg3 else 2)
 
         # Per-kind options.
         self.turns = _spin(-10, 10, 1, "Full turns per loop; negative turns clockwise.")
@@ -330,7 +322,7 @@ class ExportDialog(QDialog):
         self.direction.setPlaceholderText("no directions" if not directions else "")
         self.direction_note.setText(message)
         self.direction_note.setVisible(bool(message))
-        sweep_index = [k for k, _, _ in KINDS].index("sweep")
+        sweep_index = [k for k, _ in KINDS].index("sweep")
         self.kind.model().item(sweep_index).setEnabled(bool(directions))
 
     def _on_direction_chosen(self, index: int) -> None:

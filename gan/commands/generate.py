@@ -45,11 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=_pair,
         default=(0.0, 0.0),
         metavar="X,Y",
-        help="StyleGAN3 input translation, e.g. 0.3,0.1",
+        help="input translation in image sizes, e.g. 0.3,0.1",
     )
-    p.add_argument(
-        "--rotate", type=float, default=0.0, metavar="DEG", help="StyleGAN3 input rotation in degrees"
-    )
+    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="input rotation in degrees")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
 
 
@@ -87,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
     device = _check_device(args.device)
     model = load_model(args.model, device=device, training_nets=False)
     G = model.G
-    if (args.translate != (0.0, 0.0) or args.rotate != 0.0) and not model.arch.startswith("stylegan3"):
-        raise UserError(f"--translate/--rotate need a StyleGAN3 model; {args.model} is {model.arch}")
     if G.c_dim > 0 and args.class_idx is None:
         raise UserError(f"{args.model} is a conditional model: give --class from 0 to {G.c_dim - 1}")
     if G.c_dim == 0 and args.class_idx is not None:

@@ -74,8 +74,8 @@ def wait_done(qtbot, dialog, timeout=120_000):
 
 def test_export_writes_playable_mp4(qtbot, make_dialog, sg2_path, tmp_path):
     dialog = make_dialog(sg2_path)
-    assert not dialog.kind.model().item(0).isEnabled()  # rotation needs StyleGAN3
-    assert dialog.kind.currentData() == "interp"
+    assert dialog.kind.model().item(0).isEnabled()  # StyleGAN2 rotates too (its 4x4 constant)
+    dialog.kind.setCurrentIndex(2)  # seed interpolation
     dialog.seeds.setText("1,2,5")
     dialog.fps.setValue(6)
     dialog.duration.setValue(1.0)
@@ -125,6 +125,7 @@ def test_cancel_leaves_no_file(qtbot, make_dialog, sg2_path, tmp_path):
 
 def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
     dialog = make_dialog(sg2_path)
+    dialog.kind.setCurrentIndex(2)  # a seed interpolation with one seed
     dialog.seeds.setText("7")
     dialog.out_path.setText(str(tmp_path / "x.mp4"))
     assert dialog.start_export() is False

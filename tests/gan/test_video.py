@@ -181,8 +181,9 @@ def test_mp4_writer_rejects_odd_sizes(tmp_path):
 
 
 def test_model_checks(sg2, tmp_path):
-    with pytest.raises(UserError, match="StyleGAN3"):
-        render_video(VideoJob(kind="rotate", fps=2, duration=1), sg2, tmp_path / "r.mp4")
+    rotated = tmp_path.parent / (tmp_path.name + "_rotated.mp4")
+    render_video(VideoJob(kind="rotate", fps=2, duration=1), sg2, rotated)  # SG2 turns too
+    assert rotated.stat().st_size > 0
     with pytest.raises(UserError, match="shape"):
         job = VideoJob(kind="sweep", fps=2, duration=1, direction=np.ones(7, np.float32))
         render_video(job, sg2, tmp_path / "s.mp4")
@@ -256,7 +257,6 @@ def test_cli_smoke(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys):
 
     base = ["video", "--fps", "2", "--duration", "1", "--out", str(tmp_path / "x.mp4")]
     assert "no such file" in error([*base, "--model", str(tmp_path / "none.safetensors")])
-    assert "StyleGAN3" in error([*base, "--model", tiny_sg2_model_path, "--kind", "translate"])
     assert "does not exist" in error(
         ["video", "--model", tiny_sg3t_model_path, "--fps", "2", "--out", str(tmp_path / "no" / "x.mp4")]
     )
