@@ -177,7 +177,6 @@ class Renderer:
         self.device = torch.device(device)
         self.G = model.G.to(self.device).eval()
         self.stages = SynthesisStages(self.G.synthesis)
-        self.is_sg3 = self.stages.arch == "stylegan3"
         self.force_fp32 = force_fp32
         self._mapping_cache = _Lru(mapping_cache_items)
         self._stage_cache = _Lru(max_items=10_000, max_bytes=activation_cache_bytes)
