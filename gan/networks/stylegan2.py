@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from gan.networks.generator import GeneratorBase
 from gan.networks.layers import FullyConnectedLayer
 from gan.networks.mapping import MappingNetwork
 from ops_cuda.bias_act import ACTIVATIONS, bias_act
@@ -552,51 +553,10 @@ class SynthesisNetwork(torch.nn.Module):
         )
 
 
-class Generator(torch.nn.Module):
+class Generator(GeneratorBase):
     """z (+ class c) -> mapping -> ws -> synthesis -> image."""
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: dict | None = None,
-        **synthesis_kwargs,
-    ):
-        super().__init__()
-        mapping_kwargs = dict(mapping_kwargs or {})
-        # Constructor arguments as given, for saving (official pickles keep the same dict).
-        self.init_kwargs = copy.deepcopy(
-            dict(
-                z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs,
-            )
-        )  # fmt: skip
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
-        )
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs
-        )
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        **synthesis_kwargs,
-    ) -> torch.Tensor:
-        ws = self.mapping(
-            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
-        )
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    synthesis_class = SynthesisNetwork
 
 
 # ---- discriminator ---------------------------------------------------------------------------------

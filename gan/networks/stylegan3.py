@@ -12,7 +12,6 @@ Beyond the official API, `SynthesisNetwork.forward` takes an optional per-sample
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -21,8 +20,8 @@ import scipy.signal
 import scipy.special
 import torch
 
+from gan.networks.generator import GeneratorBase
 from gan.networks.layers import FullyConnectedLayer
-from gan.networks.mapping import MappingNetwork
 from ops_cuda.filtered_lrelu import filtered_lrelu
 
 NOISE_MODES = ("random", "const", "none")
@@ -436,51 +435,8 @@ class SynthesisNetwork(torch.nn.Module):
         )
 
 
-class Generator(torch.nn.Module):
+class Generator(GeneratorBase):
     """Mapping network (2 layers unless mapping_kwargs says otherwise) + synthesis network."""
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: dict | None = None,  # MappingNetwork options (num_layers, lr_multiplier, ...)
-        **synthesis_kwargs,  # SynthesisNetwork and SynthesisLayer options (channel_base, conv_kernel, ...)
-    ):
-        super().__init__()
-        mapping_kwargs = dict(mapping_kwargs or {})
-        # The constructor arguments as given, for saving and rebuilding the network.
-        self.init_kwargs = copy.deepcopy(
-            dict(
-                z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs,
-            )
-        )  # fmt: skip
-        self.z_dim = z_dim
-        self.c_dim = c_dim
-        self.w_dim = w_dim
-        self.img_resolution = img_resolution
-        self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(
-            w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels, **synthesis_kwargs
-        )
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(
-            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **{"num_layers": 2, **mapping_kwargs}
-        )
-
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        **synthesis_kwargs,
-    ) -> torch.Tensor:
-        ws = self.mapping(
-            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
-        )
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    synthesis_class = SynthesisNetwork
+    mapping_defaults = {"num_layers": 2}
