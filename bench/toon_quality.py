@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bench.common import machine_summary, write_section
+from gan.commands.stage_bars import StageBars
 from gan.edit.quality import QualityReport, fresh_generator, measure_quality
 from gan.errors import UserError
 
@@ -85,19 +84,6 @@ def format_report(report: QualityReport, model_label: str, init_label: str) -> s
     lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()) + "."]
     return "\n".join(lines)
 
-
-class _Bars:
-    def __init__(self):
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="img", disable=None)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
@@ -140,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from gan.model_io import load_model
     from gan.seeds import parse_seeds
 
-    bars = _Bars()
+    bars = StageBars()
     try:
         seeds = parse_seeds(args.seeds)
         clf = load_classifier(args.classifier)

@@ -13,8 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
+from gan.commands.stage_bars import StageBars
 from gan.errors import UserError
 
 NAME = "directions"
@@ -115,21 +114,6 @@ def _load(args):
 
     return load_model(args.model, device=args.device, training_nets=False)
 
-
-class _Bars:
-    """tqdm bars per stage for callbacks progress(stage, done, total)."""
-
-    def __init__(self):
-        self.bars: dict[str, tqdm] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="img", disable=None)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
@@ -160,7 +144,7 @@ def _run_pca(args: argparse.Namespace) -> int:
     from gan.edit.pca import compute_pca_directions
 
     model = _load(args)
-    bars = _Bars()
+    bars = StageBars()
     try:
         directions = compute_pca_directions(
             model.G,
@@ -196,7 +180,7 @@ def _run_attribute(args: argparse.Namespace) -> int:
         raise UserError(f"classifier file {args.classifier} does not exist; pass --classifier PATH")
     clf = load_classifier(args.classifier, device=args.device)
     model = _load(args)
-    bars = _Bars()
+    bars = StageBars()
     try:
         directions = compute_attribute_directions(
             model.G,
