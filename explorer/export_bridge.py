@@ -74,10 +74,7 @@ class ExportBridge(QObject):
     def help(name: str) -> str:
         from gan.video import field_help
 
-        try:
-            return field_help(name)
-        except StopIteration:
-            return ""
+        return field_help(name)
 
     def is_running(self) -> bool:
         return self._task is not None and self._task.isRunning()

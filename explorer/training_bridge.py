@@ -223,10 +223,7 @@ class TrainingBridge(QObject):
     def field_help(name: str) -> str:
         from gan.train.config import field_help
 
-        try:
-            return field_help(name)
-        except StopIteration:
-            return ""
+        return field_help(name)
 
     @staticmethod
     def defaults() -> dict:

@@ -27,13 +27,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from gan import config_help
 from gan.errors import Cancelled, UserError
 from gan.render import Edit, RenderArgs, Renderer, seed_to_z
 
@@ -135,7 +136,7 @@ _PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "s
 
 def field_help(name: str) -> str:
     """Help text of a VideoJob field (for the CLI and the export dialog)."""
-    return next(f.metadata.get("help", "") for f in fields(VideoJob) if f.name == name)
+    return config_help.field_help(VideoJob, name)
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import PIL.Image
 import PIL.ImageOps
 from tqdm import tqdm
 
+from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
 from gan.train.dataset import LABELS_FILE, FileSource
 
@@ -79,7 +80,7 @@ class ConvertConfig:
 
 def config_help(name: str) -> str:
     """Help text of a ConvertConfig field (shared by the command line)."""
-    return next(f.metadata["help"] for f in fields(ConvertConfig) if f.name == name)
+    return field_help(ConvertConfig, name)
 
 
 @dataclass

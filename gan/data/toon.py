@@ -44,7 +44,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import PIL.Image
@@ -53,6 +53,7 @@ import PIL.ImageDraw
 import PIL.ImageFilter
 from tqdm import tqdm
 
+from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
 
 GENERATOR_VERSION = 1  # bump when the pictures change, so data sets record what drew them
@@ -708,7 +709,7 @@ class ToonConfig:
 
 def config_help(name: str) -> str:
     """Help text of a ToonConfig field (shared by the command line)."""
-    return next(f.metadata["help"] for f in fields(ToonConfig) if f.name == name)
+    return field_help(ToonConfig, name)
 
 
 @dataclass

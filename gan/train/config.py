@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from gan import config_help
 from gan.errors import UserError
 
 CFGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
@@ -176,7 +177,7 @@ class TrainConfig:
 
 def field_help(name: str) -> str:
     """The help text of a TrainConfig field (for the CLI and the GUI)."""
-    return next(f.metadata.get("help", "") for f in dataclasses.fields(TrainConfig) if f.name == name)
+    return config_help.field_help(TrainConfig, name)
 
 
 def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
