@@ -7,7 +7,6 @@ which renders in a worker thread. The MP4 appears complete or not at all.
 
 from __future__ import annotations
 
-import json
 import os
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -29,6 +28,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from explorer.dialogs.saved_choices import load_choices, save_choices
 
 SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
 # (settings kind, label)
@@ -233,21 +234,12 @@ class ExportDialog(QDialog):
                 "turns": self.turns, "amount": self.amount, "strength": self.strength}  # fmt: skip
 
     def _save_choices(self) -> None:
-        if self.qsettings is None:
-            return
         values = {k: w.value() for k, w in self._choice_widgets().items()}
         values["folder"] = os.path.dirname(self.out_path.text().strip())
-        self.qsettings.setValue(SETTINGS_KEY, json.dumps(values))
+        save_choices(self.qsettings, SETTINGS_KEY, values)
 
     def _restore_choices(self) -> None:
-        if self.qsettings is None:
-            return
-        try:
-            values = json.loads(str(self.qsettings.value(SETTINGS_KEY, "{}")))
-        except ValueError:
-            return  # unreadable settings: keep the defaults
-        if not isinstance(values, dict):
-            return
+        values = load_choices(self.qsettings, SETTINGS_KEY)
         for key, widget in self._choice_widgets().items():
             if isinstance(values.get(key), (int, float)):
                 widget.setValue(type(widget.value())(values[key]))

@@ -13,7 +13,6 @@ Plain data only: no torch or gan imports here.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -42,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.dialogs.saved_choices import load_choices, save_choices
 from explorer.widgets.plots import TrainingPlots
 
 CONFIGS = (
@@ -466,20 +466,11 @@ class TrainingDialog(QDialog):
                 raise KeyError(f"unknown option {key!r}")
 
     def _save_options(self, opts: dict) -> None:
-        if self.settings is None:
-            return
         kept = {k: v for k, v in opts.items() if k not in ("resume", "finetune")}
-        self.settings.setValue(SETTINGS_KEY, json.dumps(kept))
+        save_choices(self.settings, SETTINGS_KEY, kept)
 
     def _restore_options(self) -> None:
-        if self.settings is None:
-            return
-        try:
-            saved = json.loads(str(self.settings.value(SETTINGS_KEY, "{}")))
-        except ValueError:
-            return  # unreadable settings: keep the defaults
-        if not isinstance(saved, dict):
-            return
+        saved = load_choices(self.settings, SETTINGS_KEY)
         data = saved.pop("data", "")
         for key, value in saved.items():
             try:
