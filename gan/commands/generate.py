@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -48,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="input translation in image sizes, e.g. 0.3,0.1",
     )
     p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="input rotation in degrees")
+    p.add_argument(
+        "--grid", type=int, default=0, metavar="COLS", help="also write all seeds into grid.png, COLS per row"
+    )
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
 
 
@@ -78,6 +82,7 @@ def _make_outdir(outdir: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from gan.model_io import load_model  # heavy import; keep `gan --help` fast
+    from gan.train.snapshot import save_image_grid
 
     seeds = parse_seeds(args.seeds)
     if not all(math.isfinite(v) for v in (args.psi, args.rotate, *args.translate)):
@@ -95,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
         raise UserError(f"--trunc-cutoff must be between 0 and {G.num_ws} for this model")
+    if args.grid < 0:
+        raise UserError("--grid must be a positive number of columns (or 0 for no grid)")
     outdir = _make_outdir(args.outdir)
 
     renderer = Renderer(model, device=device, activation_cache_bytes=0)  # every seed differs: no reuse
     ref = model_ref(model)
+    images = []
     for seed in tqdm(seeds, desc="generate", unit="img", file=sys.stderr):
         render_args = RenderArgs(
             seed=seed,
@@ -115,6 +123,14 @@ def run(args: argparse.Namespace) -> int:
         path = outdir / f"seed{seed:04d}.png"
         try:
             write_png(path, result.image, recipe_to_dict(render_args, ref, result.w))
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if args.grid:
+            images.append(result.image.transpose(2, 0, 1))
+    if args.grid:
+        path = outdir / "grid.png"
+        try:
+            save_image_grid(np.stack(images), str(path), cols=min(args.grid, len(images)))
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return 0

@@ -146,3 +146,16 @@ def test_generate_subprocess_smoke(tiny_sg2_model_path, tmp_path):
     assert sorted(p.name for p in outdir.iterdir()) == ["seed0000.png", "seed0001.png"]
     bad = gan_generate("7-3")
     assert bad.returncode == 2 and "gan generate: error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_generate_writes_a_grid_of_all_seeds(tiny_sg3t_model_path, tmp_path, capsys):
+    outdir = tmp_path / "o"
+    base = ["generate", "--model", tiny_sg3t_model_path, "--outdir", str(outdir)]
+    assert main([*base, "--seeds", "0-4", "--grid", "3"]) == 0
+    grid = np.asarray(Image.open(outdir / "grid.png"))
+    one = np.asarray(Image.open(outdir / "seed0001.png"))
+    h, w = one.shape[:2]
+    assert grid.shape[:2] == (2 * h, 3 * w)  # 5 seeds, 3 per row
+    np.testing.assert_array_equal(grid[:h, w : 2 * w], one)
+    assert main([*base, "--seeds", "0", "--grid", "-1"]) == 2
+    assert "--grid" in capsys.readouterr().err
