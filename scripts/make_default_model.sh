@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Turns a snapshot of the toon training run into the shipped default model, with its directions,
+# the documentation grids and the quality numbers. Every step is a plain `gan` / bench command.
+#
+#   scripts/make_default_model.sh RUN_DIR/network-snapshot-NNNNNN.safetensors [DATA.zip]
+#
+# Environment: ATTR_SAMPLES (images labelled for the attribute directions, default 3000),
+# PCA_SAMPLES (default 10000), STRENGTH (slider units of the anime sweep, default 3),
+# QUALITY=0 skips bench.toon_quality (about 10 min on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SNAPSHOT=${1:?usage: $0 SNAPSHOT.safetensors [DATA.zip]}
+DATA=${2:-/work/data/toon64.zip}
+MODEL=resources/models/default-toon64-sg3t.safetensors
+export PATH="$PWD/.venv/bin:$PATH"
+
+gan convert --no-training-nets --force "$SNAPSHOT" "$MODEL"
+# Anime first, made orthogonal to hair colour so the slider keeps the hair (and vice versa).
+gan directions attribute --model "$MODEL" --replace --attributes anime,hair_colour \
+    --num-samples "${ATTR_SAMPLES:-3000}"
+gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12
+gan directions list --model "$MODEL"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+gan generate --model "$MODEL" --seeds 0-31 --outdir "$tmp" --grid 8
+cp "$tmp/grid.png" docs/default_model_samples.png
+gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-3}" \
+    --seeds 1000-1199 --grid docs/default_model_anime_sweep.png | tee docs/default_model_anime_measure.txt
+if [ "${QUALITY:-1}" != 0 ]; then
+    python -m bench.toon_quality --model "$MODEL" --data "$DATA" --write
+fi
