@@ -19,7 +19,7 @@ import torch
 from torch.utils import cpp_extension
 
 from ops_cuda import _native
-from ops_cuda._dispatch import Registry
+from ops_cuda._dispatch import Registry, get_registry
 from ops_cuda.bias_act import bias_act_ref
 
 NATIVE_OPS = ("bias_act", "upfirdn2d", "filtered_lrelu")
@@ -49,8 +49,12 @@ def frozen(monkeypatch):
     # Re-import the 'cpu' implementation module so it loads the extension the frozen way.
     monkeypatch.delitem(sys.modules, "ops_cuda._cpu_ops", raising=False)
     _native.load_extension.cache_clear()
+    get_registry.cache_clear()
     yield lambda path: monkeypatch.setattr(sys, "_MEIPASS", str(path), raising=False)
-    _native.load_extension.cache_clear()  # the next user loads the normal (cached) build again
+    # The next user loads the normal (cached) build again, through a registry that never saw the
+    # frozen-loaded module (it holds resolved functions).
+    _native.load_extension.cache_clear()
+    get_registry.cache_clear()
 
 
 def test_staging_writes_the_built_library_and_a_manifest(staged):
