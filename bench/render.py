@@ -29,11 +29,10 @@ import numpy as np
 import torch
 
 from bench.common import machine_summary, write_section
+from explorer.app import default_model_path
 from gan.model_io import LoadedModel, load_model, save_model
 from gan.networks import build_generator
 from gan.render import CacheInfo, Edit, RenderArgs, Renderer
-
-MODELS_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 
 SG3T_256 = dict(
     z_dim=512,
@@ -138,17 +137,6 @@ def _through_model_io(arch: str, kwargs: dict, seed: int = 0) -> LoadedModel:
         return load_model(path, device="cpu", training_nets=False)
 
 
-def default_model_file(models_dir: Path = MODELS_DIR) -> Path | None:
-    """Same choice as the explorer: a file named default.* wins, else the first in name order."""
-    if not models_dir.is_dir():
-        return None
-    files = sorted(p for p in models_dir.glob("*.safetensors") if p.is_file())
-    for p in files:
-        if p.stem.startswith("default"):
-            return p
-    return files[0] if files else None
-
-
 def _cache_summary(cache: list[CacheInfo]) -> str:
     """Stage and mapping counts; a single value if all timed renders agree, else min-max."""
 
@@ -196,11 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, Path | dict, int]] = []
     notes: list[str] = []
     rows.append(("SG3-T 256 px, cbase 16384, cmax 512, z/w 512 (random)", SG3T_256, repeat_256))
-    default = default_model_file()
+    default = default_model_path()  # the model the explorer opens first
     if default is None:
-        notes.append(f"No default model in {MODELS_DIR.relative_to(MODELS_DIR.parents[1])}/ yet: skipped.")
+        notes.append("No default model in resources/models/ yet: skipped.")
     else:
-        rows.append((f"default model `{default.name}`", default, repeat_small))
+        rows.append((f"default model `{Path(default).name}`", Path(default), repeat_small))
     rows.append(("SG3-T 64 px, cbase 4096, cmax 64, z/w 128 (random)", SG3T_64_SMALL, repeat_small))
 
     results = []
