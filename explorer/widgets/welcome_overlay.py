@@ -33,7 +33,8 @@ def tips_html(model_info: dict | None) -> str:
         anime = anime_direction_name(model_info.get("directions", []))
         if anime:
             tips.append(
-                f"Drag the <b>{html.escape(anime)}</b> slider in <i>Directions</i>: the face turns anime."
+                f"Drag the <b>{html.escape(anime)}</b> slider in <i>Directions</i> "
+                "to push the face towards anime style."
             )
         else:
             tips.append("Drag a slider in <i>Directions</i> (PCA directions are computed for every model).")
