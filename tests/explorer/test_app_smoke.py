@@ -30,11 +30,13 @@ def test_screenshot_of_a_model_writes_a_real_png(tmp_path, explorer_models):
     assert img.std() > 10  # not a blank frame
 
 
-def test_screenshot_without_a_model_and_with_a_bad_model(tmp_path):
-    out = tmp_path / "empty.png"
+def test_screenshot_of_the_default_start_and_of_a_bad_model(tmp_path):
+    # Without --model the default model opens (or, before one ships, the "no model" page).
+    out = tmp_path / "start.png"
     r = run_app("--screenshot", str(out), "--size", "900x600")
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size > 1000
+    assert ("first image shown" in r.stderr) == (default_model_path() is not None)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"nonsense")
     r = run_app("--model", str(bad), "--screenshot", str(tmp_path / "x.png"))
