@@ -46,6 +46,7 @@ def take_screenshot(
             window.dock_inspector.raise_()
             window.apply_fields({"translate": (0.0625, -0.03), "rotate": 12.0})
             _wait(app, lambda: window.inspector.psnr is not None, timeout_s)
+            window.current_image(int(timeout_s * 1000))  # the main view shows the transformed picture
         # Let the seed grid fill (thumbnails run after the main render).
         grid = window.seed_grid
         _wait(app, lambda: len(grid.thumbnails) >= len(grid.visible_seeds()), min(timeout_s, 30.0))
