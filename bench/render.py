@@ -249,11 +249,13 @@ def main(argv: list[str] | None = None) -> int:
             )
     loads = [", ".join(f"{v:.2f}" for v in load) for load in (load_start, load_end)]
     lines += [""] + notes
+    busy = max(load_start[0], load_end[0]) > 1.5  # on 2 cores: other jobs took CPU time
     lines += [
         "",
-        "A training run (and other jobs) shared the 2-core machine while this ran, so the wall times "
-        f"are inflated and noisy. Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}.",
-    ]
+        ("Other jobs shared the 2-core machine while this ran, so the wall times are inflated and noisy. "
+         if busy else "The machine was otherwise quiet. ")
+        + f"Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}.",
+    ]  # fmt: skip
     body = "\n".join(lines)
     print(body)
     if args.write:
