@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch.utils import cpp_extension
 
+import ops_cuda
 from ops_cuda import _native
 from ops_cuda._dispatch import Registry, get_registry
 from ops_cuda.bias_act import bias_act_ref
@@ -48,6 +49,7 @@ def frozen(monkeypatch):
     monkeypatch.setattr(_native, "missing_tools", no_compile)
     # Re-import the 'cpu' implementation module so it loads the extension the frozen way.
     monkeypatch.delitem(sys.modules, "ops_cuda._cpu_ops", raising=False)
+    monkeypatch.delattr(ops_cuda, "_cpu_ops", raising=False)  # `from ops_cuda import _cpu_ops` reads this
     _native.load_extension.cache_clear()
     get_registry.cache_clear()
     yield lambda path: monkeypatch.setattr(sys, "_MEIPASS", str(path), raising=False)
