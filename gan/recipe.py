@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from gan.errors import UserError
+from gan.io.files import create_temp_file
 from gan.render import Edit, RenderArgs
 
 RECIPE_KEY = "stylegan-explorer.recipe"
@@ -135,7 +135,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray, recipe: dict) -> None:
     info = PngImagePlugin.PngInfo()
     info.add_itxt(RECIPE_KEY, json.dumps(recipe, separators=(",", ":")))
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = create_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             Image.fromarray(image).save(f, format="PNG", pnginfo=info)

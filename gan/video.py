@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from PIL import Image
 
 from gan import config_help
 from gan.errors import Cancelled, UserError
+from gan.io.files import create_temp_file
 from gan.render import Edit, RenderArgs, Renderer, seed_to_z
 
 KINDS = ("rotate", "translate", "interp", "sweep")
@@ -326,17 +326,12 @@ class Mp4Writer:
     def _make_temp(self) -> Path:
         """An empty hidden file next to the target. Unlike mkstemp it gets the usual permissions
         (0666 minus the umask), which the finished video keeps."""
-        for _ in range(100):
-            tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(4)}.tmp"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise UserError(f"cannot write into {self.path.parent}: {exc.strerror or exc}") from None
-            os.close(fd)
-            return tmp
-        raise UserError(f"cannot create a temporary file in {self.path.parent}")
+        try:
+            fd, tmp = create_temp_file(self.path)
+        except OSError as exc:
+            raise UserError(f"cannot write into {self.path.parent}: {exc.strerror or exc}") from None
+        os.close(fd)
+        return tmp
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.ascontiguousarray(frame, dtype=np.uint8)

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
+from gan.io.files import create_temp_dir, create_temp_file
 from gan.train.dataset import LABELS_FILE, FileSource
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
@@ -284,12 +284,13 @@ class DatasetWriter:
         parent, base = os.path.split(self.dest)
         os.makedirs(parent, exist_ok=True)
         if self.is_zip:
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+            fd, tmp = create_temp_file(self.dest)
+            self._tmp = str(tmp)
             self._file = os.fdopen(fd, "wb")
             # PNG data is already compressed: store it as it is.
             self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
         else:
-            self._tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+            self._tmp = str(create_temp_dir(self.dest))
         return self
 
     def add(self, image: PIL.Image.Image | np.ndarray, label: Any = None) -> str:

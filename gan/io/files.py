@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from gan.errors import ModelLoadError
@@ -17,6 +17,34 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+def create_temp_file(target: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, Path]:
+    """(open fd, path) of a new hidden file next to target, for writing it atomically.
+
+    Unlike tempfile.mkstemp (mode 0600) it gets the usual permissions, 0666 minus the umask, which
+    the finished file keeps after the rename."""
+    target = Path(target)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file next to {target}")
+
+
+def create_temp_dir(target: str | os.PathLike, suffix: str = ".tmp") -> Path:
+    """A new hidden folder next to target (0777 minus the umask, unlike tempfile.mkdtemp's 0700)."""
+    target = Path(target)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.mkdir(tmp, 0o777)
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary folder next to {target}")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write data to path so that readers see either the old file or the complete new one.
 
@@ -25,7 +53,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     temporary file is removed and path is left as it was.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = create_temp_file(path)
     try:
         try:
             _write_all(fd, data)

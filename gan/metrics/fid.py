@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterable
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 import torch
+
+from gan.io.files import create_temp_file
 
 
 @dataclass
@@ -38,7 +39,7 @@ class FeatureStats:
         arrays = {"num": np.int64(self.num), "mean": self.mean, "cov": self.cov}
         if self.features is not None:
             arrays["features"] = self.features
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".npz", dir=path.parent)
+        fd, tmp = create_temp_file(path, suffix=".npz")
         os.close(fd)
         try:
             np.savez(tmp, **arrays)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan.errors import UserError
+from gan.io.files import create_temp_file
 
 OFFICIAL_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 OFFICIAL_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -268,7 +268,7 @@ def download_file(url: str, dest: Path, sha256_prefix: str, timeout: float = 30.
     Raises OSError / urllib.error.URLError on network failures and UserError on a bad checksum.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    fd, tmp_name = create_temp_file(dest, suffix=".part")
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
