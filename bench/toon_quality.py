@@ -84,10 +84,6 @@ def format_report(report: QualityReport, model_label: str, init_label: str) -> s
     lines += ["", "Wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()) + "."]
     return "\n".join(lines)
 
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

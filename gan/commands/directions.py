@@ -114,10 +114,6 @@ def _load(args):
 
     return load_model(args.model, device=args.device, training_nets=False)
 
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
 
 def _store(args, model, directions) -> str:
     from gan.edit.directions import SIDECAR_FORMAT, save_directions
