@@ -13,9 +13,10 @@ import torch
 from bench.toon_quality import DEFAULT_CLASSIFIER, format_report, main
 from gan.data.toon import ToonConfig, make_toon_dataset
 from gan.edit.classifier import load_classifier
-from gan.edit.quality import fresh_generator, head_stats, measure_quality, real_indices
+from gan.edit.quality import fresh_generator, head_stats, measure_quality
 from gan.errors import UserError
 from gan.model_io import save_model
+from gan.train.dataset import seeded_subset
 
 TINY_32 = dict(
     z_dim=16,
@@ -106,8 +107,9 @@ def test_seeds_define_the_images(toon32, classifier):
     a = measure_quality(G, classifier, toon32, seeds=[5, 6, 7], num_real=8, swd_num=0)
     b = measure_quality(G, classifier, toon32, seeds=[5, 6, 7], num_real=8, swd_num=0)
     assert a.heads == b.heads and a.swd == {} and a.swd_init is None
-    idx = real_indices(40, 8, seed=0)
-    assert len(idx) == 8 and list(idx) == sorted(set(idx.tolist())) and list(real_indices(40, 8)) == list(idx)
+    idx = seeded_subset(40, 8, seed=0)
+    assert len(idx) == 8 and list(idx) == sorted(set(idx.tolist()))
+    assert list(seeded_subset(40, 8)) == list(idx)
 
 
 def test_head_stats_counts():

@@ -74,15 +74,6 @@ class QualityReport:
     seconds: dict[str, float] = field(default_factory=dict, metadata={"help": "wall time per stage"})
 
 
-def real_indices(num_items: int, num: int, seed: int = 0) -> np.ndarray:
-    """A seeded random subset of `num` of the items (the official max_size rule), sorted."""
-    indices = np.arange(num_items)
-    if num >= num_items:
-        return indices
-    np.random.RandomState(seed % (1 << 31)).shuffle(indices)
-    return np.sort(indices[:num])
-
-
 def fresh_generator(arch: str, g_kwargs: dict, seed: int = 0) -> torch.nn.Module:
     """A generator at initialisation with the given architecture; the global torch RNG is untouched."""
     from gan.networks import build_generator
@@ -201,7 +192,7 @@ def measure_quality(
 
     swd_num = 0 skips SWD. G_init: a model at initialisation for the SWD baseline (same image size).
     """
-    from gan.train.dataset import ImageDataset
+    from gan.train.dataset import ImageDataset, seeded_subset
 
     seeds = [int(s) for s in seeds]
     if not seeds:
@@ -238,7 +229,7 @@ def measure_quality(
         generated = _render(G, seeds, psi, batch_size, "rendering seeds", progress, should_stop)
         seconds["render seeds"] = time.perf_counter() - start
         start = time.perf_counter()
-        indices = real_indices(len(dataset), num_real, real_seed)
+        indices = seeded_subset(len(dataset), num_real, real_seed)
         real = _load_real(dataset, indices, should_stop, progress, "reading real images")
         labels = _toon_labels(dataset, indices, classifier.heads)
         gen_probs = classifier.classify(generated)
@@ -260,7 +251,7 @@ def measure_quality(
             start = time.perf_counter()
             swd_real = _load_real(
                 dataset,
-                real_indices(len(dataset), swd_num, real_seed),
+                seeded_subset(len(dataset), swd_num, real_seed),
                 should_stop,
                 progress,
                 "SWD real images",

@@ -20,6 +20,7 @@ import torch
 
 from gan.errors import UserError
 from gan.metrics import equivariance, fid, inception, swd
+from gan.train.dataset import seeded_subset
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -169,15 +170,6 @@ def _open_dataset(dataset, use_labels: bool) -> tuple[object, str | None]:
     return dataset, (os.fspath(path) if path is not None else None)
 
 
-def _real_indices(dataset, max_items: int | None, seed: int) -> np.ndarray:
-    """All items, or a seeded random subset of max_items (the official max_size rule)."""
-    indices = np.arange(len(dataset))
-    if max_items is None or max_items >= len(indices):
-        return indices
-    np.random.RandomState(seed % (1 << 31)).shuffle(indices)
-    return np.sort(indices[:max_items])
-
-
 def _real_batches(dataset, indices: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, len(indices), batch_size):
         images = [np.asarray(dataset[int(i)][0]) for i in indices[start : start + batch_size]]
@@ -272,7 +264,7 @@ def _inception_metrics(ctx: _Context, names: list[str], detector: torch.nn.Modul
 
 
 def _real_stats(ctx: _Context, detector, max_real: int | None, capture_all: bool) -> fid.FeatureStats:
-    indices = _real_indices(ctx.dataset, max_real, ctx.seed)
+    indices = seeded_subset(len(ctx.dataset), max_real, ctx.seed)
     cache_file = None
     if ctx.cache is not None and ctx.dataset_path is not None:
         sample = np.asarray(ctx.dataset[0][0])
@@ -321,7 +313,7 @@ def _swd_metric(ctx: _Context) -> float:
     if shape != expected:
         raise UserError(f"SWD compares images of equal size: data set {shape}, model {expected}")
     num = min(ctx.num or METRICS["swd"].num_gen, len(ctx.dataset))
-    indices = _real_indices(ctx.dataset, num, ctx.seed)
+    indices = seeded_subset(len(ctx.dataset), num, ctx.seed)
     real = _with_progress(_real_batches(ctx.dataset, indices, ctx.batch_size), "real images", num, ctx)
     fake_batches = generated_batches(ctx.G, num, ctx.batch_size, ctx.seed, _label_sampler(ctx))
     fake = _with_progress(fake_batches, "generated images", num, ctx)

@@ -92,6 +92,16 @@ class FileSource:
         return dict(self.__dict__, _zip=None, _zip_pid=None)
 
 
+def seeded_subset(num_items: int, num: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of all items, or of a seeded random subset of `num` of them, sorted: the official
+    max_size rule (seeded shuffle, first `num`), shared by data sets and metrics."""
+    indices = np.arange(num_items, dtype=np.int64)
+    if num is None or num >= num_items:
+        return indices
+    np.random.RandomState(seed % (1 << 31)).shuffle(indices)
+    return np.sort(indices[:num])
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """A training data set: see the module docstring for the layout.
 
@@ -119,14 +129,9 @@ class ImageDataset(torch.utils.data.Dataset):
         self._mode, self._resolution = self._check_headers(resolution)
         self._labels = self._load_labels() if use_labels else None
 
-        raw_idx = np.arange(len(self._names), dtype=np.int64)
-        if max_size is not None:
-            if max_size < 1:
-                raise UserError(f"max_size must be at least 1, not {max_size}")
-            if max_size < len(raw_idx):
-                # Same subset rule as the official code: seeded shuffle, first max_size, sorted.
-                np.random.RandomState(seed % (1 << 31)).shuffle(raw_idx)
-                raw_idx = np.sort(raw_idx[:max_size])
+        if max_size is not None and max_size < 1:
+            raise UserError(f"max_size must be at least 1, not {max_size}")
+        raw_idx = seeded_subset(len(self._names), max_size, seed)
         flip = np.zeros(len(raw_idx), dtype=bool)
         if xflip:
             raw_idx = np.tile(raw_idx, 2)
