@@ -97,9 +97,6 @@ def load_style(app) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import multiprocessing
-
-    multiprocessing.freeze_support()  # in a standalone bundle the training child process starts here
     args = parse_args(argv)
     if args.model and not os.path.exists(args.model):
         print(f"stylegan-explorer: model file {args.model} does not exist", file=sys.stderr)

@@ -118,7 +118,6 @@ def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
         "name": os.path.basename(str(loaded.source)),
         "sha256": loaded.sha256,
         "arch": loaded.arch,
-        "is_sg3": loaded.arch.startswith("stylegan3"),
         # Translate / rotate work for StyleGAN2 and 3; only StyleGAN3 is built to follow them.
         "has_input_transform": has_input_transform(G),
         "equivariant_by_design": loaded.arch.startswith("stylegan3"),

@@ -104,7 +104,7 @@ def _process_work(run_fn: Callable, options: dict) -> Callable:
 
     The child is started with multiprocessing's 'spawn' method, never `sys.executable -m gan`: in
     a standalone bundle sys.executable is the app itself, which runs the child's work when its
-    entry point calls multiprocessing.freeze_support() first (explorer/__main__.py, app.main).
+    entry point calls multiprocessing.freeze_support() first (explorer/__main__.py, the bundle's entry point).
     """
 
     def work(report, should_stop):
