@@ -281,8 +281,7 @@ class DatasetWriter:
                     )
 
     def __enter__(self) -> DatasetWriter:
-        parent, base = os.path.split(self.dest)
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(os.path.dirname(self.dest), exist_ok=True)
         if self.is_zip:
             fd, tmp = create_temp_file(self.dest)
             self._tmp = str(tmp)

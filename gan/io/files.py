@@ -17,32 +17,38 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
+def _create_beside(target: str | os.PathLike, suffix: str, create):
+    """create(path) on a new hidden name next to target, retrying names that already exist."""
+    target = Path(target)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return create(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file or folder next to {target}")
+
+
 def create_temp_file(target: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, Path]:
     """(open fd, path) of a new hidden file next to target, for writing it atomically.
 
     Unlike tempfile.mkstemp (mode 0600) it gets the usual permissions, 0666 minus the umask, which
     the finished file keeps after the rename."""
-    target = Path(target)
-    for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary file next to {target}")
+
+    def make(path: Path) -> tuple[int, Path]:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), path
+
+    return _create_beside(target, suffix, make)
 
 
 def create_temp_dir(target: str | os.PathLike, suffix: str = ".tmp") -> Path:
     """A new hidden folder next to target (0777 minus the umask, unlike tempfile.mkdtemp's 0700)."""
-    target = Path(target)
-    for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
-        try:
-            os.mkdir(tmp, 0o777)
-            return tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"cannot create a temporary folder next to {target}")
+
+    def make(path: Path) -> Path:
+        os.mkdir(path, 0o777)
+        return path
+
+    return _create_beside(target, suffix, make)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
