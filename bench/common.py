@@ -27,6 +27,18 @@ def machine_summary() -> str:
     )
 
 
+def load_note(load_start: tuple[float, ...], load_end: tuple[float, ...]) -> str:
+    """One sentence on the machine's load (os.getloadavg()) before and after a measurement."""
+    cores = os.cpu_count() or 1
+    busy = max(load_start[0], load_end[0]) > 0.75 * cores  # other jobs took CPU time
+    loads = [", ".join(f"{v:.2f}" for v in load) for load in (load_start, load_end)]
+    if busy:
+        state = f"Other jobs shared the {cores}-core machine while this ran: the times are inflated, noisy."
+    else:
+        state = "The machine was otherwise quiet."
+    return f"{state} Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}."
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section `## name` of docs/benchmarks.md with body."""
     BENCH_DOC.parent.mkdir(parents=True, exist_ok=True)

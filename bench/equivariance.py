@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.common import machine_summary, write_section
+from bench.common import load_note, machine_summary, write_section
 from gan.metrics.equivariance import EquivarianceConfig, compute_equivariance
 from gan.networks import build_generator
 
@@ -173,9 +173,7 @@ these numbers only show what the architectures do before any training.
 
 {table}
 
-Load average (1, 5, 15 min) at start: {", ".join(f"{v:.2f}" for v in load_start)}; at end:
-{", ".join(f"{v:.2f}" for v in load_end)} ({os.cpu_count()} cores: a higher load means other jobs shared them
-and the seconds are inflated).
+{load_note(load_start, load_end)}
 """
     if args.write:
         name = f"Equivariance of random generators, {args.res} px, {args.size} channels"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.common import machine_summary, write_section
+from bench.common import load_note, machine_summary, write_section
 from explorer.app import default_model_path
 from gan.model_io import LoadedModel, load_model, save_model
 from gan.networks import build_generator
@@ -247,15 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {label} | {res.threads} | {case} | {_cache_summary(stats.cache)} "
                 f"| {stats.pct(50, stats.mapping_ms):.2f} | {stats.pct(50, stats.synthesis_ms):.1f} |"
             )
-    loads = [", ".join(f"{v:.2f}" for v in load) for load in (load_start, load_end)]
-    lines += [""] + notes
-    busy = max(load_start[0], load_end[0]) > 1.5  # on 2 cores: other jobs took CPU time
-    lines += [
-        "",
-        ("Other jobs shared the 2-core machine while this ran, so the wall times are inflated and noisy. "
-         if busy else "The machine was otherwise quiet. ")
-        + f"Load average (1, 5, 15 min) at start: {loads[0]}; at end: {loads[1]}.",
-    ]  # fmt: skip
+    lines += [""] + notes + ["", load_note(load_start, load_end)]
     body = "\n".join(lines)
     print(body)
     if args.write:
