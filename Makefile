@@ -35,9 +35,8 @@ $(DIST_STAMP): $(STAMP) pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,dist]' torch==2.13.0
 	touch $(DIST_STAMP)
 
+# explorer.spec builds the C++ CPU kernels (a frozen app cannot compile) and bundles them.
 dist: $(DIST_STAMP)
-	# A frozen app cannot compile: build the C++ CPU kernels now (cached), the spec bundles them.
-	$(PY) -c "from ops_cuda._native import stage_prebuilt; stage_prebuilt('cpu', 'build/ops_cuda_prebuilt')"
 	$(VENV)/bin/pyinstaller --noconfirm --log-level WARN explorer.spec
 
 test-dist: dist
