@@ -8,6 +8,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 
+#include <string>
 #include <tuple>
 #include <type_traits>
 
@@ -167,28 +168,35 @@ at::Tensor upfirdn2d_cuda(at::Tensor x, at::Tensor w, int64_t upx, int64_t upy, 
   return y;
 }
 
+// The checks and tile geometry forward and backward share; `what` names the op in errors.
+FlreluGeom checked_flrelu_geometry(const char* what, const at::Tensor& x, const at::Tensor& fu, const at::Tensor& fd,
+                                   const at::Tensor& b, int64_t up, int64_t down, int64_t px0, int64_t px1,
+                                   int64_t py0, int64_t py1, size_t& smem) {
+  const std::string name(what);
+  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(), name, ": x must be a contiguous [N, C, H, W] CUDA tensor");
+  check_filter(fu, x, (name + " (fu)").c_str());
+  check_filter(fd, x, (name + " (fd)").c_str());
+  check_cuda(b, x, (name + ": b").c_str());
+  TORCH_CHECK(up >= 1 && down >= 1, name, ": up and down must be >= 1");
+  const size_t acc_size = x.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float);
+  FlreluGeom g = flrelu_geometry(x.size(2), x.size(3), up, down, px0, px1, py0, py1, fu.size(-1), fu.size(0),
+                                 fu.dim() == 1, fd.size(-1), fd.size(0), fd.dim() == 1, acc_size, 48 * 1024, smem);
+  TORCH_CHECK(g.Wm > 0 && g.Hm > 0 && g.Wo > 0 && g.Ho > 0, name,
+              ": the output would be empty; check the padding and filter sizes");
+  TORCH_CHECK(int64_t(x.size(0)) * x.size(1) <= 65535, name, ": at most 65535 images x channels per call on CUDA");
+  return g;
+}
+
 at::Tensor filtered_lrelu_fwd_cuda(at::Tensor x, at::Tensor fu, at::Tensor fd, at::Tensor b, int64_t up,
                                    int64_t down, int64_t px0, int64_t px1, int64_t py0, int64_t py1, double gain,
                                    double slope, double clamp) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
-              "filtered_lrelu: x must be a contiguous [N, C, H, W] CUDA tensor");
-  check_filter(fu, x, "filtered_lrelu (fu)");
-  check_filter(fd, x, "filtered_lrelu (fd)");
-  check_cuda(b, x, "filtered_lrelu: b");
-  TORCH_CHECK(up >= 1 && down >= 1, "filtered_lrelu: up and down must be >= 1");
-  OPS_DEVICE_GUARD(x);
-  const bool fu_sep = fu.dim() == 1, fd_sep = fd.dim() == 1;
-  const size_t acc_size = x.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float);
   size_t smem = 0;
-  FlreluGeom g = flrelu_geometry(x.size(2), x.size(3), up, down, px0, px1, py0, py1, fu.size(-1), fu.size(0),
-                                 fu_sep, fd.size(-1), fd.size(0), fd_sep, acc_size, 48 * 1024, smem);
-  TORCH_CHECK(g.Wm > 0 && g.Hm > 0 && g.Wo > 0 && g.Ho > 0,
-              "filtered_lrelu: the output would be empty; check the padding and filter sizes");
+  FlreluGeom g = checked_flrelu_geometry("filtered_lrelu", x, fu, fd, b, up, down, px0, px1, py0, py1, smem);
   TORCH_CHECK(smem > 0, "filtered_lrelu: the filters are too large for the CUDA kernel; use impl='ref'");
+  OPS_DEVICE_GUARD(x);
   const int N = x.size(0), C = x.size(1);
   auto y = at::empty({N, C, g.Ho, g.Wo}, x.options());
   if (x.numel() == 0) return y.zero_();
-  TORCH_CHECK(int64_t(N) * C <= 65535, "filtered_lrelu: at most 65535 images x channels per call on CUDA");
   dim3 grid((g.Wo + g.TW - 1) / g.TW, (g.Ho + g.TH - 1) / g.TH, N * C);
   cudaStream_t stream = OPS_CURRENT_STREAM();
   AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "filtered_lrelu_cuda", [&] {
@@ -207,29 +215,18 @@ std::tuple<at::Tensor, at::Tensor> filtered_lrelu_grad_cuda(at::Tensor dy, at::T
                                                             at::Tensor fd, at::Tensor b, int64_t up, int64_t down,
                                                             int64_t px0, int64_t px1, int64_t py0, int64_t py1,
                                                             double gain, double slope, double clamp) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 4 && x.is_contiguous(),
-              "filtered_lrelu_grad: x must be a contiguous [N, C, H, W] CUDA tensor");
-  check_filter(fu, x, "filtered_lrelu_grad (fu)");
-  check_filter(fd, x, "filtered_lrelu_grad (fd)");
-  check_cuda(b, x, "filtered_lrelu_grad: b");
-  TORCH_CHECK(up >= 1 && down >= 1, "filtered_lrelu_grad: up and down must be >= 1");
+  size_t smem = 0;
+  FlreluGeom g = checked_flrelu_geometry("filtered_lrelu_grad", x, fu, fd, b, up, down, px0, px1, py0, py1, smem);
   OPS_DEVICE_GUARD(x);
   const bool fu_sep = fu.dim() == 1, fd_sep = fd.dim() == 1;
-  const size_t acc_size = x.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float);
-  size_t smem = 0;
-  FlreluGeom g = flrelu_geometry(x.size(2), x.size(3), up, down, px0, px1, py0, py1, fu.size(-1), fu.size(0),
-                                 fu_sep, fd.size(-1), fd.size(0), fd_sep, acc_size, 48 * 1024, smem);
-  TORCH_CHECK(g.Wm > 0 && g.Hm > 0 && g.Wo > 0 && g.Ho > 0,
-              "filtered_lrelu_grad: the output would be empty; check the padding and filter sizes");
   const int N = x.size(0), C = x.size(1);
   TORCH_CHECK(dy.is_cuda() && dy.device() == x.device() && dy.is_contiguous() && dy.scalar_type() == x.scalar_type() &&
                   dy.dim() == 4 && dy.size(0) == N && dy.size(1) == C && dy.size(2) == g.Ho && dy.size(3) == g.Wo,
               "filtered_lrelu_grad: dy must be a contiguous CUDA tensor of x's dtype shaped like the output");
-  flrelu_grad_tiles(g, acc_size, 48 * 1024, smem);
+  flrelu_grad_tiles(g, x.scalar_type() == at::kDouble ? sizeof(double) : sizeof(float), 48 * 1024, smem);
   TORCH_CHECK(smem > 0, "filtered_lrelu_grad: the filters are too large for the CUDA kernel; use impl='ref'");
   auto dx = at::empty_like(x);
   if (x.numel() == 0) return {dx.zero_(), at::zeros({N, C}, x.options())};
-  TORCH_CHECK(int64_t(N) * C <= 65535, "filtered_lrelu_grad: at most 65535 images x channels per call on CUDA");
   const auto fut = fu.flip(fu_sep ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
   const auto fdt = fd.flip(fd_sep ? at::IntArrayRef{0} : at::IntArrayRef{0, 1}).contiguous();
   dim3 grid((g.W + g.TW - 1) / g.TW, (g.H + g.TH - 1) / g.TH, N * C);

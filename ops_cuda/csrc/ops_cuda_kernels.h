@@ -15,11 +15,13 @@
 
 #ifdef __CUDACC__
 #define OPS_GLOBAL __global__
+#define OPS_DEVICE __device__
 #define OPS_DECLARE_SMEM(name) extern __shared__ unsigned char name[]
 #else
 // Host emulation: the includer defines blockIdx, threadIdx, blockDim, gridDim, __syncthreads()
 // and ops_emu_smem() (the block's shared memory).
 #define OPS_GLOBAL
+#define OPS_DEVICE
 #define OPS_DECLARE_SMEM(name) unsigned char* name = ops_emu_smem()
 #endif
 
@@ -133,6 +135,67 @@ OPS_HD inline TileSizes tile_sizes(const FlreluGeom& g, int TH, int TW) {
   return t;
 }
 
+// dst[r * cols + c] = src[(y0 + r) * W + x0 + c] + add inside the H x W plane, 0 outside.
+template <typename scalar_t, typename acc_t>
+OPS_DEVICE inline void load_tile(const scalar_t* src, int H, int W, int y0, int x0, int rows, int cols, acc_t add,
+                                 acc_t* dst) {
+  for (int i = threadIdx.x; i < rows * cols; i += blockDim.x) {
+    const int r = i / cols, c = i % cols;
+    const int sy = y0 + r, sx = x0 + c;
+    const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
+    dst[r * cols + c] = inside ? static_cast<acc_t>(src[int64_t(sy) * W + sx]) + add : acc_t(0);
+  }
+}
+
+// Horizontal polyphase up pass of a loaded tile: dst[r * stride + c] (r < rows, c < cols) is
+// upsampled column X0 + c of row r of src (src_w wide, its column 0 being input column sx0).
+template <typename acc_t, typename w_t>
+OPS_DEVICE inline void up_columns_tile(const acc_t* src, int src_w, int sx0, int rows, int cols, int X0, const w_t* f,
+                                       int up, int pad0, int taps, acc_t* dst, int stride) {
+  for (int i = threadIdx.x; i < rows * cols; i += blockDim.x) {
+    const int r = i / cols, c = i % cols;
+    const TapRange t = ops::tap_range_unbounded(X0 + c, up, 1, pad0, taps);
+    acc_t acc = 0;
+    for (int k = 0; k < t.count; k++) acc += acc_t(f[t.k0 + up * k]) * src[r * src_w + (t.s0 + k - sx0)];
+    dst[r * stride + c] = acc;
+  }
+}
+
+// out[r * out_stride + c] (r < R, c < Cw) = sum over the taps of f times
+// src[(r * step + ky) * stride + c * step + kx]: the filter-and-decimate step that ends both the
+// forward (fd, step = down) and the backward (flipped fu, step = up). src is srcW columns wide;
+// a separable f goes through tmp (R rows of the same stride), vertical pass first.
+template <typename acc_t, typename w_t, typename scalar_t>
+OPS_DEVICE inline void filter_down_tile(const acc_t* src, acc_t* tmp, int stride, int srcW, const w_t* f, int fw,
+                                        int fh, bool separable, int step, int R, int Cw, scalar_t* out,
+                                        int64_t out_stride) {
+  if (separable) {
+    for (int i = threadIdx.x; i < R * srcW; i += blockDim.x) {
+      const int r = i / srcW, c = i % srcW;
+      acc_t acc = 0;
+      for (int k = 0; k < fh; k++) acc += acc_t(f[k]) * src[(r * step + k) * stride + c];
+      tmp[r * stride + c] = acc;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < R * Cw; i += blockDim.x) {
+      const int r = i / Cw, c = i % Cw;
+      acc_t acc = 0;
+      for (int k = 0; k < fw; k++) acc += acc_t(f[k]) * tmp[r * stride + c * step + k];
+      out[r * out_stride + c] = static_cast<scalar_t>(acc);
+    }
+  } else {
+    for (int i = threadIdx.x; i < R * Cw; i += blockDim.x) {
+      const int r = i / Cw, c = i % Cw;
+      acc_t acc = 0;
+      for (int ky = 0; ky < fh; ky++) {
+        const acc_t* row = src + (r * step + ky) * stride + c * step;
+        for (int kx = 0; kx < fw; kx++) acc += acc_t(f[ky * fw + kx]) * row[kx];
+      }
+      out[r * out_stride + c] = static_cast<scalar_t>(acc);
+    }
+  }
+}
+
 template <typename scalar_t, typename w_t>
 OPS_GLOBAL void filtered_lrelu_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ b,
                                       const w_t* __restrict__ fu, const w_t* __restrict__ fd,
@@ -160,25 +223,13 @@ OPS_GLOBAL void filtered_lrelu_kernel(const scalar_t* __restrict__ x, const scal
   acc_t* A = HX + (g.fu_sep ? size_t(full.IH) * AWs : 0);  // [AH][AWs]
   acc_t* D = A + size_t(full.AH) * AWs;               // [TH][AWs] (separable fd)
 
-  const scalar_t* xp = x + p * g.H * g.W;
   const acc_t bias = b ? static_cast<acc_t>(b[p % C]) : acc_t(0);
-  for (int i = threadIdx.x; i < IH * IW; i += blockDim.x) {
-    const int r = i / IW, c = i % IW;
-    const int sy = sy0 + r, sx = sx0 + c;
-    const bool inside = sy >= 0 && sy < g.H && sx >= 0 && sx < g.W;
-    X[r * IW + c] = inside ? static_cast<acc_t>(xp[int64_t(sy) * g.W + sx]) + bias : acc_t(0);
-  }
+  load_tile(x + p * g.H * g.W, g.H, g.W, sy0, sx0, IH, IW, bias, X);
   __syncthreads();
 
   const acc_t ag = gain, as = slope, ac = clamp;
   if (g.fu_sep) {
-    for (int i = threadIdx.x; i < IH * AW; i += blockDim.x) {
-      const int r = i / AW, c = i % AW;
-      const TapRange t = ops::tap_range_unbounded(Ax0 + c, g.up, 1, g.px0, g.fuw);
-      acc_t acc = 0;
-      for (int k = 0; k < t.count; k++) acc += acc_t(fu[t.k0 + g.up * k]) * X[r * IW + (t.s0 + k - sx0)];
-      HX[r * AWs + c] = acc;
-    }
+    up_columns_tile(X, IW, sx0, IH, AW, Ax0, fu, g.up, g.px0, g.fuw, HX, AWs);
     __syncthreads();
     for (int i = threadIdx.x; i < AH * AW; i += blockDim.x) {
       const int r = i / AW, c = i % AW;
@@ -203,34 +254,9 @@ OPS_GLOBAL void filtered_lrelu_kernel(const scalar_t* __restrict__ x, const scal
   }
   __syncthreads();
 
-  scalar_t* yp = y + p * g.Ho * g.Wo;
-  if (g.fd_sep) {
-    for (int i = threadIdx.x; i < TH * AW; i += blockDim.x) {
-      const int r = i / AW, c = i % AW;
-      acc_t acc = 0;
-      for (int k = 0; k < g.fdh; k++) acc += acc_t(fd[k]) * A[(r * g.down + k) * AWs + c];
-      D[r * AWs + c] = acc;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
-      const int r = i / TW, c = i % TW;
-      acc_t acc = 0;
-      for (int k = 0; k < g.fdw; k++) acc += acc_t(fd[k]) * D[r * AWs + c * g.down + k];
-      yp[int64_t(oy0 + r) * g.Wo + ox0 + c] = static_cast<scalar_t>(acc);
-    }
-  } else {
-    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
-      const int r = i / TW, c = i % TW;
-      acc_t acc = 0;
-      for (int ky = 0; ky < g.fdh; ky++) {
-        const acc_t* row = A + (r * g.down + ky) * AWs + c * g.down;
-        for (int kx = 0; kx < g.fdw; kx++) acc += acc_t(fd[ky * g.fdw + kx]) * row[kx];
-      }
-      yp[int64_t(oy0 + r) * g.Wo + ox0 + c] = static_cast<scalar_t>(acc);
-    }
-  }
+  filter_down_tile(A, D, AWs, AW, fd, g.fdw, g.fdh, g.fd_sep, g.down, TH, TW,
+                   y + p * g.Ho * g.Wo + int64_t(oy0) * g.Wo + ox0, g.Wo);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // filtered_lrelu backward, fused per tile of dx (input resolution, TH x TW) in shared memory:
@@ -295,42 +321,15 @@ OPS_GLOBAL void filtered_lrelu_grad_kernel(const scalar_t* __restrict__ dy, cons
   acc_t* V = HX + (g.fu_sep ? size_t(full.IH) * DWs : 0);      // [TH][DWs] (separable fu)
   acc_t* HDY = V + (g.fu_sep ? size_t(g.TH) * DWs : 0);        // [OH][DWs] (separable fd)
 
-  const scalar_t* xp = x + p * g.H * g.W;
-  const scalar_t* dyp = dy + p * g.Ho * g.Wo;
   const acc_t bias = b ? static_cast<acc_t>(b[p % C]) : acc_t(0);
-  for (int i = threadIdx.x; i < IH * IW; i += blockDim.x) {
-    const int r = i / IW, c = i % IW;
-    const int sy = iy0 + r, sx = ix0 + c;
-    const bool inside = sy >= 0 && sy < g.H && sx >= 0 && sx < g.W;
-    X[r * IW + c] = inside ? static_cast<acc_t>(xp[int64_t(sy) * g.W + sx]) + bias : acc_t(0);
-  }
-  for (int i = threadIdx.x; i < OH * OW; i += blockDim.x) {
-    const int r = i / OW, c = i % OW;
-    const int oy = oy0 + r, ox = ox0 + c;
-    const bool inside = oy >= 0 && oy < g.Ho && ox >= 0 && ox < g.Wo;
-    DY[r * OW + c] = inside ? static_cast<acc_t>(dyp[int64_t(oy) * g.Wo + ox]) : acc_t(0);
-  }
+  load_tile(x + p * g.H * g.W, g.H, g.W, iy0, ix0, IH, IW, bias, X);
+  load_tile(dy + p * g.Ho * g.Wo, g.Ho, g.Wo, oy0, ox0, OH, OW, acc_t(0), DY);
   __syncthreads();
 
-  // u over the du region (as the forward computes it, before the activation).
-  if (g.fu_sep) {
-    for (int i = threadIdx.x; i < IH * DW; i += blockDim.x) {
-      const int r = i / DW, c = i % DW;
-      const TapRange t = ops::tap_range_unbounded(Dx0 + c, g.up, 1, g.px0, g.fuw);
-      acc_t acc = 0;
-      for (int k = 0; k < t.count; k++) acc += acc_t(fu[t.k0 + g.up * k]) * X[r * IW + (t.s0 + k - ix0)];
-      HX[r * DWs + c] = acc;
-    }
-  }
-  if (g.fd_sep) {
-    for (int i = threadIdx.x; i < OH * DW; i += blockDim.x) {
-      const int r = i / DW, c = i % DW;
-      const TapRange t = ops::tap_range_unbounded(Dx0 + c, g.down, 1, g.fdw - 1, g.fdw);
-      acc_t acc = 0;
-      for (int k = 0; k < t.count; k++) acc += acc_t(fdt[t.k0 + g.down * k]) * DY[r * OW + (t.s0 + k - ox0)];
-      HDY[r * DWs + c] = acc;
-    }
-  }
+  // Horizontal passes: of u over the du region (as the forward computes it, before the
+  // activation) and of the adjoint of the down step.
+  if (g.fu_sep) up_columns_tile(X, IW, ix0, IH, DW, Dx0, fu, g.up, g.px0, g.fuw, HX, DWs);
+  if (g.fd_sep) up_columns_tile(DY, OW, ox0, OH, DW, Dx0, fdt, g.down, g.fdw - 1, g.fdw, HDY, DWs);
   __syncthreads();
 
   const acc_t ag = gain, as = slope, ac = clamp;
@@ -368,32 +367,8 @@ OPS_GLOBAL void filtered_lrelu_grad_kernel(const scalar_t* __restrict__ dy, cons
   __syncthreads();
 
   // dx = adjoint of the up step: tile position (r, c) reads DU[r * up + ky][c * up + kx].
-  scalar_t* dxp = dx + p * g.H * g.W;
-  if (g.fu_sep) {
-    for (int i = threadIdx.x; i < TH * DW; i += blockDim.x) {
-      const int r = i / DW, c = i % DW;
-      acc_t acc = 0;
-      for (int k = 0; k < g.fuh; k++) acc += acc_t(fut[k]) * DU[(r * g.up + k) * DWs + c];
-      V[r * DWs + c] = acc;
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
-      const int r = i / TW, c = i % TW;
-      acc_t acc = 0;
-      for (int k = 0; k < g.fuw; k++) acc += acc_t(fut[k]) * V[r * DWs + c * g.up + k];
-      dxp[int64_t(sy0 + r) * g.W + sx0 + c] = static_cast<scalar_t>(acc);
-    }
-  } else {
-    for (int i = threadIdx.x; i < TH * TW; i += blockDim.x) {
-      const int r = i / TW, c = i % TW;
-      acc_t acc = 0;
-      for (int ky = 0; ky < g.fuh; ky++) {
-        const acc_t* row = DU + (r * g.up + ky) * DWs + c * g.up;
-        for (int kx = 0; kx < g.fuw; kx++) acc += acc_t(fut[ky * g.fuw + kx]) * row[kx];
-      }
-      dxp[int64_t(sy0 + r) * g.W + sx0 + c] = static_cast<scalar_t>(acc);
-    }
-  }
+  filter_down_tile(DU, V, DWs, DW, fut, g.fuw, g.fuh, g.fu_sep, g.up, TH, TW,
+                   dx + p * g.H * g.W + int64_t(sy0) * g.W + sx0, g.W);
 }
 
 // The backward's dx tile (g.TH, g.TW over the input) that fits in `smem_limit` bytes (smem = 0
