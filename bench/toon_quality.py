@@ -19,17 +19,14 @@ import os
 import shlex
 import sys
 import time
-from pathlib import Path
 
 from bench.common import machine_summary, write_section
 from gan.commands.stage_bars import StageBars
 from gan.edit.quality import QualityReport, fresh_generator, measure_quality
 from gan.errors import UserError
+from gan.resources import SHIPPED_CLASSIFIER
 
 SECTION = "Default model quality"
-DEFAULT_CLASSIFIER = (
-    Path(__file__).resolve().parent.parent / "resources" / "classifier" / "toon_classifier.safetensors"
-)
 
 
 def _pct(x: float) -> str:
@@ -110,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         help="images per set for SWD (default 1000: a few minutes per model at 64 px on 2 busy cores; "
         "0 = no SWD)",
     )
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="classifier file (default: shipped)")
+    p.add_argument("--classifier", default=str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
     p.add_argument(
         "--write", action="store_true", help=f"write the section '{SECTION}' of docs/benchmarks.md"
     )

@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+from gan.resources import RESOURCES
+
 MODEL_SUFFIXES = (".safetensors", ".pkl")
 
 

@@ -497,7 +497,7 @@ class RenderBridge(QObject):
             self.blend_failed.emit(path, "Open a main model before loading a second model to blend with.")
             return
         try:
-            from gan.edit.blend import check_blendable
+            from gan.edit.blend import blend_resolutions, check_blendable, default_blend_resolution
         except ImportError as exc:
             self.blend_failed.emit(path, f"Model blending is not available in this build ({exc}).")
             return
@@ -505,12 +505,8 @@ class RenderBridge(QObject):
         if problem:
             self.blend_failed.emit(path, problem)
             return
-        from gan.edit.blend import blend_resolutions
-
-        resolutions = blend_resolutions(self._model.loaded)
-        info["blend_resolutions"] = resolutions
-        # Default split: the middle resolution (coarse geometry from the base, rendering blended).
-        info["blend_default"] = resolutions[len(resolutions) // 2] if resolutions else 4
+        info["blend_resolutions"] = blend_resolutions(self._model.loaded)
+        info["blend_default"] = default_blend_resolution(self._model.loaded)
         self._blend = _Model(loaded=loaded, renderer=None, info=info)
         self._blend_cache = None
         self.blend_loaded.emit(dict(info))

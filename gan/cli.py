@@ -13,7 +13,7 @@ import sys
 from gan.errors import UserError
 
 # Module names under gan.commands, in the order `gan --help` lists them.
-COMMANDS = ["generate", "video", "train", "metrics", "dataset", "directions", "convert", "info"]
+COMMANDS = ["generate", "video", "train", "metrics", "dataset", "directions", "blend", "convert", "info"]
 
 
 def _load_commands() -> list:

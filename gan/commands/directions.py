@@ -11,17 +11,13 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from gan.commands.stage_bars import StageBars
 from gan.errors import UserError
+from gan.resources import SHIPPED_CLASSIFIER
 
 NAME = "directions"
 HELP = "Compute latent directions (PCA, attribute) for a model, or list its directions."
-
-DEFAULT_CLASSIFIER = (
-    Path(__file__).resolve().parents[2] / "resources" / "classifier" / "toon_classifier.safetensors"
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument(
         "--classifier",
-        default=str(DEFAULT_CLASSIFIER),
+        default=str(SHIPPED_CLASSIFIER),
         help="classifier file (default: the shipped resources/classifier/toon_classifier.safetensors)",
     )
     p.add_argument(
@@ -74,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=float, default=3.0, help="slider units (default 3)")
     p.add_argument("--seeds", default="1000-1199", help="seeds, e.g. 1000-1199 (default)")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
-    p.add_argument("--classifier", default=str(DEFAULT_CLASSIFIER), help="classifier file (default: shipped)")
+    p.add_argument("--classifier", default=str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
     p.add_argument("--grid", default=None, help="also write a sweep grid PNG of the first --grid-seeds seeds")
     p.add_argument("--grid-seeds", type=int, default=8, help="rows of the grid (default 8)")
     p.add_argument("--grid-steps", type=int, default=7, help="columns of the grid (default 7)")

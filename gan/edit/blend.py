@@ -62,6 +62,12 @@ def blend_resolutions(model) -> list[int]:
     return sorted({r for n in names if (r := layer_resolution(G, n)) is not None})
 
 
+def default_blend_resolution(model) -> int:
+    """The middle split resolution: coarse geometry from the base, the rendering blended."""
+    resolutions = blend_resolutions(model)
+    return resolutions[len(resolutions) // 2] if resolutions else 4
+
+
 def _similarity(a: torch.nn.Module, b: torch.nn.Module) -> float:
     """Mean cosine similarity of the synthesis weight tensors of a and b."""
     pb = dict(b.named_parameters())

@@ -113,7 +113,13 @@ def sweep_grid(
     psi: float = 1.0,
 ) -> np.ndarray:
     """uint8 grid image: one row per seed, one column per slider value."""
-    values, seeds = list(values), list(seeds)
-    columns = [render_edited(G, seeds, direction, v, psi=psi) for v in values]
-    rows = [np.concatenate([col[i] for col in columns], axis=1) for i in range(len(seeds))]
-    return np.concatenate(rows, axis=0)
+    seeds = list(seeds)
+    return columns_grid([render_edited(G, seeds, direction, v, psi=psi) for v in values])
+
+
+def columns_grid(columns: list[np.ndarray]) -> np.ndarray:
+    """uint8 grid image from columns of images (each uint8 [N, H, W, 3]): row i holds image i
+    of every column."""
+    return np.concatenate(
+        [np.concatenate([col[i] for col in columns], axis=1) for i in range(len(columns[0]))]
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from conftest import TINY_COMMON, make_tiny_generator
 
+from gan.cli import main as gan_main
 from gan.edit.blend import blend_generators, blend_models, blend_resolutions, check_blendable
 from gan.edit.interpolate import lerp, slerp
+from gan.edit.measure import render_edited
 from gan.errors import UserError
 from gan.model_io import load_model, save_model
 from gan.render import RenderArgs, Renderer
@@ -110,6 +113,65 @@ def test_blend_loaded_models_and_render(tmp_path, pair):
     mixed_img = Renderer(mixed).render(RenderArgs(seed=4)).image
     assert mixed_img is not None and not np.array_equal(base_img, mixed_img)
     assert np.array_equal(Renderer(blend_models(a, b, 8, 0.0)).render(RenderArgs(seed=4)).image, base_img)
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory, pair):
+    folder = tmp_path_factory.mktemp("blend")
+    base, tuned = pair
+    paths = [str(folder / "base.safetensors"), str(folder / "tuned.safetensors")]
+    save_model(paths[0], base)
+    save_model(paths[1], tuned)
+    return paths
+
+
+def test_blend_cli_writes_a_blended_model(pair, pair_files, tmp_path, ws):
+    out = str(tmp_path / "blended.safetensors")
+    argv = ["blend", *pair_files, "--resolution", "8", "--weight", "0.5", "--out", out]
+    assert gan_main(argv) == 0
+    model = load_model(out)
+    assert model.metadata["blend"]["resolution"] == 8 and model.metadata["blend"]["weight"] == 0.5
+    torch.testing.assert_close(_images(model.G, ws), _images(blend_generators(*pair, 8, 0.5), ws))
+    assert gan_main(argv) == 2  # exists: needs --force
+    assert gan_main([*argv, "--force"]) == 0
+
+
+def test_blend_cli_grid_columns_are_the_weights(pair, pair_files, tmp_path):
+    grid_path = tmp_path / "grid.png"
+    assert (
+        gan_main(["blend", *pair_files, "--grid", str(grid_path), "--grid-seeds", "3-5", "--weights", "0,1"])
+        == 0
+    )
+    grid = np.asarray(PIL.Image.open(grid_path))
+    assert grid.shape == (3 * 16, 2 * 16, 3)
+    base, tuned = pair
+    # The default split is the middle resolution (8); column 0 is the base, column 1 the swap.
+    assert np.array_equal(grid[:, :16], np.concatenate(list(render_edited(base, [3, 4, 5]))))
+    swapped = render_edited(blend_generators(base, tuned, 8, 1.0), [3, 4, 5])
+    assert np.array_equal(grid[:, 16:], np.concatenate(list(swapped)))
+
+
+def test_blend_cli_measures_class_rates_per_weight(pair_files, capsys):
+    assert gan_main(["blend", *pair_files, "--measure", "--seeds", "0-9", "--weights", "0,0.5,1"]) == 0
+    out = capsys.readouterr().out
+    assert "class rates of 10 seeds at blend weights 0 / 0.5 / 1:" in out
+    photo = next(line for line in out.splitlines() if "style=photo" in line)
+    anime = next(line for line in out.splitlines() if "style=anime" in line)
+    for a, b in zip(photo.split(":")[1].split("/"), anime.split(":")[1].split("/")):
+        assert int(a.strip().rstrip("%")) + int(b.strip().rstrip("%")) == 100
+
+
+def test_blend_cli_refuses_bad_input(pair_files, tmp_path, capsys):
+    assert gan_main(["blend", *pair_files]) == 2
+    assert "nothing to do" in capsys.readouterr().err
+    unrelated = str(tmp_path / "unrelated.safetensors")
+    save_model(unrelated, make_tiny_generator("stylegan2", seed=5))
+    assert gan_main(["blend", pair_files[0], unrelated, "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "cannot blend" in capsys.readouterr().err and not (tmp_path / "x.safetensors").exists()
+    assert gan_main(["blend", *pair_files, "--resolution", "32", "--grid", str(tmp_path / "g.png")]) == 2
+    assert "not one of this model's: 4, 8, 16" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        gan_main(["blend", *pair_files, "--measure", "--weights", "0,2"])
 
 
 def test_lerp_and_slerp():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -21,8 +19,9 @@ from gan.edit.classifier import (
     train_classifier,
 )
 from gan.errors import Cancelled, UserError
+from gan.resources import SHIPPED_CLASSIFIER
 
-SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "classifier" / "toon_classifier.safetensors"
+SHIPPED = SHIPPED_CLASSIFIER
 TINY = dict(resolution=16, channels=(4, 8))
 
 

@@ -1,0 +1,135 @@
+"""`gan blend BASE TUNED`: layer-swap a model with one fine-tuned from it (see gan.edit.blend).
+
+    gan blend base.safetensors anime.safetensors --resolution 32 --weight 0.7 --out blended.safetensors
+    gan blend base.safetensors anime.safetensors --grid blend.png --measure
+
+--out writes the blended generator as a model of its own (metadata["blend"] records what was
+mixed). --grid writes a PNG with one row per seed and one column per weight of --weights;
+--measure classifies --seeds at each of those weights with the toon classifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+from gan.errors import UserError
+from gan.resources import SHIPPED_CLASSIFIER
+
+NAME = "blend"
+HELP = "Blend a model with one fine-tuned from it (layer swap): write the blend, a grid, class rates."
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"weights must be numbers separated by commas, got {text!r}"
+        ) from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"weights must be from 0 to 1, got {text!r}")
+    return values
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("base", metavar="BASE", help="the base model (its mapping network and coarse layers stay)")
+    p.add_argument("tuned", metavar="TUNED", help="a model fine-tuned from BASE")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="layers at and above this resolution are blended (default: the middle one; "
+        "`gan info` lists a model's layers)",
+    )
+    p.add_argument(
+        "--weight", type=float, default=1.0, help="blend weight for --out, 0 (base) to 1 (tuned); default 1"
+    )
+    p.add_argument("--out", default=None, help="write the blended generator to this .safetensors file")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument("--grid", default=None, help="write a PNG: rows are --grid-seeds, columns are --weights")
+    p.add_argument("--grid-seeds", default="0-7", help="seeds of the grid rows (default 0-7)")
+    p.add_argument(
+        "--weights", type=_weights, default=[0.0, 0.25, 0.5, 0.75, 1.0], help="weights of --grid / --measure"
+    )
+    p.add_argument("--measure", action="store_true", help="print the classifier's class rates at each weight")
+    p.add_argument("--seeds", default="1000-1199", help="seeds --measure classifies (default 1000-1199)")
+    p.add_argument("--classifier", default=str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
+    p.add_argument(
+        "--psi", type=float, default=1.0, help="truncation psi of the grid and --measure (default 1)"
+    )
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from gan.edit.blend import blend_generators, blend_models, check_blendable, default_blend_resolution
+    from gan.model_io import load_model
+    from gan.seeds import parse_seeds
+
+    if not (args.out or args.grid or args.measure):
+        raise UserError("nothing to do: give --out, --grid and/or --measure")
+    if not 0.0 <= args.weight <= 1.0:
+        raise UserError(f"--weight must be from 0 to 1, not {args.weight}")
+    base = load_model(args.base, device=args.device, training_nets=False)
+    tuned = load_model(args.tuned, device=args.device, training_nets=False)
+    reason = check_blendable(base, tuned)
+    if reason is not None:
+        raise UserError(f"cannot blend {args.base} with {args.tuned}: {reason}")
+    resolution = args.resolution if args.resolution is not None else default_blend_resolution(base)
+    print(f"blending layers at and above resolution {resolution}", file=sys.stderr)
+
+    if args.out:
+        _write(blend_models(base, tuned, resolution, args.weight), args.out, args.force)
+    blended = {w: blend_generators(base, tuned, resolution, w) for w in args.weights}
+    if args.grid:
+        _write_grid(blended, parse_seeds(args.grid_seeds), args.psi, args.grid)
+    if args.measure:
+        _measure(blended, parse_seeds(args.seeds), args.psi, args.classifier, args.device)
+    return 0
+
+
+def _write(model, out: str, force: bool) -> None:
+    from gan.model_io import save_model
+
+    if not out.endswith(".safetensors"):
+        raise UserError(f"--out must end in .safetensors, got {out!r}")
+    if os.path.exists(out) and not force:
+        raise UserError(f"{out} already exists; pass --force to overwrite it")
+    try:
+        save_model(out, model.G, arch=model.arch, metadata=model.metadata)
+    except OSError as exc:
+        hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}{hint}; nothing was written") from None
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _write_grid(blended: dict, seeds: list[int], psi: float, path: str) -> None:
+    import io
+
+    import PIL.Image
+
+    from gan.edit.measure import columns_grid, render_edited
+    from gan.io.files import atomic_write_bytes
+
+    grid = columns_grid([render_edited(G, seeds, psi=psi) for G in blended.values()])
+    buf = io.BytesIO()
+    PIL.Image.fromarray(grid).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+    print(
+        f"grid written to {path} (columns: weights {', '.join(f'{w:g}' for w in blended)})", file=sys.stderr
+    )
+
+
+def _measure(blended: dict, seeds: list[int], psi: float, classifier_path: str, device: str) -> None:
+    from gan.edit.classifier import load_classifier
+    from gan.edit.measure import render_edited
+
+    clf = load_classifier(classifier_path, device=device)
+    predicted = {w: clf.predict(render_edited(G, seeds, psi=psi)) for w, G in blended.items()}
+    print(f"class rates of {len(seeds)} seeds at blend weights {' / '.join(f'{w:g}' for w in blended)}:")
+    for head, classes in clf.heads.items():
+        for index, cls in enumerate(classes):
+            rates = " / ".join(f"{100 * float((p[head] == index).mean()):.0f}%" for p in predicted.values())
+            print(f"  {head}={cls}: {rates}")
