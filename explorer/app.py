@@ -11,17 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from gan.resources import RESOURCES
-
-MODEL_SUFFIXES = (".safetensors", ".pkl")
+from gan.resources import RESOURCES, model_files
 
 
 def default_model_path(resources: Path = RESOURCES) -> str | None:
     """The default model shipped in resources/models/ (a file named default.* wins, else the first)."""
-    models = resources / "models"
-    if not models.is_dir():
-        return None
-    files = sorted(p for p in models.iterdir() if p.suffix.lower() in MODEL_SUFFIXES and p.is_file())
+    files = model_files(resources / "models")
     for p in files:
         if p.stem.startswith("default"):
             return str(p)

@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
         dp.pca_cancel_requested.connect(self.bridge.cancel_pca)
         dp.blend_changed.connect(lambda v, key: self.apply_fields({"blend": v}, key))
         dp.blend_open_requested.connect(self.open_blend_dialog)
+        dp.blend_partner_requested.connect(lambda path: self.bridge.load_model(path, role="blend"))
         dp.blend_resolution_changed.connect(lambda r: self.apply_fields({"blend_resolution": r}))
 
         self.seed_grid.seed_picked.connect(lambda s: self.apply_fields({"seed": int(s)}))

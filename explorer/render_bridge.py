@@ -454,6 +454,7 @@ class RenderBridge(QObject):
         from gan.errors import ModelLoadError, UserError
         from gan.model_io import load_model
         from gan.render import Renderer
+        from gan.resources import shipped_blend_partners
 
         failed = self.model_failed if role == "main" else self.blend_failed
         try:
@@ -472,6 +473,7 @@ class RenderBridge(QObject):
         model = _Model(loaded=loaded, renderer=Renderer(loaded, device=self.device), info=info)
         model.directions = {d.name: d for d in self._load_directions(loaded)}
         info["directions"] = [d.as_plain() for d in model.directions.values()]
+        info["blend_partners"] = shipped_blend_partners(path)
         self._set_model(model)
         self.model_loaded.emit(dict(info))
 

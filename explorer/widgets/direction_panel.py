@@ -6,6 +6,8 @@ Emits `edit_changed(name, changes, merge_key)`; the window commits them to the h
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -144,6 +146,7 @@ class DirectionPanel(QWidget):
     blend_changed = Signal(float, str)  # weight, merge key
     blend_resolution_changed = Signal(int)
     blend_open_requested = Signal()
+    blend_partner_requested = Signal(str)  # path of a shipped model to blend with
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -198,12 +201,16 @@ class DirectionPanel(QWidget):
         self.blend_res_combo.setToolTip("Layers at and above this resolution are blended; coarser ones stay")
         self.blend_res_combo.setEnabled(False)
         self.blend_open = QPushButton("Open model to blend…")
+        # Offered when the open model ships with partners (the default model's anime fine-tune).
+        self.blend_partner = QPushButton()
+        self.blend_partner.setVisible(False)
         blend_layout.addWidget(self.blend_label)
         res_row = QHBoxLayout()
         res_row.addWidget(self.blend_slider, 1)
         res_row.addWidget(QLabel("from"))
         res_row.addWidget(self.blend_res_combo)
         blend_layout.addLayout(res_row)
+        blend_layout.addWidget(self.blend_partner)
         blend_layout.addWidget(self.blend_open)
         layout.addWidget(self.blend_box)
 
@@ -213,6 +220,9 @@ class DirectionPanel(QWidget):
         self.blend_slider.valueChanged.connect(self._blend_moved)
         self.blend_slider.sliderReleased.connect(self.drag_finished)
         self.blend_open.clicked.connect(self.blend_open_requested)
+        self.blend_partner.clicked.connect(
+            lambda: self.blend_partner_requested.emit(self.blend_partner.property("path"))
+        )
         self.blend_res_combo.currentIndexChanged.connect(self._blend_res_changed)
         self.set_model(None, [])
 
@@ -224,6 +234,13 @@ class DirectionPanel(QWidget):
         self.blend_slider.setEnabled(False)
         self.blend_res_combo.setEnabled(False)
         self.blend_label.setText("Load a second model of the same lineage to blend with.")
+        partners = [] if info is None else list(info.get("blend_partners", []))
+        self.blend_partner.setVisible(bool(partners))
+        if partners:
+            name = os.path.splitext(os.path.basename(partners[0]))[0]
+            self.blend_partner.setText(f"Blend with {name}")
+            self.blend_partner.setToolTip(f"The model shipped with this one: {partners[0]}")
+            self.blend_partner.setProperty("path", partners[0])
         self.set_directions(directions)
 
     def set_directions(self, directions: list[dict]) -> None:

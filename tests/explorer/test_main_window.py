@@ -333,6 +333,26 @@ def test_blend_slider_appears_with_a_related_model(qtbot, make_window, explorer_
     np.testing.assert_array_equal(image_of(window), before)
 
 
+def test_shipped_models_are_offered_for_blending(qtbot, make_window, explorer_models, tmp_path, monkeypatch):
+    import shutil
+
+    import gan.resources
+
+    models = tmp_path / "resources" / "models"
+    models.mkdir(parents=True)
+    base = shutil.copy(explorer_models["sg2"], models / "default-base.safetensors")
+    shutil.copy(explorer_models["sg2_tuned"], models / "tuned-anime.safetensors")
+    monkeypatch.setattr(gan.resources, "RESOURCES", tmp_path / "resources")
+    window = make_window(str(base))
+    panel = window.direction_panel
+    assert panel.blend_partner.isVisibleTo(panel) and panel.blend_partner.text() == "Blend with tuned-anime"
+    qtbot.mouseClick(panel.blend_partner, Qt.MouseButton.LeftButton)
+    assert panel.blend_slider.isEnabled() and "tuned-anime" in panel.blend_label.text()
+    # A model from anywhere else gets no such offer.
+    window.load_model(explorer_models["sg2_tuned"])
+    assert not panel.blend_partner.isVisibleTo(panel)
+
+
 def test_async_window_renders_in_the_background(qtbot, make_window, explorer_models):
     window = make_window(explorer_models["sg2"], force_sync=False)
     with qtbot.waitSignal(window.bridge.rendered, timeout=30_000):
