@@ -13,7 +13,6 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -23,13 +22,13 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from explorer.dialogs.saved_choices import load_choices, save_choices
+from explorer.dialogs.spin_boxes import float_spin, int_spin
 
 SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
 # (settings kind, label)
@@ -85,11 +84,13 @@ class ExportDialog(QDialog):
             self.kind.addItem(label, key)
 
         # Per-kind options.
-        self.turns = _spin(-10, 10, 1, "Full turns per loop; negative turns clockwise.")
+        self.turns = int_spin(-10, 10, 1, "Full turns per loop; negative turns clockwise.")
         self.path = QComboBox()
         self.path.addItem("Circle", "circle")
         self.path.addItem("Back and forth (x)", "line")
-        self.amount = _dspin(0.01, 2.0, 0.25, 0.05, "Radius (circle) or half-width (line), in image sizes.")
+        self.amount = float_spin(
+            0.01, 2.0, 0.25, 0.05, "Radius (circle) or half-width (line), in image sizes."
+        )
         self.seeds = QLineEdit(f"{seed},{seed + 1},{seed + 2}")
         self.seeds.setToolTip("Seeds to pass through, e.g. 0,5,9 or 10-14; the loop returns to the first.")
         self.space = QComboBox()
@@ -100,9 +101,9 @@ class ExportDialog(QDialog):
         self.direction.currentIndexChanged.connect(self._on_direction_chosen)
         self.direction_note = QLabel("")
         self.direction_note.setWordWrap(True)
-        self.strength = _dspin(0.1, 100.0, 3.0, 0.5, "The strength goes −s → +s → −s over the loop.")
-        self.layer_start = _spin(0, 63, 0, "First w index the direction applies to.")
-        self.layer_end = _spin(0, 64, 0, "One past the last w index (0 = all).")
+        self.strength = float_spin(0.1, 100.0, 3.0, 0.5, "The strength goes −s → +s → −s over the loop.")
+        self.layer_start = int_spin(0, 63, 0, "First w index the direction applies to.")
+        self.layer_end = int_spin(0, 64, 0, "One past the last w index (0 = all).")
         self.layer_end.setSpecialValueText("all")
 
         self.pages = QStackedWidget()
@@ -127,13 +128,15 @@ class ExportDialog(QDialog):
         source_layout.addWidget(self.pages)
 
         # Encoder.
-        self.size = _spin(0, 4096, 0, "Output width = height in pixels (even); frames are resized (Lanczos).")
+        self.size = int_spin(
+            0, 4096, 0, "Output width = height in pixels (even); frames are resized (Lanczos)."
+        )
         self.size.setSingleStep(2)
         self.size.setSpecialValueText("model resolution")
-        self.fps = _spin(1, 120, 30, "Frames per second.")
-        self.duration = _dspin(0.1, 600.0, 4.0, 0.5, "Length of one loop in seconds.")
+        self.fps = int_spin(1, 120, 30, "Frames per second.")
+        self.duration = float_spin(0.1, 600.0, 4.0, 0.5, "Length of one loop in seconds.")
         self.duration.setSuffix(" s")
-        self.crf = _spin(0, 51, 18, "x264 CRF: 0 = lossless … 51 = worst; 18 looks clean, 23 is smaller.")
+        self.crf = int_spin(0, 51, 18, "x264 CRF: 0 = lossless … 51 = worst; 18 looks clean, 23 is smaller.")
         self.frames_label = QLabel()
         for w in (self.fps, self.duration):
             w.valueChanged.connect(self._update_frames)
@@ -346,24 +349,6 @@ class ExportDialog(QDialog):
         if self.bridge.is_running():
             self.bridge.cancel()
         self.bridge.shutdown()
-
-
-def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
-    w = QSpinBox()
-    w.setRange(lo, hi)
-    w.setValue(value)
-    w.setToolTip(tip)
-    return w
-
-
-def _dspin(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
-    w = QDoubleSpinBox()
-    w.setRange(lo, hi)
-    w.setDecimals(2)
-    w.setSingleStep(step)
-    w.setValue(value)
-    w.setToolTip(tip)
-    return w
 
 
 def _form(*rows: tuple[str, QWidget]) -> QWidget:

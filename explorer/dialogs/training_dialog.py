@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QFrame,
@@ -36,12 +35,12 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from explorer.dialogs.saved_choices import load_choices, save_choices
+from explorer.dialogs.spin_boxes import float_spin, int_spin
 from explorer.widgets.plots import TrainingPlots
 
 CONFIGS = (
@@ -208,10 +207,10 @@ class TrainingDialog(QDialog):
         name = os.path.basename(self.current_model_path) if self.current_model_path else "no model is open"
         self.start_from.setToolTip(f"The open model: {name}. " + self._help("resume"))
         self.resolution = QLabel("from the data set")
-        self.cbase = _spin(256, 131072, 32768, self._help("cbase"), step=256)
-        self.cmax = _spin(8, 2048, 512, self._help("cmax"), step=8)
-        self.zw_dim = _spin(8, 1024, 512, "Size of the latents z and w.", step=8)
-        self.map_depth = _spin(0, 8, 0, self._help("map_depth"))
+        self.cbase = int_spin(256, 131072, 32768, self._help("cbase"), step=256)
+        self.cmax = int_spin(8, 2048, 512, self._help("cmax"), step=8)
+        self.zw_dim = int_spin(8, 1024, 512, "Size of the latents z and w.", step=8)
+        self.map_depth = int_spin(0, 8, 0, self._help("map_depth"))
         self.map_depth.setSpecialValueText("default")
         capacity = QHBoxLayout()
         capacity.addWidget(self.cbase, 1)
@@ -235,16 +234,16 @@ class TrainingDialog(QDialog):
     def _training_group(self, outdir: str) -> QGroupBox:
         box = QGroupBox("Training")
         form = QFormLayout(box)
-        self.batch = _spin(0, 4096, 0, self._help("batch"))
+        self.batch = int_spin(0, 4096, 0, self._help("batch"))
         self.batch.setSpecialValueText("auto")
-        self.gamma = _dspin(0.0, 1000.0, 0.0, 0.1, self._help("gamma") + " (auto = 0.0002·res²/batch)")
+        self.gamma = float_spin(0.0, 1000.0, 0.0, 0.1, self._help("gamma") + " (auto = 0.0002·res²/batch)")
         self.gamma.setDecimals(4)
         self.gamma.setSpecialValueText("auto")
-        self.kimg = _dspin(0.001, 100000.0, 1000.0, 100.0, self._help("kimg"))
+        self.kimg = float_spin(0.001, 100000.0, 1000.0, 100.0, self._help("kimg"))
         self.kimg.setDecimals(3)
-        self.tick_kimg = _dspin(0.001, 1000.0, 4.0, 1.0, self._help("tick_kimg"))
+        self.tick_kimg = float_spin(0.001, 1000.0, 4.0, 1.0, self._help("tick_kimg"))
         self.tick_kimg.setDecimals(3)
-        self.snap = _spin(1, 10000, 10, self._help("snap"))
+        self.snap = int_spin(1, 10000, 10, self._help("snap"))
         length = QHBoxLayout()
         length.addWidget(self.kimg, 1)
         length.addWidget(QLabel("tick"))
@@ -266,7 +265,7 @@ class TrainingDialog(QDialog):
             check.setToolTip(f"{name}: {_METRIC_TIPS[name]}")
             self.metric_boxes[name] = check
             metrics.addWidget(check, i // 3, i % 3)
-        self.metrics_num = _spin(0, 200000, 0, self._help("metrics_num"), step=1000)
+        self.metrics_num = int_spin(0, 200000, 0, self._help("metrics_num"), step=1000)
         self.metrics_num.setSpecialValueText("default (50k)")
         self.device = QComboBox()
         for d in ("auto", "cpu", "cuda"):
@@ -697,24 +696,6 @@ _METRIC_TIPS = {
     "eqr50k": "Rotation equivariance (PSNR dB; StyleGAN3)",
     "swd": "Sliced Wasserstein distance (no weights needed)",
 }
-
-
-def _spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
-    w = QSpinBox()
-    w.setRange(lo, hi)
-    w.setSingleStep(step)
-    w.setValue(value)
-    w.setToolTip(tip)
-    return w
-
-
-def _dspin(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
-    w = QDoubleSpinBox()
-    w.setRange(lo, hi)
-    w.setSingleStep(step)
-    w.setValue(value)
-    w.setToolTip(tip)
-    return w
 
 
 def _finite(value) -> float | None:
