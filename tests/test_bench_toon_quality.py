@@ -31,13 +31,7 @@ TINY_32 = dict(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Many small ops: on a busy shared machine two threads mostly wait for each other's time slice.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -40,12 +40,7 @@ def make_blobs(dest, n: int = 64, res: int = 16, seed: int = 0, labels: bool = F
     return str(dest)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
