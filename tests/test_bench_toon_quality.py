@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.toon_quality import DEFAULT_CLASSIFIER, format_report, main
+from bench.toon_quality import format_report, main
 from gan.data.toon import ToonConfig, make_toon_dataset
 from gan.edit.classifier import load_classifier
 from gan.edit.quality import fresh_generator, head_stats, measure_quality
 from gan.errors import UserError
 from gan.model_io import save_model
+from gan.resources import SHIPPED_CLASSIFIER
 from gan.train.dataset import seeded_subset
 
 TINY_32 = dict(
@@ -50,7 +51,7 @@ def model32(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def classifier():
-    return load_classifier(DEFAULT_CLASSIFIER)
+    return load_classifier(SHIPPED_CLASSIFIER)
 
 
 def test_report_numbers(toon32, classifier):
