@@ -157,6 +157,10 @@ class MainWindow(QMainWindow):
 
         view_menu = bar.addMenu("&View")
         self._action(view_menu, "&Fit image", self.image_view.fit, Qt.Key.Key_F)
+        self.smooth_action = self._action(view_menu, "&Smooth scaling", self._set_smooth)
+        self.smooth_action.setCheckable(True)
+        self.smooth_action.setChecked(str(self.settings.value("smooth_scaling", "true")).lower() == "true")
+        self.image_view.set_smooth(self.smooth_action.isChecked())
         view_menu.addSeparator()
         for dock in (
             self.dock_latent,
@@ -698,6 +702,10 @@ class MainWindow(QMainWindow):
             f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in rows
         )
         return f"<table cellspacing=4>{body}</table>"
+
+    def _set_smooth(self, smooth: bool) -> None:
+        self.image_view.set_smooth(smooth)
+        self.settings.setValue("smooth_scaling", "true" if smooth else "false")
 
     @property
     def welcome_at_start(self) -> bool:

@@ -61,6 +61,17 @@ class ImageView(QGraphicsView):
         if self._fit or not same_size:
             self.fit()
 
+    def set_smooth(self, smooth: bool) -> None:
+        """Bilinear magnification (pleasant at 64 px) or hard pixel edges (to inspect pixels)."""
+        mode = (
+            Qt.TransformationMode.SmoothTransformation if smooth else Qt.TransformationMode.FastTransformation
+        )
+        self._item.setTransformationMode(mode)
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+
+    def is_smooth(self) -> bool:
+        return self._item.transformationMode() == Qt.TransformationMode.SmoothTransformation
+
     def set_message(self, html: str) -> None:
         """Show a message instead of an image (no model loaded, errors)."""
         self._image = None

@@ -353,6 +353,15 @@ def test_shipped_models_are_offered_for_blending(qtbot, make_window, explorer_mo
     assert not panel.blend_partner.isVisibleTo(panel)
 
 
+def test_smooth_scaling_toggle_is_remembered(make_window, explorer_models):
+    window = make_window(explorer_models["sg2"])
+    assert window.smooth_action.isChecked() and window.image_view.is_smooth()  # the default
+    window.smooth_action.trigger()
+    assert not window.image_view.is_smooth()
+    again = make_window(explorer_models["sg2"])  # same settings store
+    assert not again.smooth_action.isChecked() and not again.image_view.is_smooth()
+
+
 def test_async_window_renders_in_the_background(qtbot, make_window, explorer_models):
     window = make_window(explorer_models["sg2"], force_sync=False)
     with qtbot.waitSignal(window.bridge.rendered, timeout=30_000):
