@@ -15,6 +15,7 @@ import errno
 import os
 import sys
 
+from gan.commands.stage_bars import StageBars
 from gan.errors import UserError
 from gan.resources import SHIPPED_CLASSIFIER
 
@@ -127,7 +128,11 @@ def _measure(blended: dict, seeds: list[int], psi: float, classifier_path: str, 
     from gan.edit.measure import render_edited
 
     clf = load_classifier(classifier_path, device=device)
-    predicted = {w: clf.predict(render_edited(G, seeds, psi=psi)) for w, G in blended.items()}
+    bars = StageBars()
+    predicted = {}
+    for i, (w, G) in enumerate(blended.items()):
+        predicted[w] = clf.predict(render_edited(G, seeds, psi=psi))
+        bars("classify (images)", (i + 1) * len(seeds), len(blended) * len(seeds))
     print(f"class rates of {len(seeds)} seeds at blend weights {' / '.join(f'{w:g}' for w in blended)}:")
     for head, classes in clf.heads.items():
         for index, cls in enumerate(classes):
