@@ -11,7 +11,6 @@ mixed). --grid writes a PNG with one row per seed and one column per weight of -
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 
@@ -71,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.out or args.grid or args.measure):
         raise UserError("nothing to do: give --out, --grid and/or --measure")
-    if not 0.0 <= args.weight <= 1.0:
-        raise UserError(f"--weight must be from 0 to 1, not {args.weight}")
     base = load_model(args.base, device=args.device, training_nets=False)
     tuned = load_model(args.tuned, device=args.device, training_nets=False)
     reason = check_blendable(base, tuned)
@@ -92,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(model, out: str, force: bool) -> None:
+    from gan.io.files import write_error
     from gan.model_io import save_model
 
     if not out.endswith(".safetensors"):
@@ -101,8 +99,7 @@ def _write(model, out: str, force: bool) -> None:
     try:
         save_model(out, model.G, arch=model.arch, metadata=model.metadata)
     except OSError as exc:
-        hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}{hint}; nothing was written") from None
+        raise write_error(out, exc) from None
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from pathlib import Path
@@ -42,6 +41,7 @@ def _check_output(src: Path, dst: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gan.io.files import write_error
     from gan.model_io import load_model, save_model  # heavy import; keep `gan --help` fast
 
     src, dst = Path(args.input), Path(args.output)
@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         save_model(dst, model.G, D=model.D, G_train=model.G_train, arch=model.arch, metadata=metadata)
     except OSError as exc:
-        hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
-        raise UserError(f"cannot write {dst}: {exc.strerror or exc}{hint}; nothing was written") from None
+        raise write_error(dst, exc) from None
     print(f"wrote {dst} ({model.arch}, networks: {', '.join(model.networks)})", file=sys.stderr)
     return 0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
 from pathlib import Path
 
-from gan.errors import ModelLoadError
+from gan.errors import ModelLoadError, UserError
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -105,3 +106,9 @@ def sniff_format(path: str | os.PathLike) -> str:
         f"{path} is neither a stylegan-explorer .safetensors model nor an official StyleGAN .pkl "
         "(unrecognised file contents). Check that you picked the right file."
     )
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> UserError:
+    """The user-facing error for a failed atomic write (which leaves nothing behind)."""
+    hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
+    return UserError(f"cannot write {path}: {exc.strerror or exc}{hint}; nothing was written")

@@ -280,6 +280,23 @@ def test_cli_errors(tmp_path, tiny_sg2_model_path, capsys, argv, message):
     assert err.startswith(f"gan {argv[0]}: error:") and message in err
 
 
+def test_convert_on_a_full_disk_says_so_and_leaves_nothing(
+    tmp_path, tiny_sg2_model_path, monkeypatch, capsys
+):
+    import errno
+
+    import gan.model_io
+
+    def full_disk(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(gan.model_io, "save_model", full_disk)
+    out = tmp_path / "o.safetensors"
+    assert main(["convert", tiny_sg2_model_path, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device (disk full); nothing was written" in err and not out.exists()
+
+
 def test_info(full_model, capsys):
     path, G, _, D, meta = full_model
     assert main(["info", str(path), "--json"]) == 0
