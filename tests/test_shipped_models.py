@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from gan.edit.blend import check_blendable
 from gan.edit.directions import load_directions
 from gan.model_io import load_model
@@ -25,7 +23,6 @@ def test_default_model_is_a_stylegan3_t_toon_model_with_its_sliders():
     assert {f"hair_colour={c}" for c in ("black", "blonde", "blue", "brown", "red")} <= names
 
 
-@pytest.mark.skipif(not ANIME.exists(), reason="no anime fine-tune shipped")
 def test_anime_model_is_fine_tuned_from_the_default_and_blends_with_it():
     base, anime = load_model(DEFAULT), load_model(ANIME)
     config = anime.metadata["training"]["config"]
