@@ -473,7 +473,10 @@ class RenderBridge(QObject):
         model = _Model(loaded=loaded, renderer=Renderer(loaded, device=self.device), info=info)
         model.directions = {d.name: d for d in self._load_directions(loaded)}
         info["directions"] = [d.as_plain() for d in model.directions.values()]
-        info["blend_partners"] = shipped_blend_partners(path)
+        info["blend_partners"] = [
+            {"name": os.path.splitext(os.path.basename(p))[0], "path": p}
+            for p in shipped_blend_partners(path)
+        ]
         self._set_model(model)
         self.model_loaded.emit(dict(info))
 

@@ -6,8 +6,6 @@ Emits `edit_changed(name, changes, merge_key)`; the window commits them to the h
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -237,10 +235,9 @@ class DirectionPanel(QWidget):
         partners = [] if info is None else list(info.get("blend_partners", []))
         self.blend_partner.setVisible(bool(partners))
         if partners:
-            name = os.path.splitext(os.path.basename(partners[0]))[0]
-            self.blend_partner.setText(f"Blend with {name}")
-            self.blend_partner.setToolTip(f"The model shipped with this one: {partners[0]}")
-            self.blend_partner.setProperty("path", partners[0])
+            self.blend_partner.setText(f"Blend with {partners[0]['name']}")
+            self.blend_partner.setToolTip(f"The model shipped with this one: {partners[0]['path']}")
+            self.blend_partner.setProperty("path", partners[0]["path"])
         self.set_directions(directions)
 
     def set_directions(self, directions: list[dict]) -> None:

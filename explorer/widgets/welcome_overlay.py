@@ -6,7 +6,6 @@ Plain data in: the model info dict (or None) and the system check rows (name, ok
 from __future__ import annotations
 
 import html
-import os
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -41,10 +40,9 @@ def tips_html(model_info: dict | None) -> str:
             tips.append("Drag a slider in <i>Directions</i> (PCA directions are computed for every model).")
         partners = model_info.get("blend_partners", [])
         if partners:
-            name = os.path.splitext(os.path.basename(partners[0]))[0]
             tips.append(
-                f"<b>Blend with {html.escape(name)}</b> (in <i>Model blend</i>, under the directions) "
-                "mixes in the layers of the model fine-tuned from this one."
+                f"<b>Blend with {html.escape(partners[0]['name'])}</b> (in <i>Model blend</i>, under the "
+                "directions) mixes in the layers of the model fine-tuned from this one."
             )
         tips.append(
             "Browse faces with <b>←</b> / <b>→</b>, the <i>Seeds</i> strip, or <b>R</b> for a random one."

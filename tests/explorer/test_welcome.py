@@ -41,7 +41,9 @@ def test_tips_follow_the_model_and_problems_show_their_fixes():
     assert "Anime-ify" in with_anime and "Shift-drag" in with_anime
     assert "Anime-ify" not in tips_html({"directions": [{"name": "pc0"}]})
     assert "Blend with" not in with_anime
-    assert "Blend with toon-anime" in tips_html({"blend_partners": ["/m/toon-anime.safetensors"]})
+    assert "Blend with toon-anime" in tips_html(
+        {"blend_partners": [{"name": "toon-anime", "path": "/m/toon-anime.safetensors"}]}
+    )
     rows = [
         {"name": "GPU", "ok": True, "summary": "none", "fix": ""},
         {"name": "FID weights", "ok": False, "summary": "missing", "fix": "put it at /x/y.pth"},

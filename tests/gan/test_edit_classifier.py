@@ -21,7 +21,6 @@ from gan.edit.classifier import (
 from gan.errors import Cancelled, UserError
 from gan.resources import SHIPPED_CLASSIFIER
 
-SHIPPED = SHIPPED_CLASSIFIER
 TINY = dict(resolution=16, channels=(4, 8))
 
 
@@ -120,9 +119,9 @@ def test_toon_arrays_from_a_data_set(tmp_path):
     assert list(labels["glasses"]) == [a["glasses"] for a in attrs]
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped classifier is not in resources/")
+@pytest.mark.skipif(not SHIPPED_CLASSIFIER.exists(), reason="the shipped classifier is not in resources/")
 def test_shipped_classifier_is_accurate_on_fresh_toon_images():
-    clf = load_classifier(SHIPPED)
+    clf = load_classifier(SHIPPED_CLASSIFIER)
     assert set(clf.heads) == {"style", "hair_colour", "glasses"}
     # Seed 4242 is used neither for training (1000) nor for the recorded held-out set (2000).
     images, attrs = _toon_batch(4242, 120, 64)
