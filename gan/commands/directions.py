@@ -13,6 +13,8 @@ import os
 import sys
 
 from gan.commands.stage_bars import StageBars
+from gan.config_help import field_help
+from gan.edit.refine import RefineConfig
 from gan.errors import UserError
 from gan.resources import SHIPPED_CLASSIFIER
 
@@ -77,6 +79,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.set_defaults(_directions_run=_run_measure)
 
+    p = sub.add_parser(
+        "refine",
+        help="Optimise a stored direction through the classifier: change one class, keep other heads.",
+        description="Start from a stored direction and optimise its unit vector through the generator and "
+        "the classifier so that +strength slider units give --target, -strength anything else, and the "
+        "--keep heads' predictions stay as they were (KL). The refined direction replaces the stored one "
+        "(same name and layer range). Measure it with another classifier than the one it was refined with.",
+    )
+    _common(p, replace=False)
+    p.add_argument("--direction", default="anime", help="name of a stored direction (default anime)")
+    p.add_argument(
+        "--classifier",
+        default=str(SHIPPED_CLASSIFIER),
+        help="classifier to optimise through (default: shipped)",
+    )
+    d = RefineConfig()
+    for name, kind in (("target", str), ("strength", float), ("steps", int), ("batch", int), ("lr", float)):
+        p.add_argument(
+            "--" + name,
+            type=kind,
+            default=getattr(d, name),
+            help=f"{field_help(RefineConfig, name)} (default {getattr(d, name)})",
+        )
+    p.add_argument(
+        "--keep",
+        default=",".join(d.keep),
+        help=f"comma-separated: {field_help(RefineConfig, 'keep')} (default {','.join(d.keep)})",
+    )
+    p.add_argument(
+        "--keep-weight",
+        type=float,
+        default=d.keep_weight,
+        help=f"{field_help(RefineConfig, 'keep_weight')} (default {d.keep_weight})",
+    )
+    p.set_defaults(_directions_run=_run_refine)
+
     p = sub.add_parser("list", help="List the directions stored with a model.")
     p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
     p.add_argument("--json", action="store_true", help="print the full directions as JSON")
@@ -91,13 +129,14 @@ def _pca_description() -> str:
     )
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, replace: bool = True) -> None:
     p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled ws (default 0)")
     p.add_argument(
         "--out", default=None, help="write the directions to this JSON file instead of with the model"
     )
-    p.add_argument("--replace", action="store_true", help="drop the model's other stored directions")
+    if replace:
+        p.add_argument("--replace", action="store_true", help="drop the model's other stored directions")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 
@@ -123,7 +162,7 @@ def _store(args, model, directions) -> str:
         }
         atomic_write_bytes(args.out, json.dumps(data, indent=1).encode())
         return args.out
-    return save_directions(args.model, directions, replace=args.replace)
+    return save_directions(args.model, directions, replace=getattr(args, "replace", False))
 
 
 def _report(directions, where: str) -> None:
@@ -190,6 +229,53 @@ def _run_attribute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_refine(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from gan.edit.classifier import load_classifier
+    from gan.edit.refine import refine_direction
+
+    model = _load(args)
+    direction = _stored(args, model)
+    clf = load_classifier(args.classifier, device=args.device)
+    config = RefineConfig(
+        target=args.target,
+        keep=tuple(_split(args.keep)),
+        strength=args.strength,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        keep_weight=args.keep_weight,
+        seed=args.seed,
+    )
+    config.validate(clf.heads)
+    with tqdm(total=config.steps, desc="refining", unit="step", disable=None) as bar:
+
+        def progress(step, total):
+            bar.set_postfix(target=f"{step.target_loss:.3f}", keep=f"{step.keep_loss:.3f}")
+            bar.update(1)
+
+        refined, history = refine_direction(model.G, clf, direction, config, progress=progress)
+    first, last = history[0], history[-1]
+    print(
+        f"target loss {first.target_loss:.3f} -> {last.target_loss:.3f}, keep loss {first.keep_loss:.3f} -> "
+        f"{last.keep_loss:.3f} (first and last step)"
+    )
+    _report([refined], _store(args, model, [refined]))
+    return 0
+
+
+def _stored(args, model):
+    """The stored direction named by --direction; UserError listing the stored ones otherwise."""
+    from gan.edit.directions import load_directions
+
+    by_name = {d.name: d for d in load_directions(model)}
+    if args.direction not in by_name:
+        known = ", ".join(by_name) or "none; compute some with `gan directions pca|attribute`"
+        raise UserError(f"{args.model} has no direction {args.direction!r}; stored directions: {known}")
+    return by_name[args.direction]
+
+
 def _run_list(args: argparse.Namespace) -> int:
     from gan.edit.directions import load_directions
     from gan.model_io import load_model
@@ -213,17 +299,12 @@ def _run_measure(args: argparse.Namespace) -> int:
     import PIL.Image
 
     from gan.edit.classifier import load_classifier
-    from gan.edit.directions import load_directions
     from gan.edit.measure import measure_edit, sweep_grid
     from gan.seeds import parse_seeds
 
     seeds = parse_seeds(args.seeds)
     model = _load(args)
-    by_name = {d.name: d for d in load_directions(model)}
-    if args.direction not in by_name:
-        known = ", ".join(by_name) or "none; compute some with `gan directions pca|attribute`"
-        raise UserError(f"{args.model} has no direction {args.direction!r}; stored directions: {known}")
-    direction = by_name[args.direction]
+    direction = _stored(args, model)
     clf = load_classifier(args.classifier, device=args.device)
     result = measure_edit(model.G, clf, direction, args.strength, seeds, psi=args.psi)
     print(result.summary())

@@ -137,3 +137,27 @@ def test_list_without_directions_and_bad_model(model_path, tmp_path, capsys):
     assert "no stored directions" in capsys.readouterr().out
     assert gan_main(["directions", "list", "--model", str(tmp_path / "nope.pkl")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_refine_replaces_only_the_named_direction(model_path, tmp_path, capsys):
+    clf_path = tmp_path / "clf.safetensors"
+    _brightness_classifier(model_path, clf_path)
+    assert (
+        gan_main(["directions", "pca", "--model", model_path, "--num-samples", "200", "--components", "2"])
+        == 0
+    )
+    argv = ["directions", "attribute", "--model", model_path, "--classifier", str(clf_path)]
+    assert gan_main(argv + ["--attributes", "anime", "--num-samples", "300"]) == 0
+    before = {d.name: d for d in load_directions(load_model(model_path))}
+    refine = ["directions", "refine", "--model", model_path, "--classifier", str(clf_path)]
+    assert gan_main(refine + ["--steps", "3", "--batch", "4", "--keep", "hair_colour"]) == 0
+    assert "1 direction(s) written" in capsys.readouterr().out
+    after = {d.name: d for d in load_directions(load_model(model_path))}
+    assert list(after) == list(before)  # same directions, same order
+    assert "refined for 3 steps" in after["anime"].help
+    assert not np.array_equal(after["anime"].vector, before["anime"].vector)
+    assert np.array_equal(after["pc0"].vector, before["pc0"].vector)
+    assert gan_main(refine + ["--target", "style=cartoon"]) == 2
+    assert "not a class of the classifier" in capsys.readouterr().err
+    assert gan_main(refine + ["--direction", "nope"]) == 2
+    assert "no direction 'nope'" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""Refining a direction through a differentiable classifier: the target class still flips with
+the slider while the kept head's prediction moves much less than along the starting direction."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_generator
+
+from gan.edit.directions import Direction
+from gan.edit.pca import sample_w
+from gan.edit.refine import RefineConfig, refine_direction
+from gan.errors import Cancelled, UserError
+
+
+class ColourNet(torch.nn.Module):
+    """Logits from the mean colour: 'light' (dark / bright) from the brightness, 'tint'
+    (green / red) from red minus green."""
+
+    config = SimpleNamespace(resolution=16)
+
+    def forward(self, x):
+        m = x.mean(dim=(2, 3))
+        bright, red = m.sum(dim=1), m[:, 0] - m[:, 1]
+        return {"light": 40 * torch.stack([-bright, bright], 1), "tint": 40 * torch.stack([-red, red], 1)}
+
+
+class ColourClassifier:
+    heads = {"light": ["dark", "bright"], "tint": ["green", "red"]}
+
+    def __init__(self):
+        self.net = ColourNet()
+
+
+@pytest.fixture(scope="module")
+def G():
+    return make_tiny_generator("stylegan2")
+
+
+def _colours(G, ws):
+    with torch.no_grad():
+        m = G.synthesis(torch.from_numpy(ws)[:, None].repeat(1, G.num_ws, 1), noise_mode="const").mean(
+            dim=(2, 3)
+        )
+    return m.sum(dim=1).numpy(), (m[:, 0] - m[:, 1]).numpy()
+
+
+def _entangled_direction(G) -> Direction:
+    """Half 'brighter', half 'redder': least-squares directions of both, summed."""
+    ws = sample_w(G, 400, seed=3)
+    bright, red = _colours(G, ws)
+    x = ws - ws.mean(axis=0)
+    b = np.linalg.lstsq(x, bright - bright.mean(), rcond=None)[0]
+    r = np.linalg.lstsq(x, red - red.mean(), rcond=None)[0]
+    v = b / np.linalg.norm(b) + r / np.linalg.norm(r)
+    v /= np.linalg.norm(v)
+    return Direction("light", "attribute", v, scale=float(np.std(ws @ v)))
+
+
+def _effect(G, d: Direction, strength: float):
+    """Mean |change of redness| and the share of bright images at +strength / dark at -strength."""
+    ws = sample_w(G, 64, seed=99)
+    bright0, red0 = _colours(G, ws)
+    out = []
+    for sign in (1, -1):
+        bright, red = _colours(G, ws + sign * strength * d.scale * d.vector)
+        out.append((np.abs(red - red0).mean(), ((bright > 0) == (sign > 0)).mean()))
+    return np.mean([o[0] for o in out]), np.mean([o[1] for o in out])
+
+
+def test_refinement_keeps_the_kept_head_and_the_target(G):
+    start = _entangled_direction(G)
+    config = RefineConfig(
+        target="light=bright", keep=("tint",), strength=3.0, steps=40, batch=8, lr=0.05, shift=1
+    )
+    steps = []
+    refined, history = refine_direction(
+        G, ColourClassifier(), start, config, progress=lambda s, n: steps.append(n)
+    )
+    assert len(history) == len(steps) == 40
+    assert np.isclose(np.linalg.norm(refined.vector), 1, atol=1e-5)
+    assert refined.name == start.name and refined.layer_start == start.layer_start
+    red_before, hits_before = _effect(G, start, 3.0)
+    red_after, hits_after = _effect(G, refined, 3.0)
+    assert red_after < 0.5 * red_before, (red_before, red_after)
+    assert hits_after >= min(0.9, hits_before), (hits_before, hits_after)
+    assert history[-1].keep_loss < history[0].keep_loss
+    assert "refined for 40 steps" in refined.help
+
+
+def test_refinement_checks_its_config_and_can_be_cancelled(G):
+    start = _entangled_direction(G)
+    clf = ColourClassifier()
+    for bad, message in [
+        (RefineConfig(target="light=grey"), "not a class"),
+        (RefineConfig(target="light=bright", keep=("hair",)), "not a classifier head"),
+        (RefineConfig(target="light=bright", keep=("light",)), "cannot also be kept"),
+        (RefineConfig(target="light=bright", keep=(), steps=0), "steps must be"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            refine_direction(G, clf, start, bad)
+    with pytest.raises(Cancelled):
+        refine_direction(
+            G, clf, start, RefineConfig(target="light=bright", keep=("tint",)), should_stop=lambda: True
+        )
