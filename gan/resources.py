@@ -6,6 +6,9 @@ from pathlib import Path
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 SHIPPED_CLASSIFIER = RESOURCES / "classifier" / "toon_classifier.safetensors"
+# A second classifier (other images, other seed) that directions are refined through, so the
+# shipped one stays an independent judge of the refined sliders.
+REFINE_CLASSIFIER = RESOURCES / "classifier" / "toon_classifier_refine.safetensors"
 MODEL_SUFFIXES = (".safetensors", ".pkl")
 
 

@@ -16,7 +16,7 @@ from gan.commands.stage_bars import StageBars
 from gan.config_help import field_help
 from gan.edit.refine import RefineConfig
 from gan.errors import UserError
-from gan.resources import SHIPPED_CLASSIFIER
+from gan.resources import REFINE_CLASSIFIER, SHIPPED_CLASSIFIER
 
 NAME = "directions"
 HELP = "Compute latent directions (PCA, attribute) for a model, or list its directions."
@@ -91,8 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--direction", default="anime", help="name of a stored direction (default anime)")
     p.add_argument(
         "--classifier",
-        default=str(SHIPPED_CLASSIFIER),
-        help="classifier to optimise through (default: shipped)",
+        default=str(REFINE_CLASSIFIER),
+        help="classifier to optimise through (default: the shipped toon_classifier_refine.safetensors, "
+        "not the one `measure` judges with)",
     )
     d = RefineConfig()
     for name, kind in (("target", str), ("strength", float), ("steps", int), ("batch", int), ("lr", float)):
