@@ -73,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="1000-1199", help="seeds, e.g. 1000-1199 (default)")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
     p.add_argument("--classifier", default=str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="also measure a random direction moved as far (how often classes change by any move this size)",
+    )
     p.add_argument("--grid", default=None, help="also write a sweep grid PNG of the first --grid-seeds seeds")
     p.add_argument("--grid-seeds", type=int, default=8, help="rows of the grid (default 8)")
     p.add_argument("--grid-steps", type=int, default=7, help="columns of the grid (default 7)")
@@ -300,7 +305,7 @@ def _run_measure(args: argparse.Namespace) -> int:
     import PIL.Image
 
     from gan.edit.classifier import load_classifier
-    from gan.edit.measure import measure_edit, sweep_grid
+    from gan.edit.measure import measure_edit, random_like, sweep_grid
     from gan.seeds import parse_seeds
 
     seeds = parse_seeds(args.seeds)
@@ -309,6 +314,9 @@ def _run_measure(args: argparse.Namespace) -> int:
     clf = load_classifier(args.classifier, device=args.device)
     result = measure_edit(model.G, clf, direction, args.strength, seeds, psi=args.psi)
     print(result.summary())
+    if args.control:
+        control = measure_edit(model.G, clf, random_like(direction), args.strength, seeds, psi=args.psi)
+        print(control.summary())
     if args.grid:
         values = np.linspace(-args.strength, args.strength, max(2, args.grid_steps))
         grid = sweep_grid(model.G, direction, values, seeds[: max(1, args.grid_seeds)], psi=args.psi)

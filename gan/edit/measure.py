@@ -105,6 +105,21 @@ def measure_edit(
     return EditMeasurement(direction.name, strength, len(seeds), dict(classifier.heads), predicted)
 
 
+def random_like(direction: Direction, seed: int = 0) -> Direction:
+    """A random unit direction with the same slider unit and layer range: the control for a
+    measurement (how often does a head's class change when the image moves this far at all?)."""
+    v = np.random.default_rng(seed).standard_normal(direction.vector.shape)
+    return Direction(
+        name=f"random (control for {direction.name})",
+        kind=direction.kind,
+        vector=v / np.linalg.norm(v),
+        layer_start=direction.layer_start,
+        layer_end=direction.layer_end,
+        scale=direction.scale,
+        help="a random direction moved as far as the measured one",
+    )
+
+
 def sweep_grid(
     G: torch.nn.Module,
     direction: Direction,

@@ -110,9 +110,10 @@ def test_attribute_directions_with_a_classifier(model_path, tmp_path, capsys):
         "--grid-steps",
         "3",
     ]
-    assert gan_main(measure) == 0
+    assert gan_main(measure + ["--control"]) == 0
     out = capsys.readouterr().out
     assert "style=anime:" in out and "hair_colour unchanged" in out
+    assert "direction 'random (control for anime)'" in out
     from PIL import Image
 
     assert Image.open(grid).size == (48, 32)

@@ -8,7 +8,7 @@ import torch
 from conftest import make_tiny_generator
 
 from gan.edit.directions import Direction
-from gan.edit.measure import measure_edit, render_edited, sweep_grid
+from gan.edit.measure import measure_edit, random_like, render_edited, sweep_grid
 from gan.errors import Cancelled
 from gan.render import RenderArgs, Renderer
 
@@ -64,3 +64,11 @@ def test_sweep_grid_shape(G):
     grid = sweep_grid(G, d, [-1, 0, 1], seeds=[0, 1])
     assert grid.shape == (32, 48, 3) and grid.dtype == np.uint8
     np.testing.assert_array_equal(grid[:16, 16:32], render_edited(G, [0])[0])
+
+
+def test_random_control_moves_as_far_as_the_direction():
+    d = Direction("anime", "attribute", np.eye(8)[0], layer_start=2, layer_end=5, scale=1.7)
+    a, b = random_like(d), random_like(d)
+    assert np.array_equal(a.vector, b.vector) and not np.array_equal(a.vector, random_like(d, seed=1).vector)
+    assert np.isclose(np.linalg.norm(a.vector), 1) and abs(float(a.vector @ d.vector)) < 0.99
+    assert (a.scale, a.layer_start, a.layer_end) == (1.7, 2, 5) and "anime" in a.name
