@@ -5,7 +5,8 @@
 #   scripts/make_default_model.sh RUN_DIR/network-snapshot-NNNNNN.safetensors [DATA.zip]
 #
 # Environment: ATTR_SAMPLES (images labelled for the attribute directions, default 3000),
-# PCA_SAMPLES (default 10000), STRENGTH (slider units of the anime sweep, default 3),
+# PCA_SAMPLES (default 10000), STRENGTH (slider units of the anime refinement and sweep, default 3),
+# REFINE_STEPS (optimisation steps of the anime direction, default 150),
 # QUALITY=0 skips bench.toon_quality (about 10 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ gan convert --no-training-nets --force "$SNAPSHOT" "$MODEL"
 # Anime first, made orthogonal to hair colour so the slider keeps the hair (and vice versa).
 gan directions attribute --model "$MODEL" --replace --attributes anime,hair_colour \
     --num-samples "${ATTR_SAMPLES:-3000}"
+# Then optimise the anime direction through the second (refinement) classifier so that at +-3
+# units it gives anime / photo while hair colour and glasses stay; measured below with the other one.
+gan directions refine --model "$MODEL" --direction anime --strength "${STRENGTH:-3}" \
+    --steps "${REFINE_STEPS:-150}"
 gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12
 gan directions list --model "$MODEL"
 
@@ -26,7 +31,7 @@ trap 'rm -rf "$tmp"' EXIT
 gan generate --model "$MODEL" --seeds 0-31 --outdir "$tmp" --grid 8
 cp "$tmp/grid.png" docs/default_model_samples.png
 gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-3}" \
-    --seeds 1000-1199 --grid docs/default_model_anime_sweep.png | tee docs/default_model_anime_measure.txt
+    --seeds 1000-1199 --control --grid docs/default_model_anime_sweep.png | tee docs/default_model_anime_measure.txt
 if [ "${QUALITY:-1}" != 0 ]; then
     python -m bench.toon_quality --model "$MODEL" --data "$DATA" --write
 fi

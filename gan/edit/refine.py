@@ -116,6 +116,10 @@ def refine_direction(
     opt = torch.optim.Adam([vector], lr=config.lr)
     trainable = [p for p in list(G.parameters()) + list(net.parameters()) if p.requires_grad]
     history: list[RefineStep] = []
+
+    def classify(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return net(to_input(_shifted(images, config.shift, gen), net.config.resolution))
+
     try:
         for p in trainable:
             p.requires_grad_(False)
@@ -128,12 +132,7 @@ def refine_direction(
                 c[torch.arange(config.batch), torch.randint(0, G.c_dim, (config.batch,), generator=gen)] = 1
             with torch.no_grad():
                 ws = G.mapping(z, c, truncation_psi=1)
-                base = net(
-                    to_input(
-                        _shifted(G.synthesis(ws, noise_mode="const"), config.shift, gen),
-                        net.config.resolution,
-                    )
-                )
+                base = classify(G.synthesis(ws, noise_mode="const"))
                 base_logp = {k: F.log_softmax(base[k], dim=1) for k in config.keep}
             d = vector / vector.norm()
             move = config.strength * torch.sqrt(d @ cov @ d) * d
@@ -141,7 +140,7 @@ def refine_direction(
             hits = 0.0
             for sign in (1.0, -1.0):
                 images = G.synthesis(ws + sign * mask * move, noise_mode="const")
-                logits = net(to_input(_shifted(images, config.shift, gen), net.config.resolution))
+                logits = classify(images)
                 logp = F.log_softmax(logits[head], dim=1)[:, target_idx]
                 # +: the class itself; -: anything but it (log(1 - p), computed stably).
                 wanted = logp if sign > 0 else torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
@@ -151,7 +150,7 @@ def refine_direction(
                     kl = F.kl_div(
                         F.log_softmax(logits[k], dim=1), base_logp[k], log_target=True, reduction="batchmean"
                     )
-                    keep_loss = keep_loss + kl / (2 * max(len(config.keep), 1))
+                    keep_loss = keep_loss + kl / (2 * len(config.keep))
             loss = target_loss + config.keep_weight * keep_loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
