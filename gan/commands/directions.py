@@ -254,7 +254,6 @@ def _run_refine(args: argparse.Namespace) -> int:
         keep_weight=args.keep_weight,
         seed=args.seed,
     )
-    config.validate(clf.heads)
     with tqdm(total=config.steps, desc="refining", unit="step", disable=None) as bar:
 
         def progress(step, total):

@@ -79,7 +79,6 @@ class RefineStep:
     step: int
     target_loss: float  # mean CE of the wanted class at +strength and -strength
     keep_loss: float  # mean KL of the kept heads
-    target_rate: float  # fraction of this batch classified as wanted at both signs
 
 
 def _shifted(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -106,8 +105,8 @@ def refine_direction(
     net = classifier.net
     device = next(G.parameters()).device
     # The slider unit of any unit vector d: sqrt(d^T C d), C the covariance of sampled ws.
-    ws_cov = sample_w(G, 4000, seed=config.seed + 1)
-    cov = torch.from_numpy(np.cov(ws_cov.astype(np.float64), rowvar=False)).float().to(device)
+    sampled = sample_w(G, 4000, seed=config.seed + 1).astype(np.float64)
+    cov = torch.from_numpy(np.cov(sampled, rowvar=False)).float().to(device)
     gen = torch.Generator().manual_seed(int(config.seed))
     end = G.num_ws if direction.layer_end is None else direction.layer_end
     mask = torch.zeros([1, G.num_ws, 1], device=device)
@@ -137,7 +136,6 @@ def refine_direction(
             d = vector / vector.norm()
             move = config.strength * torch.sqrt(d @ cov @ d) * d
             target_loss = keep_loss = torch.zeros([], device=device)
-            hits = 0.0
             for sign in (1.0, -1.0):
                 images = G.synthesis(ws + sign * mask * move, noise_mode="const")
                 logits = classify(images)
@@ -145,7 +143,6 @@ def refine_direction(
                 # +: the class itself; -: anything but it (log(1 - p), computed stably).
                 wanted = logp if sign > 0 else torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
                 target_loss = target_loss - wanted.mean() / 2
-                hits += float(((logp.exp() > 0.5) == (sign > 0)).float().mean()) / 2
                 for k in config.keep:
                     kl = F.kl_div(
                         F.log_softmax(logits[k], dim=1), base_logp[k], log_target=True, reduction="batchmean"
@@ -157,17 +154,18 @@ def refine_direction(
             opt.step()
             with torch.no_grad():
                 vector /= vector.norm()
-            record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()), hits)
+            record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()))
             history.append(record)
             if progress is not None:
                 progress(record, config.steps)
     finally:
         for p in trainable:
             p.requires_grad_(True)
-    v = vector.detach().cpu().numpy().astype(np.float32)
+    final = vector.detach()
+    v = final.cpu().numpy().astype(np.float32)
     if not np.all(np.isfinite(v)):
         raise UserError("refinement diverged (non-finite vector); lower --lr")
-    scale = float(np.std(ws_cov.astype(np.float64) @ v.astype(np.float64)))
+    scale = float(torch.sqrt(final @ cov @ final))
     kept = ", ".join(config.keep) or "nothing"
     note = (
         f"; refined for {config.steps} steps at +-{config.strength:g} units towards {config.target}, "
