@@ -50,7 +50,9 @@ class RefineConfig:
     strength: float = field(default=3.0, metadata={"help": "slider units the edit is optimised at"})
     steps: int = field(default=150, metadata={"help": "optimisation steps"})
     batch: int = field(default=8, metadata={"help": "ws per step (each rendered three times)"})
-    lr: float = field(default=0.01, metadata={"help": "Adam learning rate of the unit vector"})
+    lr: float = field(
+        default=0.01, metadata={"help": "initial Adam learning rate of the unit vector (cosine decay to 0)"}
+    )
     keep_weight: float = field(default=2.0, metadata={"help": "weight of the keep (KL) term"})
     shift: int = field(default=2, metadata={"help": "random image shift in pixels before classifying"})
     seed: int = field(default=0, metadata={"help": "seed of the sampled ws and shifts"})
@@ -113,6 +115,8 @@ def refine_direction(
     mask[:, direction.layer_start : end] = 1
     vector = torch.nn.Parameter(torch.from_numpy(direction.vector.copy()).to(device))
     opt = torch.optim.Adam([vector], lr=config.lr)
+    # Decaying to 0 lets the last steps settle instead of ending on one noisy batch's update.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
     trainable = [p for p in list(G.parameters()) + list(net.parameters()) if p.requires_grad]
     history: list[RefineStep] = []
 
@@ -152,6 +156,7 @@ def refine_direction(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            schedule.step()
             with torch.no_grad():
                 vector /= vector.norm()
             record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()))
