@@ -119,6 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.keep_weight,
         help=f"{field_help(RefineConfig, 'keep_weight')} (default {d.keep_weight})",
     )
+    p.add_argument("--per-layer", action="store_true", help=field_help(RefineConfig, "per_layer"))
     p.set_defaults(_directions_run=_run_refine)
 
     p = sub.add_parser("list", help="List the directions stored with a model.")
@@ -252,6 +253,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         batch=args.batch,
         lr=args.lr,
         keep_weight=args.keep_weight,
+        per_layer=args.per_layer,
         seed=args.seed,
     )
     with tqdm(total=config.steps, desc="refining", unit="step", disable=None) as bar:

@@ -3,7 +3,10 @@
 A `Direction` is a unit vector in W plus the w indices it acts on. A slider value `v` moves
 every w in `[layer_start, layer_end)` by `v * scale * vector`, i.e. the slider unit is `scale`,
 the standard deviation of the sampled ws along the direction (PCA: the component's std), so
-"+2" means two standard deviations whatever the model. With `gan.render.Edit` that is
+"+2" means two standard deviations whatever the model. A per-layer (W+) direction holds one
+row per w, [num_ws, w_dim], with unit root-mean-square row norm; its `scale` is the root mean
+square of the rows' standard deviations, so a per-layer direction whose rows are all one unit
+vector moves exactly like that vector. With `gan.render.Edit` that is
 `Edit(direction=d.vector, strength=v * d.scale, layer_start=d.layer_start, layer_end=d.layer_end)`
 (see `Direction.edit`).
 
@@ -42,7 +45,9 @@ METADATA_KEY = "directions"
 class Direction:
     name: str = field(metadata={"help": "unique name shown on the slider, e.g. 'pc0' or 'anime'"})
     kind: str = field(metadata={"help": "'pca' (GANSpace component) or 'attribute' (InterFaceGAN boundary)"})
-    vector: np.ndarray = field(metadata={"help": "unit vector in W, float32 [w_dim]"})
+    vector: np.ndarray = field(
+        metadata={"help": "unit vector in W, float32 [w_dim]; or per layer (W+) [num_ws, w_dim], unit RMS row norm"}
+    )
     layer_start: int = field(default=0, metadata={"help": "first w index the direction acts on"})
     layer_end: int | None = field(default=None, metadata={"help": "one past the last w index; None = all"})
     scale: float = field(
@@ -51,7 +56,8 @@ class Direction:
     help: str = field(default="", metadata={"help": "what the direction does / how it was made"})
 
     def __post_init__(self) -> None:
-        self.vector = np.asarray(self.vector, dtype=np.float32).reshape(-1)
+        vector = np.asarray(self.vector, dtype=np.float32)
+        self.vector = vector if vector.ndim == 2 else vector.reshape(-1)
         if self.kind not in KINDS:
             raise ValueError(f"direction {self.name!r}: kind must be one of {KINDS}, not {self.kind!r}")
         if not self.name:
@@ -77,7 +83,7 @@ class Direction:
         return {
             "name": self.name,
             "kind": self.kind,
-            "vector": [float(v) for v in self.vector],  # float32 -> float -> float32 is exact
+            "vector": self.vector.tolist(),  # float32 -> float -> float32 is exact; nested if per layer
             "layer_start": int(self.layer_start),
             "layer_end": None if self.layer_end is None else int(self.layer_end),
             "scale": float(self.scale),
@@ -136,9 +142,10 @@ def _read_sidecar(path: str, sha256: str | None) -> list[Direction]:
 
 def _check_fits(directions: list[Direction], w_dim: int, num_ws: int, where: str) -> None:
     for d in directions:
-        if d.vector.shape != (w_dim,):
+        if d.vector.shape not in ((w_dim,), (num_ws, w_dim)):
             raise UserError(
-                f"{where}: direction {d.name!r} has {d.vector.size} values, the model's w has {w_dim}"
+                f"{where}: direction {d.name!r} has shape {list(d.vector.shape)}; this model needs "
+                f"[{w_dim}] or, per layer, [{num_ws}, {w_dim}]"
             )
         end = num_ws if d.layer_end is None else d.layer_end
         if end > num_ws or d.layer_start >= num_ws:

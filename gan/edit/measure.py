@@ -47,6 +47,8 @@ def render_edited(
         if direction is not None and value != 0:
             end = G.num_ws if direction.layer_end is None else direction.layer_end
             d = torch.from_numpy(direction.vector).to(device) * float(value) * direction.scale
+            if d.ndim == 2:  # per layer: one row per w
+                d = d[direction.layer_start : end]
             ws[:, direction.layer_start : end] += d
         images = G.synthesis(ws, noise_mode="const")
         out.append(
@@ -109,10 +111,11 @@ def random_like(direction: Direction, seed: int = 0) -> Direction:
     """A random unit direction with the same slider unit and layer range: the control for a
     measurement (how often does a head's class change when the image moves this far at all?)."""
     v = np.random.default_rng(seed).standard_normal(direction.vector.shape)
+    rows = v.size // v.shape[-1]  # 1, or num_ws for a per-layer direction
     return Direction(
         name=f"random (control for {direction.name})",
         kind=direction.kind,
-        vector=v / np.linalg.norm(v),
+        vector=v / np.linalg.norm(v) * np.sqrt(rows),
         layer_start=direction.layer_start,
         layer_end=direction.layer_end,
         scale=direction.scale,

@@ -12,7 +12,10 @@ the generator and the classifier, at the slider strength it will be used at:
 The vector stays a unit vector in W (projected each step), starts at the given direction, and
 moves in slider units: the edit is `strength * std_W(d) * d`, with std_W the standard deviation
 of sampled ws along d, the same slider unit `Direction.scale` uses, so the optimiser cannot buy
-a larger effect by a larger move. Images are shifted by a random few pixels before
+a larger effect by a larger move. With `per_layer` every w gets its own row (a W+ direction,
+`Direction` with [num_ws, w_dim], unit RMS row norm, std_W the RMS of the rows' stds): the
+coarse ws can change the drawing style while the fine ws hold the colours, which one vector
+shared by all ws cannot do when style and hair colour are entangled in W. Images are shifted by a random few pixels before
 classification (the augmentation the classifier was trained with), so the direction has to
 change what the classifier sees in every placement rather than a few pixels it happens to weigh.
 
@@ -54,6 +57,9 @@ class RefineConfig:
         default=0.01, metadata={"help": "initial Adam learning rate of the unit vector (cosine decay to 0)"}
     )
     keep_weight: float = field(default=2.0, metadata={"help": "weight of the keep (KL) term"})
+    per_layer: bool = field(
+        default=False, metadata={"help": "optimise one row per w (a W+ direction) instead of one shared vector"}
+    )
     shift: int = field(default=2, metadata={"help": "random image shift in pixels before classifying"})
     seed: int = field(default=0, metadata={"help": "seed of the sampled ws and shifts"})
 
@@ -81,6 +87,21 @@ class RefineStep:
     step: int
     target_loss: float  # mean CE of the wanted class at +strength and -strength
     keep_loss: float  # mean KL of the kept heads
+
+
+def _rms_norm(v):
+    """Root mean square of the row norms of v [rows, w_dim] (numpy or torch)."""
+    return (v**2).sum() ** 0.5 / len(v) ** 0.5
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float32)
+    return v / _rms_norm(v)
+
+
+def _slider_unit(d: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
+    """std of the sampled ws along each row of d [rows, w_dim], root mean square over rows."""
+    return torch.sqrt(torch.einsum("rw,wv,rv->r", d, cov, d).mean())
 
 
 def _shifted(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -113,7 +134,10 @@ def refine_direction(
     end = G.num_ws if direction.layer_end is None else direction.layer_end
     mask = torch.zeros([1, G.num_ws, 1], device=device)
     mask[:, direction.layer_start : end] = 1
-    vector = torch.nn.Parameter(torch.from_numpy(direction.vector.copy()).to(device))
+    start = direction.vector.reshape(-1, G.w_dim)  # [1, w_dim] or [num_ws, w_dim]
+    if config.per_layer:
+        start = np.broadcast_to(start, (G.num_ws, G.w_dim))
+    vector = torch.nn.Parameter(torch.from_numpy(_unit(start)).to(device))
     opt = torch.optim.Adam([vector], lr=config.lr)
     # Decaying to 0 lets the last steps settle instead of ending on one noisy batch's update.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
@@ -137,8 +161,8 @@ def refine_direction(
                 ws = G.mapping(z, c, truncation_psi=1)
                 base = classify(G.synthesis(ws, noise_mode="const"))
                 base_logp = {k: F.log_softmax(base[k], dim=1) for k in config.keep}
-            d = vector / vector.norm()
-            move = config.strength * torch.sqrt(d @ cov @ d) * d
+            d = vector / _rms_norm(vector)
+            move = config.strength * _slider_unit(d, cov) * d[None]  # [1, 1 or num_ws, w_dim]
             target_loss = keep_loss = torch.zeros([], device=device)
             for sign in (1.0, -1.0):
                 images = G.synthesis(ws + sign * mask * move, noise_mode="const")
@@ -158,7 +182,7 @@ def refine_direction(
             opt.step()
             schedule.step()
             with torch.no_grad():
-                vector /= vector.norm()
+                vector /= _rms_norm(vector)
             record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()))
             history.append(record)
             if progress is not None:
@@ -170,11 +194,13 @@ def refine_direction(
     v = final.cpu().numpy().astype(np.float32)
     if not np.all(np.isfinite(v)):
         raise UserError("refinement diverged (non-finite vector); lower --lr")
-    scale = float(torch.sqrt(final @ cov @ final))
+    scale = float(_slider_unit(final, cov))
+    cosine = float(np.sum(v * _unit(np.broadcast_to(start, v.shape)))) / len(v)
     kept = ", ".join(config.keep) or "nothing"
     note = (
-        f"; refined for {config.steps} steps at +-{config.strength:g} units towards {config.target}, "
-        f"keeping {kept} (cosine to the boundary {float(v @ direction.vector):.2f})"
+        f"; refined{' per layer' if len(v) > 1 else ''} for {config.steps} steps at +-{config.strength:g} units "
+        f"towards {config.target}, keeping {kept} (cosine to the start {cosine:.2f})"
     )
+    v = v if len(v) > 1 else v[0]
     refined = dataclasses.replace(direction, vector=v, scale=max(scale, 1e-12), help=direction.help + note)
     return refined, history

@@ -41,11 +41,14 @@ def test_render_edited_matches_the_renderer(G, tiny_sg2_model_path):
     from gan.model_io import load_model
 
     model = load_model(tiny_sg2_model_path)
-    d = Direction("x", "pca", np.linspace(-1, 1, model.G.w_dim), layer_start=1, layer_end=4, scale=0.7)
-    ours = render_edited(model.G, [3, 4], d, 2.0)
-    for i, seed in enumerate([3, 4]):
-        expected = Renderer(model).render(RenderArgs(seed=seed, edits=[d.edit(2.0)])).image
-        assert np.abs(ours[i].astype(int) - expected.astype(int)).max() <= 1
+    shared = Direction("x", "pca", np.linspace(-1, 1, model.G.w_dim), layer_start=1, layer_end=4, scale=0.7)
+    rows = np.random.default_rng(0).standard_normal((model.G.num_ws, model.G.w_dim))
+    per_layer = Direction("y", "attribute", rows, layer_start=1, layer_end=4, scale=0.7)
+    for d in (shared, per_layer):
+        ours = render_edited(model.G, [3, 4], d, 2.0)
+        for i, seed in enumerate([3, 4]):
+            expected = Renderer(model).render(RenderArgs(seed=seed, edits=[d.edit(2.0)])).image
+            assert np.abs(ours[i].astype(int) - expected.astype(int)).max() <= 1
     with pytest.raises(Cancelled):
         render_edited(model.G, [1], should_stop=lambda: True)
 
@@ -72,3 +75,6 @@ def test_random_control_moves_as_far_as_the_direction():
     assert np.array_equal(a.vector, b.vector) and not np.array_equal(a.vector, random_like(d, seed=1).vector)
     assert np.isclose(np.linalg.norm(a.vector), 1) and abs(float(a.vector @ d.vector)) < 0.99
     assert (a.scale, a.layer_start, a.layer_end) == (1.7, 2, 5) and "anime" in a.name
+    # Per layer: one random row per w, unit RMS row norm like the direction it controls.
+    c = random_like(Direction("anime", "attribute", np.ones((4, 8)) / np.sqrt(8)))
+    assert c.vector.shape == (4, 8) and np.isclose(np.sqrt((c.vector**2).sum(axis=1).mean()), 1)

@@ -41,10 +41,12 @@ def G():
 
 
 def _colours(G, ws):
+    """Brightness and redness of the images of ws [N, w_dim] or [N, num_ws, w_dim]."""
+    ws = torch.from_numpy(np.ascontiguousarray(ws, dtype=np.float32))
+    if ws.ndim == 2:
+        ws = ws[:, None].repeat(1, G.num_ws, 1)
     with torch.no_grad():
-        m = G.synthesis(torch.from_numpy(ws)[:, None].repeat(1, G.num_ws, 1), noise_mode="const").mean(
-            dim=(2, 3)
-        )
+        m = G.synthesis(ws, noise_mode="const").mean(dim=(2, 3))
     return m.sum(dim=1).numpy(), (m[:, 0] - m[:, 1]).numpy()
 
 
@@ -65,8 +67,9 @@ def _effect(G, d: Direction, strength: float):
     ws = sample_w(G, 64, seed=99)
     bright0, red0 = _colours(G, ws)
     out = []
+    ws_plus = np.repeat(ws[:, None], G.num_ws, axis=1)
     for sign in (1, -1):
-        bright, red = _colours(G, ws + sign * strength * d.scale * d.vector)
+        bright, red = _colours(G, ws_plus + sign * strength * d.scale * d.vector)
         out.append((np.abs(red - red0).mean(), ((bright > 0) == (sign > 0)).mean()))
     return np.mean([o[0] for o in out]), np.mean([o[1] for o in out])
 
@@ -89,6 +92,26 @@ def test_refinement_keeps_the_kept_head_and_the_target(G):
     assert hits_after >= min(0.9, hits_before), (hits_before, hits_after)
     assert history[-1].keep_loss < history[0].keep_loss
     assert "refined for 40 steps" in refined.help
+
+
+def test_per_layer_refinement_gives_a_w_plus_direction_that_keeps_the_kept_head(G):
+    start = _entangled_direction(G)
+    config = RefineConfig(
+        target="light=bright", keep=("tint",), strength=3.0, steps=40, batch=8, lr=0.05, shift=1, per_layer=True
+    )
+    refined, history = refine_direction(G, ColourClassifier(), start, config)
+    v = refined.vector
+    assert v.shape == (G.num_ws, G.w_dim)
+    assert np.isclose(np.sqrt((v**2).sum(axis=1).mean()), 1, atol=1e-5)  # unit RMS row norm
+    assert not np.allclose(v, v[0]), "the rows should have moved apart"
+    red_before, hits_before = _effect(G, start, 3.0)
+    red_after, hits_after = _effect(G, refined, 3.0)
+    assert red_after < 0.5 * red_before, (red_before, red_after)
+    assert hits_after >= min(0.9, hits_before), (hits_before, hits_after)
+    assert "refined per layer for 40 steps" in refined.help
+    # Refining it again keeps it per layer, even without the flag.
+    again, _ = refine_direction(G, ColourClassifier(), refined, RefineConfig(target="light=bright", keep=("tint",), steps=1))
+    assert again.vector.shape == (G.num_ws, G.w_dim)
 
 
 def test_refinement_checks_its_config_and_can_be_cancelled(G):
