@@ -46,7 +46,9 @@ class Direction:
     name: str = field(metadata={"help": "unique name shown on the slider, e.g. 'pc0' or 'anime'"})
     kind: str = field(metadata={"help": "'pca' (GANSpace component) or 'attribute' (InterFaceGAN boundary)"})
     vector: np.ndarray = field(
-        metadata={"help": "unit vector in W, float32 [w_dim]; or per layer (W+) [num_ws, w_dim], unit RMS row norm"}
+        metadata={
+            "help": "unit vector in W, float32 [w_dim]; or per layer (W+) [num_ws, w_dim], unit RMS row norm"
+        }
     )
     layer_start: int = field(default=0, metadata={"help": "first w index the direction acts on"})
     layer_end: int | None = field(default=None, metadata={"help": "one past the last w index; None = all"})

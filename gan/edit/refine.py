@@ -15,9 +15,11 @@ of sampled ws along d, the same slider unit `Direction.scale` uses, so the optim
 a larger effect by a larger move. With `per_layer` every w gets its own row (a W+ direction,
 `Direction` with [num_ws, w_dim], unit RMS row norm, std_W the RMS of the rows' stds): the
 coarse ws can change the drawing style while the fine ws hold the colours, which one vector
-shared by all ws cannot do when style and hair colour are entangled in W. Images are shifted by a random few pixels before
-classification (the augmentation the classifier was trained with), so the direction has to
-change what the classifier sees in every placement rather than a few pixels it happens to weigh.
+shared by all ws cannot do when style and hair colour are entangled in W.
+
+Images are shifted by a random few pixels before classification (the augmentation the
+classifier was trained with), so the direction has to change what the classifier sees in every
+placement rather than a few pixels it happens to weigh.
 
 The samples are fresh ws of a private random stream; the measurement seeds of `gan directions
 measure` (1000-1199 by default) are never seen. Measure a refined direction with a classifier it
@@ -58,7 +60,8 @@ class RefineConfig:
     )
     keep_weight: float = field(default=2.0, metadata={"help": "weight of the keep (KL) term"})
     per_layer: bool = field(
-        default=False, metadata={"help": "optimise one row per w (a W+ direction) instead of one shared vector"}
+        default=False,
+        metadata={"help": "optimise one row per w (a W+ direction) instead of one shared vector"},
     )
     shift: int = field(default=2, metadata={"help": "random image shift in pixels before classifying"})
     seed: int = field(default=0, metadata={"help": "seed of the sampled ws and shifts"})
@@ -197,9 +200,10 @@ def refine_direction(
     scale = float(_slider_unit(final, cov))
     cosine = float(np.sum(v * _unit(np.broadcast_to(start, v.shape)))) / len(v)
     kept = ", ".join(config.keep) or "nothing"
+    how = "refined per layer" if len(v) > 1 else "refined"
     note = (
-        f"; refined{' per layer' if len(v) > 1 else ''} for {config.steps} steps at +-{config.strength:g} units "
-        f"towards {config.target}, keeping {kept} (cosine to the start {cosine:.2f})"
+        f"; {how} for {config.steps} steps at +-{config.strength:g} units towards {config.target}, "
+        f"keeping {kept} (cosine to the start {cosine:.2f})"
     )
     v = v if len(v) > 1 else v[0]
     refined = dataclasses.replace(direction, vector=v, scale=max(scale, 1e-12), help=direction.help + note)

@@ -97,7 +97,14 @@ def test_refinement_keeps_the_kept_head_and_the_target(G):
 def test_per_layer_refinement_gives_a_w_plus_direction_that_keeps_the_kept_head(G):
     start = _entangled_direction(G)
     config = RefineConfig(
-        target="light=bright", keep=("tint",), strength=3.0, steps=40, batch=8, lr=0.05, shift=1, per_layer=True
+        target="light=bright",
+        keep=("tint",),
+        strength=3.0,
+        steps=40,
+        batch=8,
+        lr=0.05,
+        shift=1,
+        per_layer=True,
     )
     refined, history = refine_direction(G, ColourClassifier(), start, config)
     v = refined.vector
@@ -110,7 +117,9 @@ def test_per_layer_refinement_gives_a_w_plus_direction_that_keeps_the_kept_head(
     assert hits_after >= min(0.9, hits_before), (hits_before, hits_after)
     assert "refined per layer for 40 steps" in refined.help
     # Refining it again keeps it per layer, even without the flag.
-    again, _ = refine_direction(G, ColourClassifier(), refined, RefineConfig(target="light=bright", keep=("tint",), steps=1))
+    again, _ = refine_direction(
+        G, ColourClassifier(), refined, RefineConfig(target="light=bright", keep=("tint",), steps=1)
+    )
     assert again.vector.shape == (G.num_ws, G.w_dim)
 
 
