@@ -5,8 +5,10 @@
 #   scripts/make_default_model.sh RUN_DIR/network-snapshot-NNNNNN.safetensors [DATA.zip]
 #
 # Environment: ATTR_SAMPLES (images labelled for the attribute directions, default 3000),
-# PCA_SAMPLES (default 10000), STRENGTH (slider units of the anime refinement and sweep, default 3),
-# REFINE_STEPS (optimisation steps of the anime direction, default 150),
+# PCA_SAMPLES (default 10000), REFINE_STRENGTH (slider units the anime direction is optimised at,
+# default 3.5), STRENGTH (slider units of its sweep grid and measurement, default 4),
+# REFINE_STEPS (optimisation steps of the anime direction, default 200), KEEP_WEIGHT (weight of
+# keeping hair colour and glasses in that optimisation, default 2),
 # QUALITY=0 skips bench.toon_quality (about 10 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,10 +21,13 @@ gan convert --no-training-nets --force "$SNAPSHOT" "$MODEL"
 # Anime first, made orthogonal to hair colour so the slider keeps the hair (and vice versa).
 gan directions attribute --model "$MODEL" --replace --attributes anime,hair_colour \
     --num-samples "${ATTR_SAMPLES:-3000}"
-# Then optimise the anime direction through the second (refinement) classifier so that at +-3
-# units it gives anime / photo while hair colour and glasses stay; measured below with the other one.
-gan directions refine --model "$MODEL" --direction anime --strength "${STRENGTH:-3}" \
-    --steps "${REFINE_STEPS:-150}"
+# Then optimise the anime direction, one row per w (W+), through the second (refinement)
+# classifier so that at +-REFINE_STRENGTH units it gives anime / photo while hair colour and
+# glasses stay; measured below with the other classifier. Optimising at 4 itself was unstable
+# (one run kept hair colour in only half the images); optimised at 3.5, the slider's end at 4
+# turns more faces photo and keeps as much hair colour.
+gan directions refine --model "$MODEL" --direction anime --strength "${REFINE_STRENGTH:-3.5}" --per-layer \
+    --steps "${REFINE_STEPS:-200}" --keep-weight "${KEEP_WEIGHT:-2}"
 gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12
 gan directions list --model "$MODEL"
 
@@ -30,8 +35,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gan generate --model "$MODEL" --seeds 0-31 --outdir "$tmp" --grid 8
 cp "$tmp/grid.png" docs/default_model_samples.png
-gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-3}" \
-    --seeds 1000-1199 --control --grid docs/default_model_anime_sweep.png | tee docs/default_model_anime_measure.txt
+gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-4}" \
+    --seeds 1000-1199 --control --grid docs/default_model_anime_sweep.png --grid-steps 9 | tee docs/default_model_anime_measure.txt
 if [ "${QUALITY:-1}" != 0 ]; then
     python -m bench.toon_quality --model "$MODEL" --data "$DATA" --write
 fi
