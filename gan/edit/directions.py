@@ -214,6 +214,14 @@ def save_directions(
     return path
 
 
+def unit(vector: np.ndarray) -> np.ndarray:
+    """float32 `vector` scaled to the norm a `Direction` keeps: a unit vector [w_dim], or per
+    layer [num_ws, w_dim] rows of unit root-mean-square norm."""
+    v = np.asarray(vector, dtype=np.float32)
+    rows = v.size // v.shape[-1]
+    return v / np.linalg.norm(v) * np.float32(np.sqrt(rows))
+
+
 def orthogonalize(vector: np.ndarray, against: list[np.ndarray]) -> np.ndarray:
     """The unit vector of `vector` minus its projection onto the span of `against`."""
     v = np.asarray(vector, dtype=np.float64)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from gan.edit.directions import Direction
+from gan.edit.directions import Direction, unit
 from gan.errors import Cancelled
 from gan.render import seed_to_z
 
@@ -111,11 +111,10 @@ def random_like(direction: Direction, seed: int = 0) -> Direction:
     """A random unit direction with the same slider unit and layer range: the control for a
     measurement (how often does a head's class change when the image moves this far at all?)."""
     v = np.random.default_rng(seed).standard_normal(direction.vector.shape)
-    rows = v.size // v.shape[-1]  # 1, or num_ws for a per-layer direction
     return Direction(
         name=f"random (control for {direction.name})",
         kind=direction.kind,
-        vector=v / np.linalg.norm(v) * np.sqrt(rows),
+        vector=unit(v),
         layer_start=direction.layer_start,
         layer_end=direction.layer_end,
         scale=direction.scale,

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from gan.edit.classifier import to_input
-from gan.edit.directions import Direction
+from gan.edit.directions import Direction, unit
 from gan.edit.pca import sample_w
 from gan.errors import Cancelled, UserError
 
@@ -92,14 +92,9 @@ class RefineStep:
     keep_loss: float  # mean KL of the kept heads
 
 
-def _rms_norm(v):
-    """Root mean square of the row norms of v [rows, w_dim] (numpy or torch)."""
-    return (v**2).sum() ** 0.5 / len(v) ** 0.5
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    return v / _rms_norm(v)
+def _rms_row_norm(v: torch.Tensor) -> torch.Tensor:
+    """Root mean square of the row norms of v [rows, w_dim]: the norm `unit` makes 1."""
+    return v.norm() / len(v) ** 0.5
 
 
 def _slider_unit(d: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
@@ -140,7 +135,7 @@ def refine_direction(
     start = direction.vector.reshape(-1, G.w_dim)  # [1, w_dim] or [num_ws, w_dim]
     if config.per_layer:
         start = np.broadcast_to(start, (G.num_ws, G.w_dim))
-    vector = torch.nn.Parameter(torch.from_numpy(_unit(start)).to(device))
+    vector = torch.nn.Parameter(torch.from_numpy(unit(start)).to(device))
     opt = torch.optim.Adam([vector], lr=config.lr)
     # Decaying to 0 lets the last steps settle instead of ending on one noisy batch's update.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps)
@@ -164,7 +159,7 @@ def refine_direction(
                 ws = G.mapping(z, c, truncation_psi=1)
                 base = classify(G.synthesis(ws, noise_mode="const"))
                 base_logp = {k: F.log_softmax(base[k], dim=1) for k in config.keep}
-            d = vector / _rms_norm(vector)
+            d = vector / _rms_row_norm(vector)
             move = config.strength * _slider_unit(d, cov) * d[None]  # [1, 1 or num_ws, w_dim]
             target_loss = keep_loss = torch.zeros([], device=device)
             for sign in (1.0, -1.0):
@@ -185,7 +180,7 @@ def refine_direction(
             opt.step()
             schedule.step()
             with torch.no_grad():
-                vector /= _rms_norm(vector)
+                vector /= _rms_row_norm(vector)
             record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()))
             history.append(record)
             if progress is not None:
@@ -198,7 +193,7 @@ def refine_direction(
     if not np.all(np.isfinite(v)):
         raise UserError("refinement diverged (non-finite vector); lower --lr")
     scale = float(_slider_unit(final, cov))
-    cosine = float(np.sum(v * _unit(np.broadcast_to(start, v.shape)))) / len(v)
+    cosine = float(np.sum(v * unit(np.broadcast_to(start, v.shape)))) / len(v)
     kept = ", ".join(config.keep) or "nothing"
     how = "refined per layer" if len(v) > 1 else "refined"
     note = (
