@@ -135,6 +135,18 @@ def to_input(images, resolution: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def random_shift(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """images [N, C, H, W] moved by one random (dx, dy) in [-shift, shift], edges repeated: the
+    augmentation the classifier was trained with, so a loss through it cannot lean on a few
+    pixels at fixed places."""
+    if shift == 0:
+        return images
+    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
+    padded = F.pad(images, [shift] * 4, mode="replicate")
+    h, w = images.shape[2:]
+    return padded[:, :, shift + dy : shift + dy + h, shift + dx : shift + dx + w]
+
+
 class Classifier:
     """A trained ClassifierNet with its config, ready to classify images."""
 

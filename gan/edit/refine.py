@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan.edit.classifier import to_input
+from gan.edit.classifier import random_shift, to_input
 from gan.edit.directions import Direction, unit
 from gan.edit.pca import sample_w
 from gan.errors import Cancelled, UserError
@@ -102,15 +102,6 @@ def _slider_unit(d: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.einsum("rw,wv,rv->r", d, cov, d).mean())
 
 
-def _shifted(images: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
-    if shift == 0:
-        return images
-    dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=gen))
-    padded = F.pad(images, [shift] * 4, mode="replicate")
-    h, w = images.shape[2:]
-    return padded[:, :, shift + dy : shift + dy + h, shift + dx : shift + dx + w]
-
-
 def refine_direction(
     G: torch.nn.Module,
     classifier,
@@ -143,7 +134,7 @@ def refine_direction(
     history: list[RefineStep] = []
 
     def classify(images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return net(to_input(_shifted(images, config.shift, gen), net.config.resolution))
+        return net(to_input(random_shift(images, config.shift, gen), net.config.resolution))
 
     try:
         for p in trainable:

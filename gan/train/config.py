@@ -108,6 +108,14 @@ class TrainConfig:
     ema_rampup: float | None = opt(None, "EMA ramp-up: half-life <= kimg * this (default 0.05; 0 = off)")
     blur_init_sigma: float | None = opt(None, "initial D input blur sigma (default 10 sg3-r, else 0)")
     blur_fade_kimg: float | None = opt(None, "kimg over which the D blur fades out (default batch*200/32)")
+    # --- class balance (ours, see gan.train.balance) --------------------------------------
+    balance_classifier: str | None = opt(
+        None,
+        "classifier file (gan.edit.classifier) that pushes the class shares of the generated images "
+        "towards the data set's labels (dataset.json attributes); off when unset",
+    )
+    balance_head: str = opt("style", "the classifier head (attribute) whose class shares are balanced")
+    balance_weight: float = opt(1.0, "weight of the class-balance term in the G loss")
     dry_run: bool = opt(False, "validate and print the resolved options, do not train")
 
     # --- validation ---------------------------------------------------------------------
@@ -127,6 +135,10 @@ class TrainConfig:
             raise UserError(f"--resume {self.resume} does not exist")
         if self.finetune and self.resume is None:
             raise UserError("--finetune needs --resume MODEL (the weights to start from)")
+        if self.balance_classifier is not None and not os.path.isfile(self.balance_classifier):
+            raise UserError(f"--balance-classifier {self.balance_classifier} is not a file")
+        if not self.balance_weight >= 0:
+            raise UserError(f"--balance-weight must be 0 or more, not {self.balance_weight!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
         if self.metrics_num is not None and (isinstance(self.metrics_num, bool) or self.metrics_num < 2):

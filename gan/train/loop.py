@@ -25,6 +25,7 @@ from gan.errors import UserError
 from gan.train import distributed
 from gan.train import snapshot as snap
 from gan.train.augment import AdaController, AugmentPipe, augment_preset
+from gan.train.balance import ClassBalance
 from gan.train.config import OPTIONS_FILE, ResolvedConfig, TrainConfig, resolve_device
 from gan.train.dataset import InfiniteSampler
 from gan.train.loss import LossSettings, StyleGANLoss
@@ -116,7 +117,7 @@ class _Trainer:
         self._load_weights(resume)
         self.phases = self._phases()
         self.loss = StyleGANLoss(
-            self.G, self.D, self._loss_settings(), self.stats, self.augment_pipe, self.ada
+            self.G, self.D, self._loss_settings(), self.stats, self.augment_pipe, self.ada, self._balance()
         )
         if resume is not None and resume.mode == "continue":
             self._load_state(resume.state_path)
@@ -168,6 +169,15 @@ class _Trainer:
             style_mixing=r.style_mixing,
             blur_init_sigma=r.blur_init_sigma,
             blur_fade_kimg=r.blur_fade_kimg,
+        )
+
+    def _balance(self) -> ClassBalance | None:
+        c = self.cfg
+        if c.balance_classifier is None:
+            return None
+        seed = c.seed * self.dist.world_size + self.dist.rank
+        return ClassBalance.from_files(
+            c.balance_classifier, c.balance_head, c.data, c.balance_weight, self.device, seed
         )
 
     def _phases(self) -> list[_Phase]:

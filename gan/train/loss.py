@@ -10,6 +10,8 @@
   from blur_init_sigma to 0 over blur_fade_kimg.
 - The images D sees (real and fake) pass the AugmentPipe when augmentation is on; the signs of
   the real logits feed the ADA controller.
+- Optional class balance (ours, gan.train.balance): a classifier term in the G loss that moves
+  the class shares of G's images towards the data set's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from gan.train.augment import AdaController, AugmentPipe
+from gan.train.balance import ClassBalance
 from gan.train.stats import StatsCollector
 from ops_cuda.upfirdn2d import filter2d
 
@@ -64,12 +67,14 @@ class StyleGANLoss:
         stats: StatsCollector,
         augment_pipe: AugmentPipe | None = None,
         ada: AdaController | None = None,
+        balance: ClassBalance | None = None,
     ):
         self.G, self.D = G, D
         self.s = settings
         self.stats = stats
         self.augment_pipe = augment_pipe
         self.ada = ada
+        self.balance = balance
         device = next(G.parameters()).device
         self.pl_mean = torch.zeros([], device=device)  # running mean path length
 
@@ -104,6 +109,12 @@ class StyleGANLoss:
         self.stats.report("Loss/signs/fake", logits.sign())
         loss = F.softplus(-logits).mean()
         self.stats.report("Loss/G/loss", loss)
+        if self.balance is not None:
+            balance_loss, share = self.balance.loss(img)
+            self.stats.report("Loss/G/balance", balance_loss)
+            for name, value in zip(self.balance.classes, share):
+                self.stats.report(f"Balance/share/{name}", value)
+            loss = loss + balance_loss
         loss.mul(gain).backward()
         return loss.detach()
 

@@ -1,0 +1,106 @@
+"""Class balance in training: the term moves the class shares of G's images to the target and stops
+there (no pull to an extreme), reads its target from the data set's labels with clear errors, and
+runs inside `gan train` with its shares in the stats."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from conftest import make_tiny_generator
+from test_train_loop import TINY
+
+from gan.data.dataset_tool import DatasetWriter
+from gan.edit.classifier import ClassifierConfig, ClassifierNet, save_classifier
+from gan.errors import UserError
+from gan.train.balance import ClassBalance, label_shares
+from gan.train.config import TrainConfig
+from gan.train.loop import run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class TintNet(torch.nn.Module):
+    """'tint' logits (green, red) from the image's mean red minus mean green."""
+
+    config = SimpleNamespace(resolution=16)
+
+    def forward(self, x):
+        m = x.mean(dim=(2, 3))
+        red = 20 * (m[:, 0] - m[:, 1])
+        return {"tint": torch.stack([-red, red], 1)}
+
+
+def _red_share(G, n: int = 256) -> float:
+    with torch.no_grad():
+        img = G(torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(99)), torch.zeros([n, 0]))
+    return float(TintNet()(img)["tint"].softmax(1)[:, 1].mean())
+
+
+@pytest.mark.parametrize("target_red", [0.85, 0.05])
+def test_balance_moves_the_generated_share_to_the_target_and_stays_near_it(target_red):
+    # Only the balance term trains G here, so nothing else holds the images in place: the share
+    # swings around the target (the running share lags) but must settle near it, not at 0 or 1.
+    torch.manual_seed(0)
+    G = make_tiny_generator("stylegan2", seed=1).requires_grad_(True)
+    start = _red_share(G)
+    balance = ClassBalance(TintNet(), "tint", ["green", "red"], [1 - target_red, target_red], 1.0, seed=0)
+    opt = torch.optim.Adam(G.parameters(), lr=0.001)
+    late = []
+    for step in range(300):
+        loss, share = balance.loss(G(torch.randn([16, G.z_dim]), torch.zeros([16, 0])))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step >= 200:
+            late.append(float(share[1]))
+    print(f"red share {start:.3f} -> {np.mean(late):.3f} over the last 100 steps (target {target_red})")
+    assert abs(start - target_red) > 0.25
+    assert abs(np.mean(late) - target_red) < 0.08
+    assert 0.02 < _red_share(G) < 0.98
+
+
+def _toon_like(path, styles: list[int], classes=("photo", "anime")) -> str:
+    """A tiny data set whose dataset.json carries per-image 'style' attributes."""
+    with DatasetWriter(path) as writer:
+        names = [writer.add(np.full([16, 16, 3], 60 + 120 * s, dtype=np.uint8)) for s in styles]
+        writer.meta["attributes"] = [[name, {"style": s}] for name, s in zip(names, styles)]
+        writer.meta["attribute_classes"] = {"style": list(classes)}
+    return str(path)
+
+
+def test_label_shares_count_the_data_sets_classes_and_explain_bad_labels(tmp_path):
+    data = _toon_like(tmp_path / "a.zip", [0, 1, 1, 1])
+    assert label_shares(data, "style", ["photo", "anime"]).tolist() == [0.25, 0.75]
+    with pytest.raises(UserError, match="no 'hair_colour' attribute"):
+        label_shares(data, "hair_colour", ["black", "brown"])
+    with pytest.raises(UserError, match="differ from the classifier"):
+        label_shares(data, "style", ["anime", "photo"])
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    PIL.Image.new("RGB", (16, 16)).save(plain / "a.png")
+    with pytest.raises(UserError, match="no dataset.json"):
+        label_shares(plain, "style", ["photo", "anime"])
+
+
+def test_training_with_class_balance_reports_the_shares(tmp_path):
+    data = _toon_like(tmp_path / "toon.zip", [0, 1] * 16)
+    net = ClassifierNet(ClassifierConfig(heads={"style": ["photo", "anime"]}, resolution=16, channels=(8, 8)))
+    clf = str(tmp_path / "clf.safetensors")
+    save_classifier(clf, net)
+    base = dict(cfg="stylegan2", data=data, outdir=str(tmp_path / "runs"), batch=8, aug="noaug", **TINY)
+    with pytest.raises(UserError, match="balance-classifier"):
+        TrainConfig(**base, balance_classifier=str(tmp_path / "missing.safetensors")).validate()
+    with pytest.raises(UserError, match="no head 'glasses'"):
+        run(TrainConfig(**base, kimg=0.016, balance_classifier=clf, balance_head="glasses"))
+    ticks = []
+    summary = run(
+        TrainConfig(**base, kimg=0.032, tick_kimg=0.016, balance_classifier=clf), on_tick=ticks.append
+    )
+    assert summary.reason == "done"
+    stats = ticks[-1].stats
+    shares = stats["Balance/share/photo"], stats["Balance/share/anime"]
+    assert np.isclose(sum(shares), 1.0, atol=1e-5) and "Loss/G/balance" in stats
