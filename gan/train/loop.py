@@ -257,7 +257,12 @@ class _Trainer:
             )
             for ph in self.phases:
                 if ph.name.endswith("main"):
+                    # The saved state carries the old run's learning rate and betas; this run's
+                    # options (e.g. --glr given to --resume) win.
+                    options = [{k: g[k] for k in ("lr", "betas", "eps")} for g in ph.opt.param_groups]
                     ph.opt.load_state_dict(state["optimizers"][ph.name])
+                    for group, wanted in zip(ph.opt.param_groups, options):
+                        group.update(wanted)
             if self.augment_pipe is not None and state.get("augment_p") is not None:
                 self.augment_pipe.p.copy_(state["augment_p"])
             self.loss.pl_mean.copy_(state["pl_mean"])

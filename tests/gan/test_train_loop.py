@@ -149,6 +149,21 @@ def test_stop_and_resume_continue_bit_for_bit(blobs, tmp_path):
             _assert_same(phase.opt.state_dict(), state["optimizers"][phase.name])
     del trainer
 
+    # Learning rates given to the resumed run win over the saved ones; the Adam moments are kept.
+    slower = _Trainer(
+        prepare(config(blobs, tmp_path / "cut", **dict(kw, resume=stopped.run_dir, glr=1e-4, dlr=2e-4))),
+        DistInfo(),
+    )
+    for phase in slower.phases:
+        if phase.name.endswith("main"):
+            saved = state["optimizers"][phase.name]
+            lazy_ratio = {"Gmain": 4 / 5, "Dmain": 16 / 17}[phase.name]  # g_reg_interval 4, r1_interval 16
+            wanted = {"Gmain": 1e-4, "Dmain": 2e-4}[phase.name] * lazy_ratio
+            assert phase.opt.param_groups[0]["lr"] == pytest.approx(wanted)
+            assert saved["param_groups"][0]["lr"] != phase.opt.param_groups[0]["lr"]
+            _assert_same(phase.opt.state_dict()["state"], saved["state"])
+    del slower
+
     # ... and continuing it in place ends with the very same weights as the uninterrupted run.
     ticks = []
     resumed = run(resume_cfg, on_tick=ticks.append)
