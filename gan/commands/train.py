@@ -20,6 +20,7 @@ HELP = "Train or fine-tune a StyleGAN2 / StyleGAN3 model (progress per tick, sna
 
 _CHOICES = {"cfg": ("stylegan2", "stylegan3-t", "stylegan3-r"), "aug": ("ada", "noaug", "fixed")}
 _CHOICES["device"] = ("auto", "cpu", "cuda")
+_UNSET_MEANS_OFF = ("resume", "balance_classifier")  # their None is "not used", not "resolved later"
 
 
 def _fields():
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = _parse_type(str(f.type))
         default = f.default if f.default is not dataclasses.MISSING else []
-        help_text = f"{f.metadata.get('help', '')} (default: {_show(default)})"
+        shown = "none" if f.name in _UNSET_MEANS_OFF else _show(default)
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif kind is list:

@@ -115,7 +115,9 @@ class TrainConfig:
         "towards the data set's labels (dataset.json attributes); off when unset",
     )
     balance_head: str = opt("style", "the classifier head (attribute) whose class shares are balanced")
-    balance_weight: float = opt(1.0, "weight of the class-balance term in the G loss")
+    balance_weight: float = opt(
+        8.0, "weight of the class-balance term in the G loss (8 balanced the toon model's styles)"
+    )
     dry_run: bool = opt(False, "validate and print the resolved options, do not train")
 
     # --- validation ---------------------------------------------------------------------
