@@ -18,6 +18,10 @@ get a gradient (the softmax saturates); images near the class boundary get most 
 boundary moves while D keeps the images realistic. Images are shifted by a random few pixels
 before classification, as in `gan.edit.refine`.
 
+The term acts on G; G_ema follows G's shares only with a lag (in the toon run G was at about
+50% anime for several kimg while G_ema still made 62%). A shorter `--ema-kimg` and smaller
+learning rates at the end let G settle and G_ema catch up.
+
 The target shares come from the data set's `dataset.json` `attributes` (written by `gan dataset
 toon`), whose class indices must follow the classifier head's class names.
 """

@@ -12,7 +12,9 @@ paper's heuristics, scaled by resolution and batch where the official code does 
 - lazy R1 every 16 D steps; StyleGAN2 only: path length weight 2 every 4 G steps, style mixing 0.9;
 - StyleGAN3-R only: D input blur sigma 10 fading out over batch * 200 / 32 kimg;
 - ADA target 0.6 and 500 kimg for p to go from 0 to 1;
-- fine-tuning (weights only): ADA 100 kimg, no EMA ramp-up, no D blur (as the official resume).
+- fine-tuning (weights only): ADA 100 kimg, no EMA ramp-up, no D blur (as the official resume);
+  G starts from the model's G_ema (ours: the official resume takes its G), so the fine-tuned
+  model stays in the lineage of the generator it will be blended with.
 """
 
 from __future__ import annotations

@@ -152,8 +152,12 @@ class _Trainer:
         if resume is None:
             return
         m = resume.model
+        # Fine-tuning starts G from the published generator (G_ema), the one users see and blend
+        # with: a run's G can have drifted far from its average, and a fine-tuned model must stay
+        # in the lineage of the model it is blended with. Continuing a run keeps its own G.
+        start_g = m.G if resume.mode == "finetune" or m.G_train is None else m.G_train
         with torch.no_grad():
-            _copy_state(m.G_train if m.G_train is not None else m.G, self.G, "G")
+            _copy_state(start_g, self.G, "G")
             _copy_state(m.G, self.G_ema, "G_ema")
             if m.D is not None:
                 _copy_state(m.D, self.D, "D")

@@ -228,6 +228,25 @@ def test_finetune_from_a_generator_only_model(blobs, tmp_path, tiny_sg2_model_pa
     assert any(not torch.equal(start[k], trained[k]) for k in start)
 
 
+def test_finetune_from_our_snapshot_starts_g_from_g_ema(blobs, tmp_path):
+    # After training, a snapshot's G and G_ema differ; fine-tuning must start from G_ema (the
+    # generator that is published and blended with), while continuing the run keeps G.
+    from gan.train.distributed import DistInfo
+    from gan.train.loop import _Trainer
+    from gan.train.prepare import prepare
+
+    first = run(config(blobs, tmp_path / "a", seed=2, kimg=0.032, tick_kimg=0.032))
+    m = load_model(first.snapshot_path)
+    g_ema, g_train = m.G.state_dict(), m.G_train.state_dict()
+    assert any(not torch.equal(g_ema[k], g_train[k]) for k in g_ema)
+    for finetune, expected in ((True, g_ema), (False, g_train)):
+        cfg = config(blobs, tmp_path / "b", seed=2, resume=first.snapshot_path, finetune=finetune)
+        trainer = _Trainer(prepare(cfg), DistInfo())
+        started = trainer.G.state_dict()
+        assert all(torch.equal(started[k], expected[k]) for k in expected)
+        del trainer
+
+
 def test_blur_schedule_and_kernel():
     s = loss_mod.LossSettings(r1_gamma=1, blur_init_sigma=10, blur_fade_kimg=2)
     assert loss_mod.blur_sigma(s, 0) == 10 and loss_mod.blur_sigma(s, 1000) == 5
