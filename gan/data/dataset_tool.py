@@ -26,7 +26,7 @@ from tqdm import tqdm
 from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_dir, create_temp_file
-from gan.train.dataset import LABELS_FILE, FileSource
+from gan.train.dataset import LABELS_FILE, FileSource, read_dataset_json
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
@@ -227,13 +227,7 @@ def _source_labels(
         class_names = sorted({n.split("/", 1)[0] for n in names})
         index = {c: i for i, c in enumerate(class_names)}
         return {n: index[n.split("/", 1)[0]] for n in names}, class_names
-    if LABELS_FILE not in files:
-        return None, None
-    try:
-        with files.open(LABELS_FILE) as f:
-            meta = json.load(f)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{files.describe(LABELS_FILE)} is not valid JSON: {exc}") from None
+    meta = read_dataset_json(files)
     entries = meta.get("labels") if isinstance(meta, dict) else None
     if entries is None:
         return None, None

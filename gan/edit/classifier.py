@@ -239,17 +239,16 @@ def load_toon_arrays(
     path: str | os.PathLike, heads: dict[str, list[str]]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Images (uint8 NHWC) and per-head labels (int64) of a data set written by `gan dataset toon`."""
-    from gan.train.dataset import LABELS_FILE, FileSource, ImageDataset
+    from gan.train.dataset import LABELS_FILE, FileSource, ImageDataset, read_dataset_json
 
     dataset = ImageDataset(path)
     files = FileSource(os.fspath(path))
     try:
-        if LABELS_FILE not in files:
-            raise UserError(f"{path} has no {LABELS_FILE}; make it with `gan dataset toon`")
-        with files.open(LABELS_FILE) as f:
-            meta = json.load(f)
+        meta = read_dataset_json(files)
     finally:
         files.close()
+    if meta is None:
+        raise UserError(f"{path} has no {LABELS_FILE}; make it with `gan dataset toon`")
     attributes = dict(meta.get("attributes") or [])
     if not attributes:
         raise UserError(

@@ -18,7 +18,6 @@ initialisation, so the distance has a baseline next to it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -100,16 +99,11 @@ def _load_real(
 
 def _toon_labels(dataset, indices: np.ndarray, heads: dict[str, list[str]]) -> dict[str, np.ndarray] | None:
     """True class per head of the items from dataset.json `attributes` (toon data sets), else None."""
-    from gan.train.dataset import LABELS_FILE, FileSource
+    from gan.train.dataset import FileSource, read_dataset_json
 
     files = FileSource(dataset.path)
     try:
-        if LABELS_FILE not in files:
-            return None
-        with files.open(LABELS_FILE) as f:
-            meta = json.load(f)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{files.describe(LABELS_FILE)} is not valid JSON: {exc}") from None
+        meta = read_dataset_json(files)
     finally:
         files.close()
     attributes = dict(meta.get("attributes") or []) if isinstance(meta, dict) else {}

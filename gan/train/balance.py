@@ -28,13 +28,11 @@ toon`), whose class indices must follow the classifier head's class names.
 
 from __future__ import annotations
 
-import json
-
 import torch
 
 from gan.edit.classifier import load_classifier, random_shift, to_input
 from gan.errors import UserError
-from gan.train.dataset import LABELS_FILE, FileSource
+from gan.train.dataset import LABELS_FILE, FileSource, read_dataset_json
 
 SHIFT = 2  # pixels of random shift before classifying (the classifier's training augmentation)
 SHARE_IMAGES = 200  # the running share averages over about this many recent images
@@ -44,12 +42,11 @@ def label_shares(data_path: str, head: str, classes: list[str]) -> torch.Tensor:
     """Share of each class of attribute `head` over the images of a `gan dataset toon` data set."""
     files = FileSource(data_path)
     try:
-        if LABELS_FILE not in files:
-            raise UserError(f"{data_path} has no {LABELS_FILE}, so class balance has no target shares")
-        with files.open(LABELS_FILE) as f:
-            meta = json.load(f)
+        meta = read_dataset_json(files)
     finally:
         files.close()
+    if meta is None:
+        raise UserError(f"{data_path} has no {LABELS_FILE}, so class balance has no target shares")
     attributes = [attrs for _name, attrs in meta.get("attributes") or []]
     if not attributes or head not in attributes[0]:
         raise UserError(

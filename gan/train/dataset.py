@@ -92,6 +92,17 @@ class FileSource:
         return dict(self.__dict__, _zip=None, _zip_pid=None)
 
 
+def read_dataset_json(files: FileSource):
+    """The parsed dataset.json of a data set, or None when it has none; UserError if it is not JSON."""
+    if LABELS_FILE not in files:
+        return None
+    try:
+        with files.open(LABELS_FILE) as f:
+            return json.load(f)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{files.describe(LABELS_FILE)} is not valid JSON: {exc}") from None
+
+
 def seeded_subset(num_items: int, num: int | None, seed: int = 0) -> np.ndarray:
     """Indices of all items, or of a seeded random subset of `num` of them, sorted: the official
     max_size rule (seeded shuffle, first `num`), shared by data sets and metrics."""
@@ -187,14 +198,8 @@ class ImageDataset(torch.utils.data.Dataset):
         return first_mode, res
 
     def _load_labels(self) -> np.ndarray | None:
-        if LABELS_FILE not in self._files:
-            return None
+        meta = read_dataset_json(self._files)
         where = self._files.describe(LABELS_FILE)
-        try:
-            with self._files.open(LABELS_FILE) as f:
-                meta = json.load(f)
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{where} is not valid JSON: {exc}") from None
         entries = meta.get("labels") if isinstance(meta, dict) else None
         if entries is None:
             return None
