@@ -9,7 +9,7 @@ import sys
 import time
 
 NAME = "metrics"
-HELP = "Compute quality metrics (FID, KID, SWD, EQ-T, EQ-R) of a model."
+HELP = "Compute quality metrics (FID, KID, SWD, EQ-T, EQ-R, toon-classifier FD/KID) of a model."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--inception",
         help="Inception weights pt_inception-2015-12-05-6726825d.pth "
         "(default: $GAN_INCEPTION_WEIGHTS, the cache, or a one-time download)",
+    )
+    parser.add_argument(
+        "--classifier",
+        help="toon classifier whose features fd_toon* / kid_toon* use "
+        "(default: resources/classifier/toon_classifier.safetensors)",
     )
     parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
     parser.add_argument("--seed", type=int, default=0, help="random seed of latents and transforms")
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.data,
         num=args.num,
         inception_path=args.inception,
+        classifier_path=args.classifier,
         batch_size=args.batch,
         seed=args.seed,
         cache=not args.no_cache,
@@ -72,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         for name, value in report.values.items():
-            print(f"{name:<14} {value:.4f}   ({report.seconds.get(name, 0.0):.1f} s)")
+            print(f"{name:<16} {value:.4f}   ({report.seconds.get(name, 0.0):.1f} s)")
         for name, reason in report.skipped.items():
-            print(f"{name:<14} skipped: {reason}")
+            print(f"{name:<16} skipped: {reason}")
     return 0
 
 

@@ -81,7 +81,37 @@ class _RunningMoments:
         self.n = n
 
 
-@torch.no_grad()
+class FeatureAccumulator:
+    """Feature statistics of one detector, fed batch by batch: several detectors can share one
+    pass over the (expensive) generated images."""
+
+    def __init__(self, detector: torch.nn.Module, capture_all: bool = False):
+        self.detector = detector
+        self.device = next(detector.parameters()).device
+        self.capture_all = capture_all
+        self._moments = _RunningMoments()
+        self._captured: list[np.ndarray] = []
+
+    @property
+    def num(self) -> int:
+        return self._moments.n
+
+    @torch.no_grad()
+    def add(self, images: torch.Tensor | np.ndarray) -> None:
+        """uint8 images [N, C, H, W]."""
+        features = self.detector(torch.as_tensor(images).to(self.device)).to(torch.float64).cpu().numpy()
+        self._moments.add(features)
+        if self.capture_all:
+            self._captured.append(features.astype(np.float32))
+
+    def stats(self) -> FeatureStats:
+        moments = self._moments
+        if moments.n < 2:
+            raise ValueError(f"feature statistics need at least 2 images, got {moments.n}")
+        features = np.concatenate(self._captured) if self.capture_all else None
+        return FeatureStats(moments.n, moments.mean, moments.m2 / (moments.n - 1), features)
+
+
 def compute_feature_stats(
     image_batches: Iterable[torch.Tensor | np.ndarray],
     detector: torch.nn.Module,
@@ -93,26 +123,17 @@ def compute_feature_stats(
 
     Stops after max_items images (None: the whole iterable). progress(done) is called per batch.
     """
-    device = next(detector.parameters()).device
-    moments = _RunningMoments()
-    captured = []
+    acc = FeatureAccumulator(detector, capture_all)
     for batch in image_batches:
-        if max_items is not None and moments.n >= max_items:
+        if max_items is not None and acc.num >= max_items:
             break
         images = torch.as_tensor(batch)
         if max_items is not None:
-            images = images[: max_items - moments.n]
-        features = detector(images.to(device)).to(torch.float64).cpu().numpy()
-        moments.add(features)
-        if capture_all:
-            captured.append(features.astype(np.float32))
+            images = images[: max_items - acc.num]
+        acc.add(images)
         if progress is not None:
-            progress(moments.n)
-    if moments.n < 2:
-        raise ValueError(f"feature statistics need at least 2 images, got {moments.n}")
-    cov = moments.m2 / (moments.n - 1)
-    features = np.concatenate(captured) if capture_all else None
-    return FeatureStats(moments.n, moments.mean, cov, features)
+            progress(acc.num)
+    return acc.stats()
 
 
 def stats_from_features(features: np.ndarray) -> FeatureStats:

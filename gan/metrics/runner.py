@@ -3,7 +3,9 @@
 Metric names follow NVIDIA's StyleGAN code: `fid50k_full` (50k generated images against the
 whole data set), `kid50k_full`, the legacy `fid50k` / `kid50k` (at most 50k real images),
 `eqt50k_int`, `eqt50k_frac`, `eqr50k`; plus `swd` (Progressive GAN's SWD, x1000, on equally
-many real and generated images). `num` overrides the number of generated samples.
+many real and generated images) and `fd_toon10k_full` / `kid_toon10k_full` (and 50k): the same
+Fréchet distance and KID in the feature space of the shipped toon classifier, which is not FID
+(see `gan.metrics.toon_features`). `num` overrides the number of generated samples.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from gan.errors import UserError
-from gan.metrics import equivariance, fid, inception, swd
+from gan.metrics import equivariance, fid, inception, swd, toon_features
 from gan.train.dataset import seeded_subset
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
@@ -28,13 +30,15 @@ ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 @dataclass(frozen=True)
 class MetricSpec:
     """kind: 'fid' | 'kid' | 'swd' | 'eq'. num_gen: generated samples by default.
-    max_real: real images used (None: all). eq: which equivariance flavour."""
+    max_real: real images used (None: all). eq: which equivariance flavour.
+    features: the feature network of 'fid' / 'kid': 'inception' or 'toon' (the toon classifier)."""
 
     kind: str
     num_gen: int
     max_real: int | None = None
     eq: str = ""
     help: str = ""
+    features: str = "inception"
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -46,7 +50,21 @@ METRICS: dict[str, MetricSpec] = {
     "eqt50k_frac": MetricSpec("eq", 50000, eq="eqt_frac", help="EQ-T_frac: PSNR (dB), sub-pixel shifts"),
     "eqr50k": MetricSpec("eq", 50000, eq="eqr", help="EQ-R: PSNR (dB) under rotation"),
     "swd": MetricSpec("swd", 2048, 2048, help="sliced Wasserstein distance x1e3 on Laplacian pyramids"),
-}
+    "fd_toon10k_full": MetricSpec(
+        "fid", 10000, None, features="toon",
+        help="Fréchet distance in the toon classifier's feature space (not FID), 10k generated vs all real",
+    ),
+    "kid_toon10k_full": MetricSpec(
+        "kid", 10000, 1000000, features="toon",
+        help="KID in the toon classifier's feature space (not Inception KID), 10k generated",
+    ),
+    "fd_toon50k_full": MetricSpec(
+        "fid", 50000, None, features="toon", help="as fd_toon10k_full with 50k generated images"
+    ),
+    "kid_toon50k_full": MetricSpec(
+        "kid", 50000, 1000000, features="toon", help="as kid_toon10k_full with 50k generated images"
+    ),
+}  # fmt: skip
 
 
 @dataclass
@@ -78,6 +96,7 @@ def run_metrics(
     inception_path: str | os.PathLike | None = None,
     inception_source: inception.WeightsSource | None = None,
     detector: torch.nn.Module | None = None,
+    classifier_path: str | os.PathLike | None = None,
     batch_size: int = 16,
     seed: int = 0,
     cache: bool | str | os.PathLike = True,
@@ -85,7 +104,8 @@ def run_metrics(
 ) -> MetricsReport:
     """Compute the named metrics. dataset: None, a path, or an object with len() and
     [i] -> (uint8 CHW array, label). Metrics that cannot run (no Inception weights, no input
-    transform in a StyleGAN2 generator) are listed in `skipped` with the reason."""
+    transform in a StyleGAN2 generator) are listed in `skipped` with the reason.
+    classifier_path: the toon classifier of fd_toon / kid_toon (default: the shipped one)."""
     if isinstance(metric_names, str):
         metric_names = metric_names.split(",")
     names = [n.strip() for n in metric_names if n.strip()]
@@ -107,18 +127,29 @@ def run_metrics(
     )
     report = MetricsReport()
 
-    inception_names = [n for n in names if METRICS[n].kind in ("fid", "kid")]
-    if inception_names:
+    # FID / KID style metrics, per feature network; the generated images are made once for all.
+    feature_names = [n for n in names if METRICS[n].kind in ("fid", "kid")]
+    if feature_names:
         start = time.time()
-        try:
-            det = detector or inception.load_inception(inception_path, inception_source, ctx.device)
-        except UserError as exc:
-            for n in inception_names:
-                report.skipped[n] = str(exc)
-        else:
-            report.values.update(_inception_metrics(ctx, inception_names, det))
-            for n in inception_names:
-                report.seconds[n] = time.time() - start
+        loaders = {
+            "inception": lambda: (
+                detector or inception.load_inception(inception_path, inception_source, ctx.device)
+            ),
+            "toon": lambda: toon_features.load_toon_features(classifier_path, ctx.device),
+        }
+        groups: dict[str, tuple[torch.nn.Module, list[str]]] = {}
+        for features in dict.fromkeys(METRICS[n].features for n in feature_names):
+            group = [n for n in feature_names if METRICS[n].features == features]
+            try:
+                groups[features] = (loaders[features](), group)
+            except UserError as exc:
+                for n in group:
+                    report.skipped[n] = str(exc)
+        if groups:
+            report.values.update(_feature_metrics(ctx, list(groups.values())))
+            for _, group in groups.values():
+                for n in group:
+                    report.seconds[n] = time.time() - start
 
     eq_names = [n for n in names if METRICS[n].kind == "eq"]
     if eq_names:
@@ -228,38 +259,42 @@ def _with_progress(batches, what: str, total: int, ctx: _Context):
 # Metric groups
 
 
-def _inception_metrics(ctx: _Context, names: list[str], detector: torch.nn.Module) -> dict[str, float]:
-    kid_wanted = any(METRICS[n].kind == "kid" for n in names)
-    num_gen = {n: ctx.num or METRICS[n].num_gen for n in names}
+def _feature_metrics(ctx: _Context, groups: list[tuple[torch.nn.Module, list[str]]]) -> dict[str, float]:
+    """FID / KID style metrics; groups: (feature network, its metric names). One pass over the
+    generated images feeds every feature network."""
+    all_names = [n for _, group in groups for n in group]
+    num_gen = {n: ctx.num or METRICS[n].num_gen for n in all_names}
     gen_total = max(num_gen.values())
-    keep_features = kid_wanted or len(set(num_gen.values())) > 1
-    gen_stats = fid.compute_feature_stats(
-        _with_progress(
-            generated_batches(ctx.G, gen_total, ctx.batch_size, ctx.seed, _label_sampler(ctx)),
-            "generated images",
-            gen_total,
-            ctx,
-        ),
-        detector,
-        max_items=gen_total,
-        capture_all=keep_features,
-    )
+    accumulators = []
+    for detector, group in groups:
+        kid_wanted = any(METRICS[n].kind == "kid" for n in group)
+        # FID of fewer images than generated needs the features themselves, KID always does.
+        keep_features = kid_wanted or any(num_gen[n] < gen_total for n in group)
+        accumulators.append(fid.FeatureAccumulator(detector, capture_all=keep_features))
+    batches = generated_batches(ctx.G, gen_total, ctx.batch_size, ctx.seed, _label_sampler(ctx))
+    for batch in _with_progress(batches, "generated images", gen_total, ctx):
+        for acc in accumulators:
+            acc.add(batch)
 
     results = {}
-    for name in names:
-        spec = METRICS[name]
-        # `num` replaces the "50k" of the name; the *_full metrics keep using the whole data set.
-        max_real = spec.max_real
-        if ctx.num is not None and not name.endswith("_full"):
-            max_real = min(max_real or ctx.num, ctx.num)
-        real = _real_stats(ctx, detector, max_real, capture_all=kid_wanted)
-        if spec.kind == "fid":
-            same_count = num_gen[name] == gen_total
-            gen = gen_stats if same_count else fid.stats_from_features(gen_stats.features[: num_gen[name]])
-            results[name] = fid.fid_from_stats(real, gen)
-        else:
-            gen_feats = gen_stats.features[: num_gen[name]]
-            results[name] = fid.kernel_inception_distance(real.features, gen_feats, seed=ctx.seed)
+    for (detector, group), acc in zip(groups, accumulators):
+        gen_stats = acc.stats()
+        kid_wanted = any(METRICS[n].kind == "kid" for n in group)
+        for name in group:
+            spec = METRICS[name]
+            # `num` replaces the "50k" of the name; the *_full metrics keep using the whole data set.
+            max_real = spec.max_real
+            if ctx.num is not None and not name.endswith("_full"):
+                max_real = min(max_real or ctx.num, ctx.num)
+            real = _real_stats(ctx, detector, max_real, capture_all=kid_wanted)
+            if spec.kind == "fid":
+                gen = gen_stats
+                if num_gen[name] != gen_stats.num:
+                    gen = fid.stats_from_features(gen_stats.features[: num_gen[name]])
+                results[name] = fid.fid_from_stats(real, gen)
+            else:
+                gen_feats = gen_stats.features[: num_gen[name]]
+                results[name] = fid.kernel_inception_distance(real.features, gen_feats, seed=ctx.seed)
     return results
 
 
