@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TORCH_EXTENSIONS_DIR ?= $(abspath .cache/torch_extensions)
 
-.PHONY: run test lint bench clean dist test-dist
+.PHONY: run test lint bench clean dist test-dist kernels
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,7 +13,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' torch==2.13.0
 	touch $(STAMP)
 
-run: $(STAMP)
+# The C++ kernels are compiled here, visibly (1-2 min once), not behind the app's first render.
+# Never fails: without a compiler the ops run on the reference implementation. The stamp is only
+# written after a successful build, so a failed one is retried (and explained) next time.
+KERNELS := $(TORCH_EXTENSIONS_DIR)/.kernels-built
+$(KERNELS): $(STAMP) $(wildcard ops_cuda/csrc/*)
+	$(PY) -m ops_cuda.build --stamp $@
+
+kernels: $(KERNELS)
+
+run: $(STAMP) kernels
 	bash scripts/ensure_display_libs.sh
 	$(VENV)/bin/stylegan-explorer
 
@@ -21,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: lint
+test: lint kernels
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         b.pca_progress.connect(self.direction_panel.set_pca_progress)
         b.pca_finished.connect(self._on_pca_finished)
         b.directions_saved.connect(self._on_directions_saved)
+        b.kernels_changed.connect(self._on_kernels_changed)
 
         self.latent_panel.changed.connect(self.apply_fields)
         self.latent_panel.drag_finished.connect(self.end_drag)
@@ -375,7 +376,8 @@ class MainWindow(QMainWindow):
 
     def _show_busy(self) -> None:
         if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
-            self.status_render.setText("Rendering…")
+            slow = " (reference ops while the C++ kernels build)" if self.bridge.kernels_building else ""
+            self.status_render.setText(f"Rendering…{slow}")
 
     def _on_rendered(self, result: dict) -> None:
         self.last_result = result
@@ -416,7 +418,14 @@ class MainWindow(QMainWindow):
         self.model_path = info["path"]
         self.blend_info = None
         self.setWindowTitle(f"StyleGAN Explorer — {info['name']}")
-        self.statusBar().showMessage(f"Opened {info['path']}", 4000)
+        if info.get("kernels_building"):
+            self.statusBar().showMessage(
+                f"Opened {info['path']} · building the C++ kernels in the background (once, 1-2 min); "
+                "rendering with the slower reference ops until then",
+                15_000,
+            )
+        else:
+            self.statusBar().showMessage(f"Opened {info['path']}", 4000)
         self._add_recent(info["path"])
         self.latent_panel.set_model(info)
         self.direction_panel.set_model(info, info.get("directions", []))
@@ -424,11 +433,7 @@ class MainWindow(QMainWindow):
         self.inspector.set_model(info)
         if self.welcome.isVisible():
             self.show_welcome()  # tips for this model (e.g. its anime slider)
-        ops = info.get("ops", {})
-        self.status_ops.setText(
-            f"{info['arch']} {info['resolution']}px · {info['device']} · ops: "
-            + ", ".join(f"{k}={v.get('impl', '?')}" for k, v in ops.items())
-        )
+        self._show_ops(building=bool(info.get("kernels_building") or self.bridge.kernels_building))
         state = self.history.state
         if self._pending_session_state is not None:
             state, self._pending_session_state = self._pending_session_state, None
@@ -457,6 +462,25 @@ class MainWindow(QMainWindow):
         self.seed_grid.reset_thumbnails()
         self.seed_grid.request_missing()
         self.state_changed.emit()
+
+    def _show_ops(self, building: bool = False) -> None:
+        info = self.model_info
+        if info is None:
+            return
+        if building:
+            ops = "reference (C++ kernels building in the background)"
+        else:
+            ops = ", ".join(f"{k}={v.get('impl', '?')}" for k, v in info.get("ops", {}).items())
+        self.status_ops.setText(f"{info['arch']} {info['resolution']}px · {info['device']} · ops: {ops}")
+
+    def _on_kernels_changed(self, event: dict) -> None:
+        """The background build of the C++ kernels started or ended (see RenderBridge)."""
+        building = event["state"] == "building"
+        if not building and self.model_info is not None and event.get("ops"):
+            self.model_info["ops"] = event["ops"]
+        self._show_ops(building=building)
+        if not building:
+            self.statusBar().showMessage(event["message"], 10_000)
 
     def _on_model_failed(self, path: str, message: str) -> None:
         self._pending_session_state = None

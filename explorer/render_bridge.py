@@ -159,6 +159,46 @@ class _Jobs:
         )
 
 
+class _KernelBuild:
+    """The one-time compile of the C++ kernels, in a plain daemon thread: it cannot be cancelled
+    (a compiler is running) and must not delay quitting. Until it is done the worker renders with
+    the reference ops; the GUI thread polls `done` (no signal from this thread, so nothing here
+    touches a Qt object that may already be deleted)."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.done = threading.Event()
+        self.ops: dict = {}  # capabilities after the build
+        self.message = ""
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and not self.done.is_set()
+
+    def start(self, device: str) -> None:
+        self.thread = threading.Thread(target=self._run, args=(device,), name="kernel-build", daemon=True)
+        self.thread.start()
+
+    def _run(self, device: str) -> None:
+        import ops_cuda
+
+        try:
+            self.ops = ops_cuda.capabilities(device, build=True)
+            slow = sorted({c["reason"] for c in self.ops.values() if c.get("state") == "unavailable"})
+            self.message = (
+                "C++ kernels unavailable, rendering stays on the reference ops: " + "; ".join(slow)
+                if slow
+                else "C++ kernels built: rendering at full speed now"
+            )
+        except Exception as exc:  # informative only; the reference ops keep working
+            log.exception("building the kernels failed")
+            self.message = (
+                f"Building the C++ kernels failed ({type(exc).__name__}: {exc}); using the reference ops"
+            )
+        finally:
+            self.done.set()
+
+
 class _Worker(QThread):
     """Runs the jobs one at a time in priority order: load, render, equivariance, thumbnails."""
 
@@ -246,10 +286,13 @@ class RenderBridge(QObject):
     pca_progress = Signal(int, int)  # done, total
     pca_finished = Signal(str)  # "" on success, else the reason (cancelled / error)
     directions_saved = Signal(str, str)  # file written (or ""), error message (or "")
+    # The C++ kernels' background build: {"state": "building" | "done", "message", "ops": caps}.
+    kernels_changed = Signal(dict)
     # Worker -> GUI thread hand-over; the slots filter stale results before the public signals.
     _rendered_internal = Signal(dict)
     _eq_internal = Signal(dict)
     _thumb_internal = Signal(int, int, int, object)  # grid generation, model generation, seed, image
+    _kernels_started = Signal(str)  # worker -> GUI: the build started (message)
 
     def __init__(
         self,
@@ -286,6 +329,11 @@ class RenderBridge(QObject):
         self._pca: _PcaThread | None = None
         self._pca_next: tuple[int, int] | None = None  # PCA to start once the running one ends
         self._worker: _Worker | None = None
+        self._kernels = _KernelBuild()
+        self._kernel_timer = QTimer(self)  # polls the background build (GUI thread)
+        self._kernel_timer.setInterval(500)
+        self._kernel_timer.timeout.connect(self._poll_kernels)
+        self._kernels_started.connect(self._on_kernels_started)
         self._rendered_internal.connect(self._on_rendered)
         self._eq_internal.connect(self._on_eq)
         self._thumb_internal.connect(self._on_thumb)
@@ -298,6 +346,7 @@ class RenderBridge(QObject):
     def shutdown(self) -> None:
         """Stop the threads and wait for them (the current render finishes first)."""
         self._rate_timer.stop()
+        self._kernel_timer.stop()
         self._pca_next = None
         if self._pca is not None:
             self._pca.cancel.set()
@@ -417,7 +466,42 @@ class RenderBridge(QObject):
 
         import ops_cuda
 
+        if self.ops_impl == "auto" and self._kernels.running:
+            return ops_cuda.prefer_impl("ref")  # the compiled kernels are still being built
         return contextlib.nullcontext() if self.ops_impl == "auto" else ops_cuda.prefer_impl(self.ops_impl)
+
+    @property
+    def kernels_building(self) -> bool:
+        return self._kernels.running
+
+    def _maybe_build_kernels(self, info: dict) -> None:
+        """Worker side: kernels not built yet start their build in the background instead of
+        inside the first render (which would hide a 1-2 min compile behind "Rendering…")."""
+        ops = info.get("ops", {})
+        pending = [op for op, cap in ops.items() if cap.get("state") == "not built"]
+        if self.force_sync or self.ops_impl != "auto" or not pending or self._kernels.thread is not None:
+            return
+        reason = ops[pending[0]].get("reason", "")
+        self._kernels.start(self.device)
+        info["kernels_building"] = True
+        who = reason.split("; ", 1)[1] if "is building them now" in reason else "first start: 1-2 min, once"
+        self._kernels_started.emit(
+            f"Building the C++ kernels in the background ({who}); rendering with the slower "
+            "reference ops until then"
+        )
+
+    def _on_kernels_started(self, message: str) -> None:
+        self.kernels_changed.emit({"state": "building", "message": message, "ops": {}})
+        self._kernel_timer.start()
+
+    def _poll_kernels(self) -> None:
+        if not self._kernels.done.is_set():
+            return
+        self._kernel_timer.stop()
+        ops = dict(self._kernels.ops)
+        if self._model is not None and ops:
+            self._model.info["ops"] = ops
+        self.kernels_changed.emit({"state": "done", "message": self._kernels.message, "ops": ops})
 
     def _run_task(self, task) -> None:
         with self.ops_context():
@@ -467,6 +551,7 @@ class RenderBridge(QObject):
             failed.emit(path, f"Cannot open {path}: {type(exc).__name__}: {exc}")
             return
         info = model_info(loaded, self.device, self.ops_impl)
+        self._maybe_build_kernels(info)
         if role == "blend":
             self._load_blend(loaded, info, path)
             return

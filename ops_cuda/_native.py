@@ -11,6 +11,11 @@ A standalone (PyInstaller) bundle cannot compile anything: `make dist` builds th
 copies it with a manifest into the bundle (`stage_prebuilt`), and the frozen app imports that file
 (`load_extension` never calls the compiler when `sys.frozen` is set). Without a usable prebuilt
 file the ops fall back to the reference implementation with one warning that says why.
+
+A build killed half-way never blocks later ones: builders hold an flock on the folder (see
+`build_lock`), so a lock file left by a dead process is recognised and removed, never waited on.
+`python -m ops_cuda.build` builds the kernels up front with a progress line (`make run` / `make
+test` do it in their set-up step); the explorer builds them in the background if still needed.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ import os
 import shutil
 import sys
 import sysconfig
-import time
 import warnings
 from pathlib import Path
 from types import ModuleType
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 
@@ -254,12 +263,11 @@ def load_extension(kind: str) -> ModuleType:
     sources, _, flags = KINDS[kind]
     folder = build_dir(kind)
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_lock(folder)
     kwargs = {}
     if kind == "cuda":
         kwargs["extra_cuda_cflags"] = list(CUDA_NVCC_FLAGS)
     try:
-        with _same_ninja_everywhere():
+        with build_lock(folder), _same_ninja_everywhere():
             return cpp_extension.load(
                 name=extension_name(kind),
                 sources=[str(CSRC / s) for s in sources],
@@ -276,24 +284,91 @@ def load_extension(kind: str) -> ModuleType:
         ) from exc
 
 
-# A build killed half-way leaves torch's `lock` file behind and every later build would wait on
-# it forever; no real build holds it this long.
-STALE_LOCK_SECONDS = 20 * 60
+# Locks of a build folder. torch's own `lock` (an empty file created with O_EXCL) is waited on by
+# every later build for as long as it exists, and a build killed half-way (the app quit during
+# its first start) leaves it behind. So every build of ours first takes BUILDER_LOCK with flock:
+# the kernel releases an flock when its process dies, however it dies. Whoever holds it is the
+# only builder of the folder, so a torch `lock` found then is a dead build's and is removed. The
+# holder's pid is written into BUILDER_LOCK for messages ("pid 123 is building them").
+TORCH_LOCK = "lock"
+BUILDER_LOCK = "builder.lock"
 
 
-def _remove_stale_lock(folder: Path) -> None:
-    lock = folder / "lock"
+@contextlib.contextmanager
+def build_lock(folder: Path, on_wait=None):
+    """Hold the folder's builder lock for the block; a torch lock left by a dead build is removed
+    on entry. If a live process holds it (building right now), on_wait(pid or None) is called and
+    this waits for it: its result is what we want. Without flock (Windows) nothing is waited on
+    and a torch lock is only removed when its recorded builder is not running."""
+    path = folder / BUILDER_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        age = time.time() - lock.stat().st_mtime
-    except FileNotFoundError:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait(_read_pid(path))
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            _remove_dead_torch_lock(folder, _read_pid(path))
+        elif not _pid_alive(_read_pid(path)):
+            _remove_dead_torch_lock(folder, _read_pid(path))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def builder_pid(kind: str) -> int | None:
+    """The pid of a live process building `kind` right now (holding its builder lock), else None."""
+    path = build_dir(kind) / BUILDER_LOCK
+    if fcntl is None:
+        pid = _read_pid(path)
+        return pid if pid != os.getpid() and _pid_alive(pid) else None
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(path) or -1  # held; -1 when the holder has not written its pid yet
+    finally:
+        os.close(fd)  # also releases the probe's lock at once
+    return None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _remove_dead_torch_lock(folder: Path, last_builder: int | None) -> None:
+    lock = folder / TORCH_LOCK
+    if not lock.exists():
         return
-    if age > STALE_LOCK_SECONDS:
-        warnings.warn(
-            f"ops_cuda: removing a build lock left by an interrupted build {age / 60:.0f} min ago: {lock}",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        lock.unlink(missing_ok=True)
+    who = f"pid {last_builder}, no longer running" if last_builder else "a process no longer running"
+    warnings.warn(
+        f"ops_cuda: removing the build lock {lock} left by an interrupted build ({who})",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    lock.unlink(missing_ok=True)
 
 
 def status(kind: str) -> str:
@@ -308,4 +383,8 @@ def status(kind: str) -> str:
         return reason
     if is_built(kind):
         return ""
+    pid = builder_pid(kind)
+    if pid:
+        who = f"process {pid}" if pid > 0 else "another process"
+        return f"the {kind} kernels are not built yet; {who} is building them now (cached afterwards)"
     return f"the {kind} kernels are not built yet; the first use builds them (20-60 s, cached afterwards)"

@@ -193,3 +193,53 @@ def test_blend_slider_needs_a_related_model(qtbot, bridge, explorer_models):
         b.request_render(_request(seed=3, blend=w))
     assert out[0]["error"] is None and out[1]["error"] is None
     assert not np.array_equal(out[0]["image"], out[1]["image"])
+
+
+def test_unbuilt_kernels_build_in_the_background_while_the_reference_ops_render(
+    qtbot, bridge, explorer_models, monkeypatch
+):
+    """A first start must not hide the kernel compile behind "Rendering…": the image comes from
+    the reference ops while the build runs, and the bridge says so and when it is done."""
+    import threading
+
+    import ops_cuda
+    from ops_cuda._dispatch import _AUTO_MEANS
+
+    release = threading.Event()
+    real = ops_cuda.capabilities
+
+    def capabilities(device=None, build=False):
+        caps = real(device, build=False)
+        if not build:  # what a fresh install reports
+            return {
+                op: dict(c, state="not built", reason="the cpu kernels are not built yet")
+                for op, c in caps.items()
+            }
+        release.wait(60)  # a compile that takes a while
+        return caps
+
+    monkeypatch.setattr(ops_cuda, "capabilities", capabilities)
+    b = RenderBridge(device="cpu", ops_impl="auto")
+    impls_seen = []
+    real_render = b._do_render
+    monkeypatch.setattr(b, "_do_render", lambda *a: (impls_seen.append(_AUTO_MEANS.get()), real_render(*a)))
+    events = []
+    b.kernels_changed.connect(events.append)
+    try:
+        info = _load(qtbot, b, explorer_models["sg2"])
+        assert info["kernels_building"] and b.kernels_building
+        with qtbot.waitSignal(b.rendered, timeout=60_000) as shown:
+            b.request_render(_request(seed=3))
+        assert shown.args[0]["image"] is not None and impls_seen == ["ref"]  # rendered during the build
+        qtbot.waitUntil(lambda: bool(events), timeout=10_000)
+        assert events[0]["state"] == "building" and "background" in events[0]["message"]
+        release.set()
+        qtbot.waitUntil(lambda: len(events) == 2, timeout=60_000)
+        assert events[1]["state"] == "done" and "full speed" in events[1]["message"]
+        assert not b.kernels_building and b.info["ops"]["filtered_lrelu"]["state"] == "ready"
+        with qtbot.waitSignal(b.rendered, timeout=60_000):
+            b.request_render(_request(seed=4))
+        assert impls_seen[-1] == "auto"  # the compiled kernels from now on
+    finally:
+        release.set()
+        b.shutdown()
