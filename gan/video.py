@@ -12,6 +12,9 @@ Frame sources (all loop seamlessly: frame N would equal frame 0, so it is not re
 
 Frames come from `gan.render.Renderer`, so the base view (seed or w, psi, style mix, edits,
 transform) is any `RenderArgs`, e.g. the explorer's current view given as a recipe dict.
+Small models can be upscaled by an integer factor, with hard pixels (nearest) or smoothly
+(Lanczos). `job_warnings` says when a video will look broken for reasons of the model, e.g. the
+rotation loop of a model not built for rotation (only StyleGAN3-R is).
 
 The encoder is the ffmpeg binary bundled with imageio-ffmpeg (libx264, yuv420p). It writes to a
 hidden temporary file next to the target, which is renamed over the target only after ffmpeg
@@ -41,7 +44,10 @@ from gan.render import Edit, RenderArgs, Renderer, seed_to_z
 KINDS = ("rotate", "translate", "interp", "sweep")
 TRANSLATE_PATHS = ("circle", "line")
 INTERP_SPACES = ("z", "w")
+UPSCALE_FILTERS = ("nearest", "smooth")
 MAX_FRAMES = 100_000  # guards against typos like --duration 40000
+MAX_UPSCALE = 16
+ARCH_LABELS = {"stylegan2": "StyleGAN2", "stylegan3-t": "StyleGAN3-T", "stylegan3-r": "StyleGAN3-R"}
 
 
 def _opt(default, help: str):
@@ -80,7 +86,17 @@ class VideoJob:
     layer_start: int = _opt(0, "sweep: first w index the direction applies to")
     layer_end: int | None = _opt(None, "sweep: one past the last w index; None = all")
     # --- encoder ----------------------------------------------------------------------------
-    size: int | None = _opt(None, "output width = height in pixels (even); None = the model's resolution")
+    size: int | None = _opt(
+        None, "output width = height in pixels (even); None = the model's resolution times upscale"
+    )
+    upscale: int | None = _opt(
+        None,
+        "integer factor the model's resolution is scaled by, for small models (not with size); "
+        "None = 1 (a comparison video: the smallest factor giving panels of at least 256 px)",
+    )
+    upscale_filter: str = _opt(
+        "smooth", "how upscaled frames are drawn: smooth (Lanczos) or nearest (hard pixels)"
+    )
     fps: float = _opt(30.0, "frames per second (1 .. 120)")
     duration: float = _opt(4.0, "length of one loop in seconds")
     crf: int = _opt(18, "x264 quality: 0 = lossless .. 51 = worst; 18 looks clean, 23 is smaller")
@@ -94,6 +110,7 @@ class VideoJob:
         _choice("kind", self.kind, KINDS)
         _choice("translate_path", self.translate_path, TRANSLATE_PATHS)
         _choice("interp_space", self.interp_space, INTERP_SPACES)
+        _choice("upscale_filter", self.upscale_filter, UPSCALE_FILTERS)
         if self.preset not in _PRESETS:
             raise UserError(f"x264 preset {self.preset!r} is not one of {', '.join(_PRESETS)}")
         for name in ("psi", "fps", "duration", "strength", "translate_amount"):
@@ -114,6 +131,14 @@ class VideoJob:
             raise UserError(f"crf (quality) must be between 0 (best) and 51 (worst), not {self.crf}")
         if self.size is not None and (self.size < 16 or self.size > 8192 or self.size % 2):
             raise UserError(f"size must be an even number of pixels from 16 to 8192, not {self.size}")
+        if self.upscale is not None:
+            if int(self.upscale) != self.upscale or not 1 <= self.upscale <= MAX_UPSCALE:
+                raise UserError(f"upscale must be a whole factor from 1 to {MAX_UPSCALE}, not {self.upscale}")
+            if self.size is not None and self.upscale != 1:
+                raise UserError(
+                    f"give either an output size ({self.size} px) or an upscale factor ({self.upscale}x), "
+                    "not both"
+                )
         if self.noise_mode not in ("const", "random", "none"):
             raise UserError(f"noise mode {self.noise_mode!r} is not one of const, random, none")
         if not self.seeds:
@@ -139,6 +164,58 @@ def field_help(name: str) -> str:
     return config_help.field_help(VideoJob, name)
 
 
+def rotation_warning(arch: str) -> str | None:
+    """Why a rotation loop of a model of this architecture looks broken (None for StyleGAN3-R)."""
+    if arch == "stylegan3-r":
+        return None
+    label = ARCH_LABELS.get(arch, arch)
+    if arch == "stylegan3-t":
+        why = "is built to follow translations, not rotations: as the input turns, its details smear and melt"
+    elif arch == "stylegan2":
+        why = "is not equivariant: as the input turns, its details stick to the screen and the face melts"
+    else:
+        why = "is not known to be rotation-equivariant; the rotation may look broken"
+    return (
+        f"This model is {label} ({arch}), which {why}. A translation loop shows it moving as it is "
+        "built to; for rotation use a StyleGAN3-R model."
+    )
+
+
+def job_warnings(job: VideoJob, archs: list[str]) -> list[str]:
+    """What the user should know before judging the video (plain sentences)."""
+    if job.kind != "rotate":
+        return []
+    if len(archs) == 1:
+        message = rotation_warning(archs[0])
+        return [message] if message else []
+    weak = [ARCH_LABELS.get(a, a) for a in dict.fromkeys(archs) if a != "stylegan3-r"]
+    if not weak:
+        return []
+    return [
+        f"Only StyleGAN3-R is built for rotation: in a rotation loop the {' and '.join(weak)} panel(s) "
+        "melt or stick to the screen. That is what this comparison shows; a translation loop "
+        "compares the models where StyleGAN3-T should hold too."
+    ]
+
+
+def upscale_image(image: np.ndarray, factor: int, smooth: bool) -> np.ndarray:
+    """uint8 HxWx3 image scaled by a whole factor: hard pixels (each repeated) or Lanczos."""
+    if factor == 1:
+        return image
+    if not smooth:
+        return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    h, w = image.shape[:2]
+    return np.asarray(Image.fromarray(image).resize((w * factor, h * factor), Image.LANCZOS))
+
+
+def fit_frame(image: np.ndarray, size: int, upscale: int, smooth: bool) -> np.ndarray:
+    """A rendered frame as it goes into the video: upscaled, then resized to size if it differs."""
+    image = upscale_image(image, upscale, smooth)
+    if image.shape[0] != size or image.shape[1] != size:
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
+    return image
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise UserError(f"{name} {value!r} is not one of {', '.join(choices)}")
@@ -154,6 +231,7 @@ class VideoResult:
     seconds: float  # wall time of rendering and encoding
     render_ms_per_frame: float
     bytes: int
+    warnings: list[str] = field(default_factory=list)  # see job_warnings
 
 
 # --- frame sources -------------------------------------------------------------------------------
@@ -422,7 +500,7 @@ def render_video(
     failed write, gan.errors.Cancelled when should_stop() returned True; in both cases
     out_path is left as it was."""
     job.validate()
-    renderer = _renderer(renderer_or_model)
+    renderer = renderer_for(renderer_or_model)
     direction = None
     if job.kind == "sweep":
         direction, start, end = resolve_direction(job, renderer.model)
@@ -430,7 +508,9 @@ def render_video(
     check_job_for_model(job, renderer, direction)
     total = job.num_frames
     res = int(renderer.G.img_resolution)
-    size = int(job.size) if job.size is not None else res + res % 2
+    upscale = int(job.upscale or 1)
+    size = int(job.size) if job.size is not None else res * upscale + (res * upscale) % 2
+    smooth = job.upscale_filter == "smooth"
     t0 = time.perf_counter()
     render_ms = 0.0
     with Mp4Writer(out_path, (size, size), job.fps, crf=job.crf, preset=job.preset) as writer:
@@ -443,10 +523,7 @@ def render_video(
             if result.error is not None:
                 raise UserError(f"frame {i + 1} of {total}: {result.error}")
             render_ms += result.timings.get("total", 0.0)
-            image = result.image
-            if image.shape[0] != size or image.shape[1] != size:
-                image = np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
-            writer.write(image)
+            writer.write(fit_frame(result.image, size, upscale, smooth))
             if progress is not None:
                 progress(i + 1, total)
         if should_stop is not None and should_stop():
@@ -461,10 +538,12 @@ def render_video(
         seconds=time.perf_counter() - t0,
         render_ms_per_frame=render_ms / total,
         bytes=path.stat().st_size,
+        warnings=job_warnings(job, [renderer.model.arch]),
     )
 
 
-def _renderer(obj) -> Renderer:
+def renderer_for(obj) -> Renderer:
+    """A Renderer for a model file path, a LoadedModel, or the Renderer itself."""
     if isinstance(obj, Renderer):
         return obj
     if isinstance(obj, (str, os.PathLike)):

@@ -1,4 +1,5 @@
-"""`gan video`: MP4 loops (rotation, translation, seed interpolation, direction sweep)."""
+"""`gan video`: MP4 loops (rotation, translation, seed interpolation, direction sweep), of one
+model or of several side by side (`--compare A B C`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,28 @@ from gan.errors import Cancelled, UserError
 from gan.seeds import parse_seeds
 
 NAME = "video"
-HELP = "Render an MP4 loop: StyleGAN3 rotation or translation, seed interpolation or a direction sweep."
+HELP = (
+    "Render an MP4 loop: StyleGAN3 rotation or translation, seed interpolation or a direction sweep; "
+    "--compare puts several models side by side."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from gan.video import INTERP_SPACES, KINDS, TRANSLATE_PATHS, field_help
+    from gan.compare import MAX_MODELS, MIN_PANEL
+    from gan.video import INTERP_SPACES, KINDS, MAX_UPSCALE, TRANSLATE_PATHS, UPSCALE_FILTERS, field_help
 
-    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
+    models = p.add_mutually_exclusive_group(required=True)
+    models.add_argument("--model", help="model file (.safetensors or official .pkl)")
+    models.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="MODEL",
+        help=f"2 to {MAX_MODELS} model files side by side, each labelled with its name and architecture, "
+        "same seed and input transform (--kind rotate or translate)",
+    )
+    p.add_argument(
+        "--labels", help="--compare: comma-separated panel labels, one per model (default: file name · arch)"
+    )
     p.add_argument("--out", required=True, help="output .mp4 file (written completely or not at all)")
     p.add_argument("--kind", choices=KINDS, default="rotate", help=field_help("kind"))
     p.add_argument("--seeds", default="0", help="seed(s), e.g. 3 or 0,5,9; " + field_help("seeds"))
@@ -27,7 +43,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-pixel noise (default const)")  # fmt: skip
     p.add_argument("--fps", type=float, default=30.0, help=field_help("fps"))
     p.add_argument("--duration", type=float, default=4.0, metavar="SEC", help=field_help("duration"))
-    p.add_argument("--size", type=int, default=None, metavar="PX", help=field_help("size"))
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help=field_help("size") + " (--compare: of each panel)",
+    )
+    p.add_argument(
+        "--upscale",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"scale the model's resolution by N (1 .. {MAX_UPSCALE}), for small models; default 1, "
+        f"with --compare the smallest N giving panels of at least {MIN_PANEL} px",
+    )
+    p.add_argument(
+        "--upscale-filter", choices=UPSCALE_FILTERS, default="smooth", help=field_help("upscale_filter")
+    )
     p.add_argument("--crf", type=int, default=18, help=field_help("crf"))
     p.add_argument("--preset", default="medium", help=field_help("preset"))
     p.add_argument("--turns", type=int, default=1, help=field_help("turns"))
@@ -76,9 +109,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from gan.commands.generate import _check_device
+    from gan.compare import COMPARE_KINDS, MAX_MODELS, render_compare_video
     from gan.model_io import load_model
     from gan.render import Renderer
-    from gan.video import VideoJob, render_video
+    from gan.video import VideoJob, job_warnings, render_video
 
     if not all(math.isfinite(v) for v in (args.psi, args.fps, args.duration, args.strength)):
         raise UserError("--psi, --fps, --duration and --strength must be finite numbers")
@@ -99,15 +133,42 @@ def run(args: argparse.Namespace) -> int:
         layer_start=start,
         layer_end=end,
         size=args.size,
+        upscale=args.upscale,
+        upscale_filter=args.upscale_filter,
         fps=args.fps,
         duration=args.duration,
         crf=args.crf,
         preset=args.preset,
     )
     job.validate()  # before the (slow) model load
+    paths = args.compare or [args.model]
+    labels = None
+    if args.compare:
+        if not 2 <= len(paths) <= MAX_MODELS:
+            raise UserError(f"--compare takes 2 to {MAX_MODELS} model files, not {len(paths)}")
+        if job.kind not in COMPARE_KINDS:
+            raise UserError(
+                f"--compare makes a {' or '.join(COMPARE_KINDS)} loop; --kind {job.kind} is not one"
+            )
+        if args.labels is not None:
+            labels = [t.strip() for t in args.labels.split(",")]
+            if len(labels) != len(paths):
+                raise UserError(
+                    f"--labels gives {len(labels)} label(s) for {len(paths)} models: one per model"
+                )
+    elif args.labels is not None:
+        raise UserError("--labels is for --compare")
     device = _check_device(args.device)
-    model = load_model(args.model, device=device, training_nets=False)
-    renderer = Renderer(model, device=device, activation_cache_bytes=64 * 2**20)
+    renderers = [
+        Renderer(
+            load_model(path, device=device, training_nets=False),
+            device=device,
+            activation_cache_bytes=64 * 2**20,
+        )
+        for path in paths
+    ]
+    for message in job_warnings(job, [r.model.arch for r in renderers]):
+        print(f"{'note' if args.compare else 'warning'}: {message}", file=sys.stderr)
     bars: list = []  # made at the first frame, so set-up errors do not print an empty bar
 
     def progress(done: int, total: int) -> None:
@@ -116,7 +177,10 @@ def run(args: argparse.Namespace) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = render_video(job, renderer, args.out, progress=progress)
+        if args.compare:
+            result = render_compare_video(job, renderers, args.out, labels=labels, progress=progress)
+        else:
+            result = render_video(job, renderers[0], args.out, progress=progress)
     except Cancelled as exc:
         raise UserError(str(exc)) from None
     finally:
