@@ -47,11 +47,35 @@ def _summary(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def origin(metadata: dict) -> list[str]:
+    """Where an official pickle's networks came from: era, family, module, augment p."""
+    if metadata.get("source_format") != "official-pickle":
+        return []
+    nets = metadata.get("official_networks") or {}
+    if metadata.get("era") == "tensorflow":
+        lines = ["NVIDIA network pickle, TensorFlow era (StyleGAN2 / StyleGAN2-ADA), read without TensorFlow"]
+        lines += [
+            f"{key}: dnnlib.tflib Network '{net.get('name')}' ({net.get('build_func_name')})"
+            for key, net in nets.items()
+        ]
+    else:
+        lines = ["NVIDIA network pickle, PyTorch era"]
+        for key, net in nets.items():
+            lines.append(f"{key}: {net['class_name']} of {net['module']} ({net['repository']})")
+    augment = metadata.get("augment_pipe")
+    if augment:
+        p = "unknown" if augment["p"] is None else f"{augment['p']:.4g}"
+        lines.append(f"augment_pipe: {augment['class_name']} of {augment.get('module')}, p = {p}")
+    return lines
+
+
 def format_text(info: dict[str, Any]) -> str:
     params = info["parameters"]
+    source = origin(info["metadata"] or {})
     lines = [
         f"file:        {info['file']}",
         f"sha256:      {info['sha256']}",
+        *[f"{'origin:' if i == 0 else '':<13}{line}" for i, line in enumerate(source)],
         f"arch:        {info['arch']}",
         f"resolution:  {info['resolution']}x{info['resolution']}, {info['img_channels']} channels",
         f"latents:     z_dim {info['z_dim']}, w_dim {info['w_dim']}, c_dim {info['c_dim']}, "

@@ -1,10 +1,12 @@
-"""Import NVIDIA's official StyleGAN2-ADA-pytorch / StyleGAN3 network pickles.
+"""Import NVIDIA's official network pickles: StyleGAN3, StyleGAN2-ADA-pytorch and TensorFlow-era.
 
-A `network-snapshot-*.pkl` is a dict with `G`, `D`, `G_ema`, `augment_pipe` and
+A PyTorch-era `network-snapshot-*.pkl` is a dict with `G`, `D`, `G_ema`, `augment_pipe` and
 `training_set_kwargs` (some files only have `G_ema`). We read it with the restricted unpickler,
-then rebuild each network as our own class from the record's class name and constructor
-arguments, and copy in the weights collected from the records' `_parameters` / `_buffers` /
-`_modules`. Nothing from the file is executed.
+recognise each network's family from its state and module source text
+(gan.io.official_families), rebuild it as our own class from its constructor arguments, and copy
+in the weights collected from the records' `_parameters` / `_buffers` / `_modules`.
+A TensorFlow-era file is a tuple (G, D, Gs) converted by gan.io.tf_pickle.
+Nothing from the file is executed.
 """
 
 from __future__ import annotations
@@ -17,29 +19,27 @@ import numpy as np
 import torch
 
 from gan.errors import ModelLoadError
+from gan.io import tf_pickle
 from gan.io.loaded_model import LoadedModel
+from gan.io.official_families import Identified, identify
 from gan.io.safe_unpickle import ModuleRecord, PersistentRecord, load_restricted
 from gan.io.weights import load_weights
-from gan.networks import (
-    NetworkKind,
-    bind_kwargs,
-    build_network,
-    generator_arch,
-    known_class_names,
-    network_kind,
-)
+from gan.networks import NetworkKind, bind_kwargs, build_network, generator_arch, network_kind
 
 NETWORK_KEYS = ("G_ema", "G", "D")
+TF_NETWORK_KEYS = ("G", "D", "G_ema")  # the order of the TF-era tuple (G, D, Gs)
 
 
-def read_snapshot(path: str | os.PathLike) -> dict:
-    """The pickle's top-level dict, with networks as PersistentRecords."""
+def read_snapshot(path: str | os.PathLike) -> dict | tuple:
+    """The pickle's top level: a dict with networks as PersistentRecords, or a TF-era tuple."""
     with open(path, "rb") as f:
         data = load_restricted(f, str(path))
+    if tf_pickle.is_tf_snapshot(data):
+        return data
     if not isinstance(data, dict):
         raise ModelLoadError(
-            f"{path} holds a {type(data).__name__}, not a network snapshot dict; it is not an official "
-            "StyleGAN2-ADA / StyleGAN3 network pickle."
+            f"{path} holds a {type(data).__name__}, not a network snapshot dict or a TensorFlow (G, D, Gs) "
+            "tuple; it is not an official StyleGAN network pickle."
         )
     if "G_ema" not in data:
         found = ", ".join(sorted(map(str, data))) or "nothing"
@@ -114,53 +114,113 @@ def _init_arguments(record: PersistentRecord) -> tuple[tuple, dict]:
     return tuple(plain(args)), plain(kwargs)
 
 
-def _official_to_ours(class_name: str, kwargs: dict) -> dict:
+def _official_to_ours(family: str, kwargs: dict) -> dict:
     """StyleGAN2-ADA-pytorch's Generator took `synthesis_kwargs={...}`; the StyleGAN3 repo's (and
     ours) takes those as **kwargs."""
-    if class_name == "training.networks.Generator" and isinstance(kwargs.get("synthesis_kwargs"), dict):
+    if family == "stylegan2-ada" and isinstance(kwargs.get("synthesis_kwargs"), dict):
         kwargs = dict(kwargs)
         kwargs.update(kwargs.pop("synthesis_kwargs"))
     return kwargs
 
 
-def build_from_record(record: Any, key: str, source: str) -> tuple[torch.nn.Module, NetworkKind, dict]:
-    """Our network equivalent to the official one in `record` (network `key` of file `source`)."""
-    if not isinstance(record, PersistentRecord):
-        raise ModelLoadError(
-            f"'{key}' in {source} is a {type(record).__name__}, not a StyleGAN network; "
-            "the file is not an official network pickle."
-        )
-    kind = network_kind(record.class_name)
-    if kind is None:
-        raise ModelLoadError(
-            f"'{key}' in {source} is a `{record.class_name}`, which this program does not know. "
-            f"Supported networks: {', '.join(n for n in known_class_names() if n.startswith('training.'))}."
-        )
-    expected_role = "discriminator" if key == "D" else "generator"
-    if kind.role != expected_role:
-        raise ModelLoadError(f"'{key}' in {source} is a `{record.class_name}`, expected a {expected_role}.")
-    args, kwargs = _init_arguments(record)
+def _build(kind: NetworkKind, args: tuple, kwargs: dict, what: str) -> tuple[torch.nn.Module, dict]:
     try:
-        kwargs = bind_kwargs(kind, args, _official_to_ours(record.class_name, kwargs))
-        net = build_network(kind, kwargs)
+        kwargs = bind_kwargs(kind, args, kwargs)
+        return build_network(kind, kwargs), kwargs
     except (TypeError, ValueError, AssertionError, KeyError) as exc:
-        raise ModelLoadError(
-            f"cannot build '{key}' of {source} (`{record.class_name}`) with its settings {kwargs}: {exc}"
-        ) from exc
+        raise ModelLoadError(f"cannot build {what} with its settings {kwargs}: {exc}") from exc
+
+
+def build_from_record(
+    record: Any, key: str, source: str
+) -> tuple[torch.nn.Module, NetworkKind, dict, Identified]:
+    """Our network equivalent to the official one in `record` (network `key` of file `source`)."""
+    found = identify(record, key, source)
+    if found.kind is None:
+        raise ModelLoadError(f"'{key}' in {source} is an augmentation pipeline, not a network.")
+    args, kwargs = _init_arguments(record)
+    what = f"'{key}' of {source} (`{record.class_name}` of {found.family.module})"
+    net, kwargs = _build(found.kind, args, _official_to_ours(found.family.name, kwargs), what)
     load_weights(net, collect_state_dict(record), f"'{key}' in {source}")
-    return net.to(torch.float32), kind, kwargs
+    return net.to(torch.float32), found.kind, kwargs, found
 
 
-def _augment_summary(record: Any) -> dict | None:
+def _augment_summary(record: Any, source: str) -> dict | None:
     if not isinstance(record, PersistentRecord):
         return None
+    found = identify(record, "augment_pipe", source)
     p = (record.state.get("_buffers") or {}).get("p")
     _, kwargs = _init_arguments(record)
     return {
         "class_name": record.class_name,
+        "module": found.family.module,
         "p": float(p.reshape(-1)[0]) if isinstance(p, torch.Tensor) and p.numel() else None,
         "kwargs": jsonable(kwargs),
     }
+
+
+def _provenance(record: PersistentRecord, found: Identified) -> dict:
+    return {
+        "class_name": record.class_name,
+        "family": found.family.name,
+        "module": found.family.module,
+        "repository": found.family.repository,
+        "evidence": found.evidence,
+    }
+
+
+def _load_pytorch_era(data: dict, source: str, training_nets: bool) -> tuple[dict, dict]:
+    nets: dict[str, tuple[torch.nn.Module, NetworkKind, dict]] = {}
+    provenance = {}
+    for key in NETWORK_KEYS if training_nets else ("G_ema",):
+        if key == "G_ema" or data.get(key) is not None:
+            net, kind, kwargs, found = build_from_record(data[key], key, source)
+            nets[key] = (net, kind, kwargs)
+            provenance[key] = _provenance(data[key], found)
+    metadata = {
+        "source_format": "official-pickle",
+        "era": "pytorch",
+        "official_networks": provenance,
+        "pickle_keys": sorted(map(str, data)),
+        "training_set_kwargs": jsonable(data.get("training_set_kwargs")),
+        "augment_pipe": _augment_summary(data.get("augment_pipe"), source),
+    }
+    return nets, metadata
+
+
+def _load_tf_era(data: tuple, source: str, training_nets: bool) -> tuple[dict, dict]:
+    """Networks of a TensorFlow-era (G, D, Gs) tuple as our StyleGAN2 G / D."""
+    records = dict(zip(TF_NETWORK_KEYS, data))
+    nets: dict[str, tuple[torch.nn.Module, NetworkKind, dict]] = {}
+    provenance = {}
+    for key in NETWORK_KEYS if training_nets else ("G_ema",):
+        record, what = records[key], f"'{key}' ({'Gs' if key == 'G_ema' else key}) in {source}"
+        if key == "D":
+            kind = network_kind("training.networks_stylegan2.Discriminator")
+            convert = tf_pickle.convert_discriminator
+        else:
+            kind = network_kind("training.networks_stylegan2.Generator")
+            convert = tf_pickle.convert_generator
+        kwargs, state_for = convert(record, what)
+        net, kwargs = _build(kind, (), plain(kwargs), what)
+        load_weights(net, state_for(net), what)
+        nets[key] = (net.to(torch.float32), kind, kwargs)
+        provenance[key] = {
+            "class_name": record.class_name,
+            "family": "stylegan2-tf",
+            "name": str(record.state.get("name")),
+            "build_func_name": str(record.state.get("build_func_name")),
+            "static_kwargs": jsonable(record.state.get("static_kwargs")),
+        }
+    metadata = {
+        "source_format": "official-pickle",
+        "era": "tensorflow",
+        "official_networks": provenance,
+        "pickle_keys": ["G", "D", "Gs"],
+        "training_set_kwargs": None,
+        "augment_pipe": None,
+    }
+    return nets, metadata
 
 
 def load_official_pickle(
@@ -169,20 +229,9 @@ def load_official_pickle(
     """LoadedModel from an official network pickle (training nets G and D only if training_nets)."""
     source = str(path)
     data = read_snapshot(path)
-    nets: dict[str, tuple[torch.nn.Module, NetworkKind, dict]] = {}
-    for key in NETWORK_KEYS if training_nets else ("G_ema",):
-        if key == "G_ema" or data.get(key) is not None:
-            nets[key] = build_from_record(data[key], key, source)
+    load = _load_tf_era if isinstance(data, tuple) else _load_pytorch_era
+    nets, metadata = load(data, source, training_nets)
     G, g_kind, g_kwargs = nets["G_ema"]
-    metadata = {
-        "source_format": "official-pickle",
-        "official_class_names": {
-            k: data[k].class_name for k in NETWORK_KEYS if isinstance(data.get(k), PersistentRecord)
-        },
-        "pickle_keys": sorted(map(str, data)),
-        "training_set_kwargs": jsonable(data.get("training_set_kwargs")),
-        "augment_pipe": _augment_summary(data.get("augment_pipe")),
-    }
     json.dumps(metadata)  # jsonable() guarantees this; fail here rather than when saving
     D = nets.get("D")
     G_train = nets.get("G")

@@ -5,8 +5,11 @@ here in a fixed allow-list and replaced by our own stand-in; anything else is re
 ModelLoadError naming it. In particular:
 
 - Networks are "persistent" objects: `torch_utils.persistence._reconstruct_persistent_obj(meta)`
-  with meta = {type: 'class', version, module_src, class_name, state}. The official loader
-  executes module_src; we only keep class_name and state in a `PersistentRecord`.
+  with meta = {type: 'class', version, module_src, class_name, state}; class_name is the bare
+  class name ('Generator'). The official loader executes module_src; we keep it as text beside
+  class_name and state in a `PersistentRecord`.
+- TensorFlow-era pickles are a tuple (G, D, Gs) of `dnnlib.tflib.network.Network` objects whose
+  state holds numpy variables; they become `TFNetworkRecord`s.
 - Tensors: `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
   hooks[, metadata])` (torch 2 also `_rebuild_tensor_v3(..., dtype)` for newer dtypes and
   `torch._tensor._rebuild_from_type_v2` for tensors with Python state), parameters
@@ -41,13 +44,15 @@ class _Damaged(Exception):
 
 
 class PersistentRecord:
-    """What `_reconstruct_persistent_obj(meta)` would have rebuilt: class name and __dict__."""
+    """What `_reconstruct_persistent_obj(meta)` would have rebuilt: the class name (bare in real
+    files: 'Generator'), the object's __dict__ and the defining module's source, kept as text only
+    (gan.io.official_families reads it with `ast`; nothing ever executes it)."""
 
-    def __init__(self, class_name: str, state: dict, version: Any = None, module_src_len: int = 0):
+    def __init__(self, class_name: str, state: dict, version: Any = None, module_src: str = ""):
         self.class_name = class_name
         self.state = state
         self.version = version
-        self.module_src_len = module_src_len
+        self.module_src = module_src
 
     def __repr__(self) -> str:
         return f"PersistentRecord({self.class_name})"
@@ -66,6 +71,24 @@ class ModuleRecord:
 
     def __repr__(self) -> str:
         return f"ModuleRecord({self.class_name})"
+
+
+class TFNetworkRecord:
+    """Stand-in for `dnnlib.tflib.network.Network` of the TensorFlow StyleGAN2 / StyleGAN2-ADA
+    repos: only its pickled state (name, static_kwargs, components, variables as (TF name, numpy
+    array) pairs, build_module_src as text). Nothing of TensorFlow is needed or run."""
+
+    class_name = "dnnlib.tflib.network.Network"
+    state: dict | None = None  # set by __setstate__ (pickle's BUILD)
+
+    def __setstate__(self, state):
+        if not isinstance(state, dict):
+            raise _Damaged("unexpected state for a TensorFlow network")
+        self.state = state
+
+    def __repr__(self) -> str:
+        name = (self.state or {}).get("name")
+        return f"TFNetworkRecord({name})"
 
 
 class _EasyDict(dict):
@@ -250,7 +273,7 @@ def _persistent_record(meta) -> PersistentRecord:
     if not isinstance(class_name, str) or not isinstance(state, dict):
         raise _Damaged("malformed persistent object record")
     src = meta.get("module_src")
-    return PersistentRecord(class_name, state, meta.get("version"), len(src) if isinstance(src, str) else 0)
+    return PersistentRecord(class_name, state, meta.get("version"), src if isinstance(src, str) else "")
 
 
 def _module_record_class(qualname: str) -> type[ModuleRecord]:
@@ -275,6 +298,7 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
         ("_codecs", "encode"): _codecs_encode,
         ("dnnlib.util", "EasyDict"): _EasyDict,
         ("dnnlib", "EasyDict"): _EasyDict,
+        ("dnnlib.tflib.network", "Network"): TFNetworkRecord,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
@@ -359,7 +383,7 @@ def _resolve(value: Any, memo: dict[int, Any]) -> Any:
         out = tuple(_resolve(v, memo) for v in value)
     elif isinstance(value, (set, frozenset)):
         out = type(value)(_resolve(v, memo) for v in value)
-    elif isinstance(value, (PersistentRecord, ModuleRecord)):
+    elif isinstance(value, (PersistentRecord, ModuleRecord, TFNetworkRecord)):
         memo[key] = value
         value.state = _resolve(value.state or {}, memo)
         return value

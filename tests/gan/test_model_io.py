@@ -13,12 +13,19 @@ import safetensors
 import safetensors.torch
 import torch
 from PIL import Image
-from test_official_pickle import FIXTURES, official_modules, render, write_snapshot  # noqa: F401
 
 from gan.cli import main
 from gan.errors import ModelLoadError
 from gan.io import files as io_files
 from gan.model_io import load_model, save_model
+from tests.support.official_layout import install_official_modules, render, write_snapshot
+from tests.support.paths import OFFICIAL as FIXTURES
+
+
+@pytest.fixture
+def official_modules(monkeypatch):
+    return install_official_modules(monkeypatch)
+
 
 TINY = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2))
 
@@ -223,7 +230,7 @@ def test_truncated_and_foreign_files(tmp_path, tiny_sg2_model_path):
 # ---- gan convert / gan info ---------------------------------------------------------------------
 
 
-def test_convert_pickle_renders_identically(official_modules, tmp_path, capsys):  # noqa: F811
+def test_convert_pickle_renders_identically(official_modules, tmp_path, capsys):
     pkl = tmp_path / "network-snapshot-000000.pkl"
     ref = write_snapshot(pkl, official_modules, "sg3_t")
     out = tmp_path / "model.safetensors"
@@ -246,7 +253,7 @@ def test_convert_pickle_renders_identically(official_modules, tmp_path, capsys):
     assert load_model(out).networks == ["G_ema"]
 
 
-def test_generate_gives_identical_pngs_from_pickle_and_converted_file(official_modules, tmp_path):  # noqa: F811
+def test_generate_gives_identical_pngs_from_pickle_and_converted_file(official_modules, tmp_path):
     """The user-visible promise of `gan convert`: the same seeds give the same pixels."""
     pkl = tmp_path / "network-snapshot-000000.pkl"
     write_snapshot(pkl, official_modules, "sg3_t")
@@ -314,7 +321,7 @@ def test_info(full_model, capsys):
     assert f"G {info['parameters']['G']:,}" in text and "directions" in text
 
 
-def test_info_on_official_pickle(official_modules, tmp_path, capsys):  # noqa: F811
+def test_info_on_official_pickle(official_modules, tmp_path, capsys):
     pkl = tmp_path / "snap.pkl"
     write_snapshot(pkl, official_modules, "sg2")
     assert main(["info", str(pkl), "--json"]) == 0

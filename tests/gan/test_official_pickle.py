@@ -1,10 +1,9 @@
-"""The safe importer for NVIDIA's official network pickles.
+"""The safe importer for NVIDIA's official network pickles, on files in the true layout.
 
-No official file can be downloaded here, so the tests write pickles with the official layout
-themselves: a fake `torch_utils.persistence` module whose `_reconstruct_persistent_obj` the
-persistent objects reduce to (exactly as the official decorator does), holding our networks'
-__dict__ with the real parity-fixture weights. The importer must load them and reproduce the
-fixture outputs, and refuse every hostile variant without running it.
+The pickles NVIDIA's own code wrote are tested in test_official_pickles_nvidia.py (they live in
+../shared); here the tests write the same layout themselves (tests/support/official_layout.py:
+bare class names, module source as text only) from the parity-fixture weights, so the importer's
+behaviour is checked where ../shared is absent, including every hostile variant.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ import json
 import os
 import pickle
 import subprocess
-import sys
-import types
 from collections import OrderedDict
 from pathlib import Path
 
@@ -26,164 +23,22 @@ import torch
 from gan.errors import ModelLoadError
 from gan.io.legacy_storage import parse_legacy_storage
 from gan.io.safe_unpickle import PersistentRecord, load_restricted
-
-FIXTURES = Path("/work/shared/fixtures/official")
-
-
-# ---- official-layout pickles ---------------------------------------------------------------------
-
-
-def _never_called(meta):
-    raise AssertionError("the importer must never call the file's reconstruct function")
-
-
-def _exec_module_src(src):
-    raise AssertionError("must never be called")
-
-
-class EasyDict(dict):
-    """Like dnnlib.EasyDict (pickled by reference as dnnlib.util.EasyDict)."""
+from tests.support.official_layout import (
+    Persistent,
+    augment_pipe,
+    fixture_network,
+    install_official_modules,
+    module_source,
+    official_layout,
+    render,
+    write_snapshot,
+)
+from tests.support.paths import OFFICIAL as FIXTURES
 
 
 @pytest.fixture
 def official_modules(monkeypatch):
-    """Register fake `torch_utils.persistence` and `dnnlib.util` so pickle can name their globals."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    for fn in (_never_called, _exec_module_src):
-        name = "_reconstruct_persistent_obj" if fn is _never_called else "_src_to_module"
-        fn = types.FunctionType(fn.__code__, fn.__globals__, name)
-        fn.__module__, fn.__qualname__ = "torch_utils.persistence", name
-        setattr(persistence, name, fn)
-    torch_utils = types.ModuleType("torch_utils")
-    torch_utils.persistence = persistence
-    util = types.ModuleType("dnnlib.util")
-    easydict = type("EasyDict", (EasyDict,), {"__module__": "dnnlib.util"})
-    util.EasyDict = easydict
-    dnnlib = types.ModuleType("dnnlib")
-    dnnlib.util = util
-    for name, mod in [
-        ("torch_utils", torch_utils),
-        ("torch_utils.persistence", persistence),
-        ("dnnlib", dnnlib),
-        ("dnnlib.util", util),
-    ]:
-        monkeypatch.setitem(sys.modules, name, mod)
-    return types.SimpleNamespace(persistence=persistence, EasyDict=easydict)
-
-
-class Persistent:
-    """Pickles as the official persistence decorator does: (_reconstruct_persistent_obj, (meta,))."""
-
-    def __init__(self, class_name: str, state: dict):
-        self.class_name, self.state = class_name, state
-
-    def __reduce__(self):
-        fn = sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj
-        meta = dict(
-            type="class",
-            version=6,
-            module_src="import os\nos.system('echo this source must never run')\n",
-            class_name=self.class_name,
-            state=self.state,
-        )
-        return (fn, (meta,))
-
-
-_PLAIN = (bool, int, float, str, type(None), np.ndarray, np.generic)
-
-
-def _keep(value) -> bool:
-    if isinstance(value, (list, tuple)):
-        return all(_keep(v) for v in value)
-    return isinstance(value, _PLAIN)
-
-
-def official_layout(module: torch.nn.Module, class_name: str, init_kwargs: dict | None = None) -> Persistent:
-    """`module` as the official pickle holds it: its __dict__ (parameters, buffers, hooks, plain
-    attributes incl. numpy values) with sub-modules nested as persistent objects."""
-    state = {}
-    for key, value in module.__dict__.items():
-        if key == "_modules":
-            family = class_name.rsplit(".", 1)[0]
-            value = OrderedDict(
-                (n, None if m is None else official_layout(m, f"{family}.{type(m).__name__}"))
-                for n, m in value.items()
-            )
-        elif key in ("_parameters", "_buffers", "_non_persistent_buffers_set") or key.endswith("hooks"):
-            pass
-        elif not _keep(value):
-            continue  # e.g. callables of our implementation; not part of the official layout
-        state[key] = value
-    state["_init_args"] = ()
-    state["_init_kwargs"] = init_kwargs or {}
-    return Persistent(class_name, state)
-
-
-def fixture_network(name: str) -> tuple[torch.nn.Module, dict, np.lib.npyio.NpzFile]:
-    """Our network built from an official fixture's init_kwargs, with its weights."""
-    from gan.networks import build_network, network_kind
-
-    spec = json.loads((FIXTURES / f"{name}.json").read_text())
-    data = np.load(FIXTURES / f"{name}.npz")
-    net = build_network(network_kind(spec["class_name"]), spec["init_kwargs"])
-    state = {k: torch.from_numpy(data[k]) for k in data.files if not k.startswith("io/")}
-    net.load_state_dict(state, strict=True)
-    return net.eval(), spec, data
-
-
-def easy(ns, d: dict) -> dict:
-    """Nested dicts as (fake) dnnlib.EasyDicts, as the official train.py passes kwargs."""
-    return ns.EasyDict({k: easy(ns, v) if isinstance(v, dict) else v for k, v in d.items()})
-
-
-def augment_pipe(p: float) -> Persistent:
-    state = {
-        "training": True,
-        "_parameters": OrderedDict(),
-        "_buffers": OrderedDict(p=torch.tensor(p), Hz_geom=torch.randn(12)),
-        "_non_persistent_buffers_set": set(),
-        "_modules": OrderedDict(),
-        "_init_args": (),
-        "_init_kwargs": {"xflip": 1, "rotate90": 1, "xint": 1, "scale": 1},
-        "xflip": 1.0,
-    }
-    return Persistent("training.augment.AugmentPipe", state)
-
-
-def write_snapshot(
-    path: Path, ns, name: str, only_g_ema: bool = False, ada: bool = False, protocol: int = 4
-) -> dict:
-    """An official-layout network-snapshot pickle of fixture `name` (+ the discriminator fixture)."""
-    G, spec, data = fixture_network(name)
-    kwargs = dict(spec["init_kwargs"])
-    class_name = spec["class_name"]
-    if ada:  # StyleGAN2-ADA-pytorch: training.networks.Generator(..., synthesis_kwargs={...})
-        class_name = "training.networks.Generator"
-        top = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
-        kwargs = {k: v for k, v in kwargs.items() if k in top} | {
-            "synthesis_kwargs": {k: v for k, v in kwargs.items() if k not in top}
-        }
-    snapshot = {"G_ema": official_layout(G, class_name, easy(ns, kwargs))}
-    if not only_g_ema:
-        D, d_spec, _ = fixture_network("disc")
-        snapshot["G"] = official_layout(G, class_name, easy(ns, kwargs))
-        snapshot["D"] = official_layout(D, d_spec["class_name"], easy(ns, d_spec["init_kwargs"]))
-        snapshot["augment_pipe"] = augment_pipe(0.125)
-        snapshot["training_set_kwargs"] = easy(
-            ns,
-            {"class_name": "training.dataset.ImageFolderDataset", "path": "/data/ffhq.zip", "xflip": False},
-        )
-    with open(path, "wb") as f:
-        pickle.dump(snapshot, f, protocol=protocol)  # plain pickle.dump, as the official training loop
-    return {"spec": spec, "data": data}
-
-
-def render(G, data, n: int = 1) -> torch.Tensor:
-    """The first n images of the fixture's psi=0.7 batch (one image already shows any wrong weight)."""
-    z, c = torch.from_numpy(data["io/z"][:n]), torch.from_numpy(data["io/c"][:n])
-    with torch.no_grad():
-        ws = G.mapping(z, c, truncation_psi=0.7)
-        return G.synthesis(ws, noise_mode="const")
+    return install_official_modules(monkeypatch)
 
 
 # ---- loading official-layout snapshots -----------------------------------------------------------
@@ -217,7 +72,13 @@ def test_snapshot_loads_and_renders_fixture_image(official_modules, tmp_path, na
     assert meta["augment_pipe"]["p"] == pytest.approx(0.125)
     assert meta["augment_pipe"]["kwargs"]["rotate90"] == 1
     assert meta["training_set_kwargs"]["path"] == "/data/ffhq.zip"
-    assert meta["official_class_names"]["D"] == "training.networks_stylegan2.Discriminator"
+    assert meta["era"] == "pytorch"
+    nets = meta["official_networks"]
+    sg2, sg3 = "training/networks_stylegan2.py", "training/networks_stylegan3.py"
+    assert nets["D"]["class_name"] == "Discriminator" and nets["D"]["module"] == sg2
+    assert nets["G_ema"]["class_name"] == "Generator"
+    assert nets["G_ema"]["module"] == (sg3 if arch == "stylegan3-t" else sg2)
+    assert meta["augment_pipe"]["class_name"] == "AugmentPipe"
 
 
 def test_stylegan3_r_is_recognised(official_modules, tmp_path):
@@ -242,18 +103,113 @@ def test_stylegan2_ada_pytorch_naming(official_modules, tmp_path):
     model = load_model(path, training_nets=False)
     assert model.arch == "stylegan2" and model.D is None and model.G_train is None
     assert "synthesis_kwargs" not in model.g_kwargs and model.g_kwargs["channel_base"] == 4096
+    assert model.metadata["official_networks"]["G_ema"]["module"] == "training/networks.py"
     img = render(model.G, ref["data"])
     assert (img - torch.from_numpy(ref["data"]["io/img_psi0.7"][:1])).abs().max().item() <= 1e-4
 
 
-def test_unknown_network_class_is_named(official_modules, tmp_path):
+def test_unknown_network_is_refused_naming_class_and_what_was_looked_at(official_modules, tmp_path):
     from gan.model_io import load_model
 
-    state = {"_parameters": {}, "_buffers": {}, "_modules": {}, "_init_args": (), "_init_kwargs": {}}
+    fc = official_layout(torch.nn.Linear(2, 2), "networks_stylegan3", class_name="FullyConnectedLayer")
+    state = {"_parameters": {}, "_buffers": {}, "_modules": {"body": fc}, "_init_kwargs": {"depth": 3}}
     path = tmp_path / "other.pkl"
-    path.write_bytes(pickle.dumps({"G_ema": Persistent("training.networks_fancy.Generator", state)}))
-    with pytest.raises(ModelLoadError, match=r"training\.networks_fancy\.Generator.*does not know"):
+    path.write_bytes(pickle.dumps({"G_ema": Persistent("Generator", state, "networks_stylegan3")}))
+    expected = r"`Generator` that fits none.*sub-modules \(body\).*arguments \(depth\)"
+    with pytest.raises(ModelLoadError, match=expected):
         load_model(path)
+
+
+# ---- recognising the family: state first, module source (as text) second --------------------------
+
+
+def _g_ema_record(official_modules, name: str, module: str, class_name: str = "Generator", kwargs=None):
+    G, spec, _ = fixture_network(name)
+    return official_layout(G, module, kwargs or spec["init_kwargs"], class_name=class_name)
+
+
+@pytest.mark.parametrize(
+    "name,module,family",
+    [
+        ("sg3_t", "networks_stylegan3", "stylegan3"),
+        ("sg3_r", "networks_stylegan3", "stylegan3"),
+        ("sg2", "networks_stylegan2", "stylegan2"),
+        ("sg2", "networks", "stylegan2-ada"),  # told by the source alone: flat kwargs as in sg3's repo
+    ],
+)
+def test_family_is_recognised_from_state_and_source(official_modules, tmp_path, name, module, family):
+    from gan.model_io import load_model
+
+    path = tmp_path / "g.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": _g_ema_record(official_modules, name, module)}))
+    info = load_model(path).metadata["official_networks"]["G_ema"]
+    assert info["family"] == family and info["module"] == f"training/{module}.py"
+    assert any(e.startswith("state:") for e in info["evidence"])
+    assert any(e.startswith("module_src: defines Generator") for e in info["evidence"])
+
+
+def test_source_that_cannot_be_parsed_leaves_the_state_to_decide(official_modules, tmp_path, monkeypatch):
+    """A module_src that is not Python (or absurdly nested) is no signal; the state still decides."""
+    from gan.model_io import load_model
+    from tests.support import official_layout as layout
+
+    for src in ("this is ( not python", "x = " + "(" * 5000 + ")" * 5000):
+        monkeypatch.setattr(layout, "module_source", lambda module, src=src: src)
+        path = tmp_path / "g.pkl"
+        record = _g_ema_record(official_modules, "sg3_t", "networks_stylegan3")
+        path.write_bytes(pickle.dumps({"G_ema": record}))
+        info = load_model(path, training_nets=False).metadata["official_networks"]["G_ema"]
+        assert info["family"] == "stylegan3" and "not parseable" in info["evidence"][-1]
+
+
+def test_source_contradicting_the_state_is_refused(official_modules, tmp_path):
+    from gan.model_io import load_model
+
+    path = tmp_path / "g.pkl"  # StyleGAN3 weights, but the StyleGAN2 module's source
+    path.write_bytes(pickle.dumps({"G_ema": _g_ema_record(official_modules, "sg3_t", "networks_stylegan2")}))
+    with pytest.raises(ModelLoadError, match=r"networks_stylegan3.py network.*source.*networks_stylegan2.py"):
+        load_model(path)
+    path.write_bytes(
+        pickle.dumps({"G_ema": _g_ema_record(official_modules, "sg2", "augment", class_name="Generator")})
+    )
+    with pytest.raises(ModelLoadError, match=r"defines no such class \(it defines AugmentPipe\)"):
+        load_model(path)
+
+
+def test_module_source_is_only_read_as_text(official_modules, tmp_path, monkeypatch):
+    """The module source of every network holds a command; loading never runs it: nothing is
+    exec'd or eval'd, and compile() is only used to build a syntax tree (ast.parse)."""
+    import ast
+    import builtins
+
+    from gan.model_io import load_model
+    from tests.support import official_layout as layout
+
+    marker = tmp_path / "ran"
+    src = f"import os\nos.system('touch {marker}')\nclass Generator: pass\nclass SynthesisInput: pass\n"
+    monkeypatch.setattr(layout, "module_source", lambda module: src)
+    path = tmp_path / "g.pkl"
+    write_snapshot(path, official_modules, "sg3_t", only_g_ema=True)
+
+    calls = []
+    real_compile = builtins.compile
+
+    def ast_only_compile(source, filename, mode, flags=0, *args, **kwargs):
+        calls.append(flags)
+        if not flags & ast.PyCF_ONLY_AST:
+            raise AssertionError("code from the file was compiled to bytecode")
+        return real_compile(source, filename, mode, flags, *args, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("code from the file was executed")
+
+    with monkeypatch.context() as m:
+        m.setattr(builtins, "exec", forbidden)
+        m.setattr(builtins, "eval", forbidden)
+        m.setattr(builtins, "compile", ast_only_compile)
+        model = load_model(path, training_nets=False)
+    assert model.arch == "stylegan3-t" and calls  # the source was parsed (as a tree), and not run
+    assert not marker.exists()
 
 
 def test_weights_not_matching_the_settings(official_modules, tmp_path):
@@ -262,7 +218,7 @@ def test_weights_not_matching_the_settings(official_modules, tmp_path):
     G, spec, _ = fixture_network("sg2")
     kwargs = dict(spec["init_kwargs"], channel_max=32)  # the weights are for channel_max 64
     path = tmp_path / "mismatch.pkl"
-    path.write_bytes(pickle.dumps({"G_ema": official_layout(G, spec["class_name"], kwargs)}))
+    path.write_bytes(pickle.dumps({"G_ema": official_layout(G, "networks_stylegan2", kwargs)}))
     with pytest.raises(ModelLoadError, match="wrong shapes"):
         load_model(path)
 
@@ -299,8 +255,9 @@ def hostile_payloads(marker: Path, ns) -> dict[str, object]:
         "subprocess.Popen": Reduce(subprocess.Popen, ["touch", str(marker)]),
         "builtins.exec": {
             "G_ema": Persistent(
-                "training.networks_stylegan2.Generator",
+                "Generator",
                 dict(state, evil=Reduce(exec, f"open({str(marker)!r}, 'w').close()")),
+                "networks_stylegan2",
             )
         },  # fmt: skip
         "torch.serialization.load": Reduce(torch.load, str(marker)),
@@ -479,8 +436,8 @@ def test_tensor_record_outside_its_storage_is_refused():
 
 def test_persistent_record_keeps_source_unexecuted(official_modules):
     rec = load_restricted(io.BytesIO(pickle.dumps(augment_pipe(0.5))), "a.pkl")
-    assert isinstance(rec, PersistentRecord) and rec.class_name == "training.augment.AugmentPipe"
-    assert rec.module_src_len > 0 and float(rec.state["_buffers"]["p"]) == 0.5
+    assert isinstance(rec, PersistentRecord) and rec.class_name == "AugmentPipe"
+    assert rec.module_src == module_source("augment") and float(rec.state["_buffers"]["p"]) == 0.5
 
 
 @pytest.mark.parametrize(

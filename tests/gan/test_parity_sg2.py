@@ -4,15 +4,14 @@ behaviour the fixtures do not pin down (noise modes, conditioning, architectures
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from gan.networks.stylegan2 import Discriminator, Generator, MinibatchStdLayer
+from tests.support.paths import OFFICIAL as FIXTURES
 
-FIXTURES = Path("/work/shared/fixtures/official")
 TINY_G = dict(z_dim=8, w_dim=8, img_resolution=16, img_channels=3, channel_base=128, channel_max=8)
 TINY_D = dict(img_resolution=16, img_channels=3, channel_base=128, channel_max=8)
 

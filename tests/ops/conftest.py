@@ -1,20 +1,17 @@
 """Shared by the ops tests: the official implementation's op fixtures and a max-abs-difference."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-FIXTURES = Path("/work/shared/fixtures/official")
+from tests.support.paths import OFFICIAL as FIXTURES
 
 
 @pytest.fixture(scope="session")
 def official():
-    """(tensors by name, parameters by op) from NVIDIA's implementation; skipped when absent."""
-    if not (FIXTURES / "ops.npz").exists():
-        pytest.skip("official fixtures not present")
+    """(tensors by name, parameters by op) from NVIDIA's implementation (tests/fixtures/official)."""
     data = np.load(FIXTURES / "ops.npz")
     params = json.loads((FIXTURES / "ops.json").read_text())
     return {k: torch.from_numpy(data[k]) for k in data.files}, params
