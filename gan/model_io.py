@@ -22,20 +22,27 @@ __all__ = ["LoadedModel", "ModelLoadError", "load_model", "save_model"]
 
 
 def load_model(
-    path: str | os.PathLike, device: str | torch.device = "cpu", *, training_nets: bool = True
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    training_nets: bool = True,
+    verify: bool = True,
 ) -> LoadedModel:
     """Load a model file. The format is recognised from the contents, not the extension.
-    With training_nets=False only the generator to render with (G_ema) is built."""
+    With training_nets=False only the generator to render with (G_ema) is built.
+    verify=False skips comparing our format's stored content digest (to salvage a file whose
+    bytes changed); the other checks stay."""
     kind = sniff_format(path)
     if kind == "torch-zip":
         raise ModelLoadError(
             f"{path} is a torch.save checkpoint (zip), not a StyleGAN network pickle or a stylegan-explorer "
             "model; such files can run code when loaded and are not supported."
         )
-    sha256 = file_sha256(path)
     device = str(device)
     if kind == "safetensors":
-        return safetensors_format.load(path, sha256, device=device, training_nets=training_nets)
+        # The file's sha256 comes from the same pass over the file as the content digest.
+        return safetensors_format.load(path, None, device=device, training_nets=training_nets, verify=verify)
+    sha256 = file_sha256(path)
     return official_pickle.load_official_pickle(path, sha256, device=device, training_nets=training_nets)
 
 

@@ -115,11 +115,26 @@ def read_latest(run_dir: str) -> Latest:
     path = os.path.join(run_dir, LATEST_FILE)
     if not os.path.exists(path):
         raise UserError(f"{run_dir} has no snapshot yet ({LATEST_FILE} is missing); start a new run instead")
+    damaged = f"{path} is damaged ({{}}); resume from a snapshot file of the run instead (--resume FILE)"
     try:
         with open(path) as f:
-            return Latest(**json.load(f))
-    except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"{path} is damaged ({exc}); resume from a snapshot file instead") from None
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserError(damaged.format(exc)) from None
+    if not isinstance(data, dict):
+        raise UserError(damaged.format(f"expected a JSON object, found {type(data).__name__}"))
+    for key, kind in (("snapshot", "file"), ("state", "file"), ("cur_nimg", "count"), ("tick", "count")):
+        value = data.get(key)
+        if kind == "file":
+            ok = isinstance(value, str) and os.path.basename(value) == value and value not in ("", ".", "..")
+            wanted = "a file name in the run folder"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            wanted = "a whole number of at least 0"
+        if not ok:
+            shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
+            raise UserError(damaged.format(f"{key!r} must be {wanted}, not {shown}"))
+    return Latest(data["snapshot"], data["state"], data["cur_nimg"], data["tick"])
 
 
 def prune_states(run_dir: str, keep: int = STATE_KEEP) -> None:
