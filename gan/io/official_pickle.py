@@ -201,9 +201,10 @@ def _load_tf_era(data: tuple, source: str, training_nets: bool) -> tuple[dict, d
         else:
             kind = network_kind("training.networks_stylegan2.Generator")
             convert = tf_pickle.convert_generator
-        kwargs, state_for = convert(record, what)
-        net, kwargs = _build(kind, (), plain(kwargs), what)
-        load_weights(net, state_for(net), what)
+        conversion = convert(record, what)
+        net, kwargs = _build(kind, (), plain(conversion.kwargs), what)
+        state, unused = conversion.state_dict_for(net)
+        load_weights(net, state, what)
         nets[key] = (net.to(torch.float32), kind, kwargs)
         provenance[key] = {
             "class_name": record.class_name,
@@ -211,6 +212,7 @@ def _load_tf_era(data: tuple, source: str, training_nets: bool) -> tuple[dict, d
             "name": str(record.state.get("name")),
             "build_func_name": str(record.state.get("build_func_name")),
             "static_kwargs": jsonable(record.state.get("static_kwargs")),
+            "unused_variables": unused[:20] + ([f"... {len(unused) - 20} more"] if len(unused) > 20 else []),
         }
     metadata = {
         "source_format": "official-pickle",

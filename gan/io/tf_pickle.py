@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -189,7 +190,7 @@ def _progressive_rgb(variables: dict[str, np.ndarray], kind: str, resolution: in
         match = re.fullmatch(rf"(.*?){kind}_lod(\d+)/(.*)", name)
         if match:
             res = resolution // 2 ** int(match.group(2))
-            variables[f"{match.group(1)}{res}x{res}/{kind}/{match.group(3)}"] = variables[name]
+            variables[f"{match.group(1)}{res}x{res}/{kind}/{match.group(3)}"] = variables.pop(name)
             found = True
     return found
 
@@ -288,46 +289,56 @@ def _tf_name(template: str, groups: dict[str, str]) -> str:
 _DERIVED = re.compile(r".*\.(resample_filter|act_filter)")
 
 
-def _state_dict(
-    net: torch.nn.Module, variables: dict[str, np.ndarray], rules: _Rules, what: str
-) -> dict[str, torch.Tensor]:
-    """The state_dict for our network `net`, every tensor taken from a TF variable by `rules`."""
-    out, missing = {}, []
-    for name, tensor in net.state_dict().items():
-        found = next(((m, t, f) for p, t, f in rules if (m := re.fullmatch(p, name))), None)
-        if found is None:
-            if _DERIVED.fullmatch(name):
-                out[name] = tensor
+@dataclass
+class Conversion:
+    """A TF network translated: constructor kwargs of our network and where its weights come from."""
+
+    kwargs: dict
+    variables: dict[str, np.ndarray]
+    rules: _Rules
+    what: str
+
+    def state_dict_for(self, net: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+        """(state_dict for our network `net` built from `kwargs`, TF variables it did not use).
+        Unused variables are reported, not refused: NVIDIA's converter ignores them too (e.g. the
+        ToRGB layers of lower levels of detail in progressive-era files)."""
+        out, used, missing = {}, set(), []
+        for name, tensor in net.state_dict().items():
+            found = next(((m, t, f) for p, t, f in self.rules if (m := re.fullmatch(p, name))), None)
+            if found is None:
+                if _DERIVED.fullmatch(name):
+                    out[name] = tensor
+                    continue
+                raise ModelLoadError(f"{self.what}: no TensorFlow variable is known for parameter {name}.")
+            match, template, transform = found
+            tf_name = _tf_name(template, match.groupdict())
+            if tf_name not in self.variables:
+                missing.append(tf_name)
                 continue
-            raise ModelLoadError(f"{what}: no TensorFlow variable is known for our parameter {name}.")
-        match, template, transform = found
-        tf_name = _tf_name(template, match.groupdict())
-        if tf_name not in variables:
-            missing.append(tf_name)
-            continue
-        value = transform(variables[tf_name]) if transform else variables[tf_name]
-        out[name] = torch.from_numpy(np.array(value, dtype=np.float32, order="C"))
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise ModelLoadError(
-            f"{what} lacks TensorFlow variables its settings need: {shown}. The file is damaged or is not a "
-            "StyleGAN2 / StyleGAN2-ADA network."
-        )
-    return out
+            used.add(tf_name)
+            value = self.variables[tf_name]
+            value = transform(value) if transform else value
+            out[name] = torch.from_numpy(np.array(value, dtype=np.float32, order="C"))
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise ModelLoadError(
+                f"{self.what} lacks TensorFlow variables its settings need: {shown}. The file is damaged or "
+                "is not a StyleGAN2 / StyleGAN2-ADA network."
+            )
+        return out, sorted(set(self.variables) - used)
 
 
-def convert_generator(net: TFNetworkRecord, what: str) -> tuple[dict, Callable[[torch.nn.Module], dict]]:
-    """(kwargs, state_dict_for(our_G)) for a TF generator."""
+def convert_generator(net: TFNetworkRecord, what: str) -> Conversion:
     kwargs = generator_kwargs(net, what)
     variables = collect_variables(net, what)
     if _progressive_rgb(variables, "ToRGB", kwargs["img_resolution"]):
         kwargs["architecture"] = "orig"
-    return kwargs, lambda G: _state_dict(G, variables, _G_RULES, what)
+    return Conversion(kwargs, variables, _G_RULES, what)
 
 
-def convert_discriminator(net: TFNetworkRecord, what: str) -> tuple[dict, Callable[[torch.nn.Module], dict]]:
+def convert_discriminator(net: TFNetworkRecord, what: str) -> Conversion:
     kwargs = discriminator_kwargs(net, what)
     variables = collect_variables(net, what)
     if _progressive_rgb(variables, "FromRGB", kwargs["img_resolution"]):
         kwargs["architecture"] = "orig"
-    return kwargs, lambda D: _state_dict(D, variables, _D_RULES, what)
+    return Conversion(kwargs, variables, _D_RULES, what)

@@ -448,3 +448,44 @@ def test_persistent_record_keeps_source_unexecuted(official_modules):
 def test_unsupported_numpy_arrays_are_refused(value):
     with pytest.raises(ModelLoadError, match="unsupported numpy dtype"):
         load_restricted(io.BytesIO(pickle.dumps(value)), "x.pkl")
+
+
+# ---- files of these families not seen yet: other sizes, channels, conditioning, architectures ------
+
+UNSEEN = {
+    "sg3-t 32px conditional": ("stylegan3", dict(img_resolution=32, c_dim=4)),
+    "sg3-r grayscale": ("stylegan3", dict(img_channels=1, conv_kernel=1, use_radial_filters=True)),
+    "sg2 rgba resnet": ("stylegan2", dict(img_channels=4, architecture="resnet")),
+    "sg2 orig conditional": ("stylegan2", dict(architecture="orig", c_dim=3)),
+    "sg2-ada 32px fp16 blocks": ("networks", dict(img_resolution=32, num_fp16_res=2, conv_clamp=256)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSEEN))
+def test_unseen_configurations_load_and_compute_the_same(official_modules, tmp_path, case):
+    from gan.model_io import load_model
+    from gan.networks import build_network, network_kind
+
+    module, extra = UNSEEN[case]
+    sg3 = module == "stylegan3"
+    kwargs = dict(z_dim=8, w_dim=8, c_dim=0, img_resolution=16, img_channels=3, channel_max=8,
+                  mapping_kwargs=dict(num_layers=2), channel_base=256 if sg3 else 128) | extra  # fmt: skip
+    kind = network_kind(f"training.networks_{'stylegan3' if sg3 else 'stylegan2'}.Generator")
+    torch.manual_seed(0)
+    G = build_network(kind, kwargs).eval()
+    file_kwargs = kwargs
+    if module == "networks":  # StyleGAN2-ADA-pytorch nests the synthesis settings
+        top = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs")
+        file_kwargs = {k: v for k, v in kwargs.items() if k in top}
+        file_kwargs["synthesis_kwargs"] = {k: v for k, v in kwargs.items() if k not in top}
+    official_module = module if module == "networks" else f"networks_{module}"
+    path = tmp_path / "g.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": official_layout(G, official_module, file_kwargs)}))
+    model = load_model(path)
+    assert model.G.img_channels == kwargs["img_channels"] and model.G.c_dim == kwargs["c_dim"]
+    torch.manual_seed(1)
+    z, c = torch.randn([2, 8]), torch.eye(max(kwargs["c_dim"], 1))[:2, : kwargs["c_dim"]]
+    with torch.no_grad():
+        expected = G.synthesis(G.mapping(z, c, truncation_psi=0.7), noise_mode="const")
+        got = model.G.synthesis(model.G.mapping(z, c, truncation_psi=0.7), noise_mode="const")
+    assert torch.equal(got, expected)

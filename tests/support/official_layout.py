@@ -7,7 +7,8 @@ As in every real file, `class_name` is the BARE class name and `module_src` is o
 short stand-in written for the tests that defines the classes of the module it stands for (and
 contains a command that must never run).
 
-TensorFlow era: a tuple (G, D, Gs) of `dnnlib.tflib.network.Network` objects whose state holds
+TensorFlow era: a tuple (G, D, Gs) of `dnnlib.tflib.network.Network` objects (NEWOBJ + BUILD)
+whose state holds
 `static_kwargs`, `components` and `variables` = [(TF name, numpy array)], written from one of our
 StyleGAN2 networks by the TF naming and layout facts (conv weights [kh, kw, in, out], dense
 weights [in, out], up-sampling kernels flipped, style biases minus one, noise inputs numbered over
@@ -81,15 +82,8 @@ class EasyDict(dict):
     """Like dnnlib.EasyDict (pickled by reference as dnnlib.util.EasyDict)."""
 
 
-class TFNetwork:
-    """Pickles like dnnlib.tflib.network.Network: NEWOBJ of the class, then BUILD with its state."""
-
-    def __init__(self, state: dict):
-        self.state = state
-
-    def __reduce__(self):
-        cls = sys.modules["dnnlib.tflib.network"].Network
-        return (cls.__new__, (cls,), self.state)
+def _tf_network_getstate(self) -> dict:
+    return self.state
 
 
 def install_official_modules(monkeypatch) -> types.SimpleNamespace:
@@ -106,7 +100,10 @@ def install_official_modules(monkeypatch) -> types.SimpleNamespace:
     util = types.ModuleType("dnnlib.util")
     util.EasyDict = type("EasyDict", (EasyDict,), {"__module__": "dnnlib.util"})
     tflib_network = types.ModuleType("dnnlib.tflib.network")
-    tflib_network.Network = type("Network", (), {"__module__": "dnnlib.tflib.network"})
+    # Pickled like TF's Network: NEWOBJ of the class, then BUILD with its state dict.
+    tflib_network.Network = type(
+        "Network", (), {"__module__": "dnnlib.tflib.network", "__getstate__": _tf_network_getstate}
+    )
     tflib = types.ModuleType("dnnlib.tflib")
     tflib.network = tflib_network
     dnnlib = types.ModuleType("dnnlib")
@@ -311,24 +308,26 @@ def tf_discriminator_variables(D) -> list:
     return out
 
 
-def tf_network(name: str, static_kwargs: dict, variables: list, components: dict | None = None) -> TFNetwork:
-    return TFNetwork(
-        {
-            "version": 4,
-            "name": name,
-            "static_kwargs": static_kwargs,
-            "components": components or {},
-            "build_module_src": f"import os\nos.system({MARKER_COMMAND!r})\n",
-            "build_func_name": "G_main" if name.startswith("G") else "D_main",
-            "variables": variables,
-        }
-    )
+def tf_network(name: str, static_kwargs: dict, variables: list, components: dict | None = None):
+    """A (fake) dnnlib.tflib.network.Network whose pickled state is `.state`."""
+    cls = sys.modules["dnnlib.tflib.network"].Network
+    net = cls()
+    net.state = {
+        "version": 4,
+        "name": name,
+        "static_kwargs": static_kwargs,
+        "components": components or {},
+        "build_module_src": f"import os\nos.system({MARKER_COMMAND!r})\n",
+        "build_func_name": "G_main" if name.startswith("G") else "D_main",
+        "variables": variables,
+    }
+    return net
 
 
 def write_tf_snapshot(path: Path, G, D, g_static: dict, d_static: dict, protocol: int = 2) -> None:
     """A TensorFlow-era pickle (G, D, Gs) of our StyleGAN2 networks; G and Gs share weights."""
 
-    def gs(name: str) -> TFNetwork:
+    def gs(name: str):
         top, mapping, synthesis = tf_generator_variables(G)
         return tf_network(
             name,
