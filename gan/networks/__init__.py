@@ -46,10 +46,6 @@ _KINDS = {
 }
 
 
-def known_class_names() -> list[str]:
-    return sorted(_KINDS)
-
-
 def network_kind(class_name: str) -> NetworkKind | None:
     """The kind of network a class name denotes, None when we do not know it."""
     return _KINDS.get(class_name)
