@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_generator
-from test_official_pickle import official_modules, write_snapshot  # noqa: F401
 
 from gan.edit.attribute import compute_attribute_directions, resolve_attributes
 from gan.edit.directions import Direction, load_directions, orthogonalize, save_directions, sidecar_path
@@ -16,6 +15,7 @@ from gan.edit.pca import compute_pca_directions, default_layer_range, sample_w
 from gan.errors import Cancelled, UserError
 from gan.model_io import load_model
 from gan.render import RenderArgs, Renderer
+from tests.support.official_layout import install_official_modules, write_snapshot
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,8 @@ def test_save_load_in_our_model_file(tmp_path, tiny_model_file):
     assert a is not None and b is not None and not np.array_equal(a, b)
 
 
-def test_save_load_sidecar_for_official_pickles(tmp_path, official_modules):  # noqa: F811
+def test_save_load_sidecar_for_official_pickles(tmp_path, monkeypatch):
+    official_modules = install_official_modules(monkeypatch)
     pkl = tmp_path / "network-snapshot.pkl"
     write_snapshot(pkl, official_modules, "sg2", only_g_ema=True)
     content = pkl.read_bytes()
