@@ -2,8 +2,10 @@
 
 Every TrainConfig field is a flag (`--batch-gpu`, `--map-depth`, ...; booleans as --x/--no-x).
 `--resume RUN_FOLDER` continues a run in place with the options it was started with (flags
-given here override them). Ctrl-C stops after the current step and writes a snapshot; a second
-Ctrl-C aborts at once. Several processes: `torchrun --nproc_per_node N -m gan.cli train ...`.
+given here override them); a finished run stays as it is unless --kimg is raised. Ctrl-C stops
+after the current step and writes a snapshot; a second Ctrl-C waits for that snapshot (and says
+so), a third aborts without it (the previous snapshot stays valid: snapshots are committed as one
+unit). Several processes: `torchrun --nproc_per_node N -m gan.cli train ...`.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
-    if summary.reason == "dry_run":
+    if summary.reason == "dry_run" or summary.already_done:
         print(summary.message)
         return 0
     what = "finished" if summary.reason == "done" else "stopped"
@@ -137,20 +139,28 @@ def _duration(sec: float) -> str:
 
 
 class _CtrlC:
-    """First Ctrl-C asks the loop to stop (it writes a snapshot); the second aborts."""
+    """First Ctrl-C asks the loop to stop (it writes a snapshot). Everything the loop does after
+    that is the stop snapshot, so the second only says it is waiting for it; a third aborts."""
 
     def __init__(self):
-        self._stop = False
+        self._presses = 0
         self._previous = None
 
     def requested(self) -> bool:
-        return self._stop
+        return self._presses > 0
 
     def _handle(self, signum, frame) -> None:
-        if self._stop:
+        self._presses += 1
+        if self._presses == 1:
+            print("\nstopping after this step and writing a snapshot", file=sys.stderr)
+        elif self._presses == 2:
+            print(
+                "still stopping: waiting for the snapshot to be written so no training is lost "
+                "(Ctrl-C once more aborts without it; the previous snapshot stays valid)",
+                file=sys.stderr,
+            )
+        else:
             raise KeyboardInterrupt
-        self._stop = True
-        print("\nstopping after this step and writing a snapshot (Ctrl-C again to abort)", file=sys.stderr)
 
     def __enter__(self):
         try:

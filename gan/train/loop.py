@@ -11,6 +11,7 @@ afterwards, so the newest snapshot on disk is always a good one.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import os
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from gan.errors import UserError
+from gan.io.files import file_sha256
 from gan.train import distributed
 from gan.train import snapshot as snap
 from gan.train.augment import AdaController, AugmentPipe, augment_preset
@@ -62,6 +64,7 @@ class RunSummary:
     stopped: bool  # ended before reaching config.kimg
     reason: str  # 'done' | 'stopped' | 'nonfinite' | 'dry_run'
     message: str = ""
+    already_done: bool = False  # a finished run was resumed without a higher kimg: nothing changed
 
 
 class NonFiniteLoss(Exception):
@@ -96,7 +99,13 @@ def run(
 
 
 class _Trainer:
-    def __init__(self, prepared: Prepared, dist_info: distributed.DistInfo):
+    def __init__(
+        self,
+        prepared: Prepared,
+        dist_info: distributed.DistInfo,
+        snapshot_fault: Callable[[str], None] | None = None,
+    ):
+        """snapshot_fault: passed to gan.train.snapshot.commit_snapshot (tests crash there)."""
         self.r: ResolvedConfig = prepared.resolved
         self.cfg: TrainConfig = self.r.config
         self.dist = dist_info
@@ -108,25 +117,32 @@ class _Trainer:
         self.batch_idx = 0
         self.last_snapshot: str | None = None
         self.snapshot_nimg = -1  # cur_nimg of the last snapshot written (or resumed from)
+        self.snapshot_fault = snapshot_fault
         self.metrics_skipped: dict[str, str] = {}  # metric -> why it cannot run in this run
         torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
         self.G, self.D = build_networks(self.r, self.device)
         self.G_ema = _copy_net(self.G)
         self.augment_pipe, self.ada = self._augment()
         resume = prepared.resume
+        resumed_training = _training_metadata(resume)
         self._load_weights(resume)
         self.phases = self._phases()
         self.loss = StyleGANLoss(
             self.G, self.D, self._loss_settings(), self.stats, self.augment_pipe, self.ada, self._balance()
         )
         if resume is not None and resume.mode == "continue":
-            self._load_state(resume.state_path)
+            self._load_state(resume.state_path, resume.model_path, resumed_training)
             self.last_snapshot = resume.model_path
         else:
             torch.manual_seed(self.cfg.seed * self.dist.world_size + self.dist.rank)
+        # A finished run resumed without a higher --kimg: say so and touch nothing.
+        self.already_done = resume is not None and resume.mode == "continue" and self._done()
         for net in (self.G, self.D, self.G_ema):
             distributed.broadcast_module(net)
-        self.run_dir = self._run_dir(resume)
+        if self.already_done:
+            self.run_dir = (resume.run_dir or "") if resume is not None else ""
+        else:
+            self.run_dir = self._run_dir(resume)
         self.grid_z, self.grid_c = self._grid_latents()
 
     # --- setup --------------------------------------------------------------------------
@@ -210,6 +226,7 @@ class _Trainer:
             run_dir = resume.run_dir
             if self.dist.is_main:
                 StatsWriter(os.path.join(run_dir, "stats.jsonl")).truncate_after(self.tick - 1)
+                snap.remove_stale_temps(run_dir)  # pieces of a snapshot a crash interrupted
         elif self.dist.is_main:
             desc = self.cfg.desc or f"{self.cfg.cfg}-{self.r.data.name}"
             run_dir = snap.new_run_dir(self.cfg.outdir, desc)
@@ -251,8 +268,10 @@ class _Trainer:
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
 
-    def _load_state(self, path: str) -> None:
+    def _load_state(self, path: str, model_path: str, training: dict) -> None:
+        _check_pair(path, model_path, training)
         state = snap.load_state(path)
+        _check_state_count(state, path, model_path, training)
         try:
             self.cur_nimg, self.tick, self.batch_idx = (
                 int(state["cur_nimg"]),
@@ -311,7 +330,18 @@ class _Trainer:
 
     # --- training -----------------------------------------------------------------------
 
+    def _done(self) -> bool:
+        return self.cur_nimg >= self.cfg.kimg * 1000
+
     def train(self, should_stop, on_tick) -> RunSummary:
+        if self.already_done:
+            summary = self._summary(
+                False, "done",
+                f"the run is already finished: it reached {self.cur_nimg / 1000:.3f} kimg of "
+                f"{self.cfg.kimg:g}; nothing was trained or written. To train further, raise --kimg",
+            )  # fmt: skip
+            summary.already_done = True
+            return summary
         batches = self._batches()
         clock = _TickClock(self.cur_nimg)
         if self.dist.is_main and not os.path.exists(os.path.join(self.run_dir, "reals.png")):
@@ -323,7 +353,7 @@ class _Trainer:
                     self._step(batches)
                 except NonFiniteLoss as exc:
                     return self._fail(str(exc), clock, on_tick)
-            done = self.cur_nimg >= self.cfg.kimg * 1000
+            done = self._done()
             tick_due = self.tick == 0 or self.cur_nimg >= clock.start_nimg + self.cfg.tick_kimg * 1000
             if not (done or stop or tick_due):
                 continue
@@ -445,14 +475,15 @@ class _Trainer:
                 info.message = "; ".join(filter(None, [info.message, skipped]))
 
     def _write_snapshot(self) -> str:
-        model_name, state_name = snap.snapshot_names(self.cur_nimg)
-        model_path = os.path.join(self.run_dir, model_name)
-        snap.save_state(os.path.join(self.run_dir, state_name), self._state_dict())
-        from gan.model_io import save_model
+        """Commit model + training state + latest.json as one unit (see snapshot.commit_snapshot)."""
+        from gan.io.safetensors_format import serialize
 
+        model_name, state_name = snap.snapshot_names(self.cur_nimg)
+        state = snap.state_bytes(self._state_dict())
         metadata = {
             "training": {
                 "state_file": state_name,
+                "state_sha256": hashlib.sha256(state).hexdigest(),  # the pair, checked on resume
                 "kimg": self.cur_nimg / 1000,
                 "cur_nimg": self.cur_nimg,
                 "tick": self.tick,
@@ -462,9 +493,9 @@ class _Trainer:
             },
             "source": "gan train",
         }
-        save_model(model_path, self.G_ema, D=self.D, G_train=self.G, arch=self.cfg.cfg, metadata=metadata)
-        snap.write_latest(self.run_dir, snap.Latest(model_name, state_name, self.cur_nimg, self.tick))
-        snap.prune_states(self.run_dir)
+        model = serialize(self.G_ema, D=self.D, G_train=self.G, arch=self.cfg.cfg, metadata=metadata)
+        snap.commit_snapshot(self.run_dir, model, state, self.cur_nimg, self.tick, self.snapshot_fault)
+        model_path = os.path.join(self.run_dir, model_name)
         self.last_snapshot = model_path
         self.snapshot_nimg = self.cur_nimg
         return model_path
@@ -474,7 +505,7 @@ class _Trainer:
         images = []
         for z, c in zip(self.grid_z.split(self.r.batch_gpu), self.grid_c.split(self.r.batch_gpu)):
             images.append(snap.to_uint8(self.G_ema(z, c, noise_mode="const")))
-        path = os.path.join(self.run_dir, f"fakes{self.cur_nimg // 1000:06d}.png")
+        path = os.path.join(self.run_dir, f"fakes{snap.snapshot_tag(self.cur_nimg)}.png")
         snap.save_image_grid(np.concatenate(images), path, self.cfg.grid_cols)
         return path
 
@@ -555,6 +586,45 @@ class _Skip(torch.utils.data.Sampler):
 
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.count, None)
+
+
+def _training_metadata(resume: ResumeSource | None) -> dict:
+    """The "training" entry of the resumed model's metadata ({} when it has none)."""
+    meta = getattr(getattr(resume, "model", None), "metadata", None)
+    training = meta.get("training") if isinstance(meta, dict) else None
+    return training if isinstance(training, dict) else {}
+
+
+def _pair_fix(model_path: str) -> str:
+    return (
+        f"Resume from its weights only with `--resume {model_path} --finetune` (optimizer state, "
+        "counters and augment p start fresh), or from an older snapshot whose state file matches"
+    )
+
+
+def _check_pair(state_path: str, model_path: str, training: dict) -> None:
+    """UserError unless the state file is the one written with the model (by its sha256, which
+    models written since snapshots are committed as one unit record)."""
+    digest = training.get("state_sha256")
+    if isinstance(digest, str) and file_sha256(state_path) != digest:
+        raise UserError(
+            f"the training state {state_path} is not the one written with {model_path} (its sha256 "
+            "differs), so weights and optimizer state would come from different moments. "
+            + _pair_fix(model_path)
+        )
+
+
+def _check_state_count(state: dict, state_path: str, model_path: str, training: dict) -> None:
+    """UserError unless state and model record the same image count (the check old run folders,
+    without digests, get: a state overwritten by a later, unfinished snapshot is caught here)."""
+    model_nimg = training.get("cur_nimg")
+    state_nimg = state.get("cur_nimg") if isinstance(state, dict) else None
+    if isinstance(model_nimg, int) and isinstance(state_nimg, int) and model_nimg != state_nimg:
+        raise UserError(
+            f"the training state {state_path} is from {state_nimg / 1000:.3f} kimg but the snapshot "
+            f"{model_path} is from {model_nimg / 1000:.3f} kimg: they were not written together (a crash "
+            f"or a full disk while a snapshot was written). {_pair_fix(model_path)}"
+        )
 
 
 def _sanitize_grads(params: list[torch.nn.Parameter]) -> None:
