@@ -20,11 +20,12 @@ import torch
 
 from gan.errors import ModelLoadError
 from gan.io import tf_pickle
+from gan.io.alloc_budget import build_bounded, weight_bytes
 from gan.io.loaded_model import LoadedModel
 from gan.io.official_families import Identified, identify
 from gan.io.safe_unpickle import ModuleRecord, PersistentRecord, load_restricted
-from gan.io.weights import load_weights
-from gan.networks import NetworkKind, bind_kwargs, build_network, generator_arch, network_kind
+from gan.io.weights import check_finite, load_weights
+from gan.networks import NetworkKind, bind_kwargs, generator_arch, network_kind
 
 NETWORK_KEYS = ("G_ema", "G", "D")
 TF_NETWORK_KEYS = ("G", "D", "G_ema")  # the order of the TF-era tuple (G, D, Gs)
@@ -84,9 +85,11 @@ def collect_state_dict(record: Any, prefix: str = "") -> dict[str, torch.Tensor]
         raise ModelLoadError(
             f"sub-module {prefix.rstrip('.') or '<root>'} is a {type(record).__name__}, not a module."
         )
-    state = record.state
+    state = record.state if isinstance(record.state, dict) else {}
     out: dict[str, torch.Tensor] = {}
     non_persistent = state.get("_non_persistent_buffers_set") or set()
+    if not isinstance(non_persistent, (set, frozenset, list, tuple)):
+        raise ModelLoadError(f"{prefix}_non_persistent_buffers_set is malformed.")
     for group in ("_parameters", "_buffers"):
         tensors = state.get(group) or {}
         if not isinstance(tensors, dict):
@@ -123,12 +126,22 @@ def _official_to_ours(family: str, kwargs: dict) -> dict:
     return kwargs
 
 
-def _build(kind: NetworkKind, args: tuple, kwargs: dict, what: str) -> tuple[torch.nn.Module, dict]:
+def _construct(
+    kind: NetworkKind, args: tuple, kwargs: dict, file_tensors: list[torch.Tensor], what: str
+) -> tuple[torch.nn.Module, dict]:
+    """Our network from the file's constructor arguments, within a memory budget set by the
+    weights the file holds for it (`file_tensors`)."""
     try:
         kwargs = bind_kwargs(kind, args, kwargs)
-        return build_network(kind, kwargs), kwargs
-    except (TypeError, ValueError, AssertionError, KeyError) as exc:
-        raise ModelLoadError(f"cannot build {what} with its settings {kwargs}: {exc}") from exc
+    except TypeError as exc:
+        raise ModelLoadError(f"{what}: its settings do not fit the network: {exc}") from None
+    return build_bounded(kind, kwargs, weight_bytes(file_tensors), len(file_tensors), what), kwargs
+
+
+def _fill(net: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> torch.nn.Module:
+    check_finite(state, what)
+    load_weights(net, state, what)
+    return net.to(torch.float32)
 
 
 def build_from_record(
@@ -139,10 +152,11 @@ def build_from_record(
     if found.kind is None:
         raise ModelLoadError(f"'{key}' in {source} is an augmentation pipeline, not a network.")
     args, kwargs = _init_arguments(record)
-    what = f"'{key}' of {source} (`{record.class_name}` of {found.family.module})"
-    net, kwargs = _build(found.kind, args, _official_to_ours(found.family.name, kwargs), what)
-    load_weights(net, collect_state_dict(record), f"'{key}' in {source}")
-    return net.to(torch.float32), found.kind, kwargs, found
+    what = f"'{key}' in {source} (`{record.class_name}` of {found.family.module})"
+    state = collect_state_dict(record)
+    kwargs = _official_to_ours(found.family.name, kwargs)
+    net, kwargs = _construct(found.kind, args, kwargs, list(state.values()), what)
+    return _fill(net, state, what), found.kind, kwargs, found
 
 
 def _augment_summary(record: Any, source: str) -> dict | None:
@@ -202,10 +216,10 @@ def _load_tf_era(data: tuple, source: str, training_nets: bool) -> tuple[dict, d
             kind = network_kind("training.networks_stylegan2.Generator")
             convert = tf_pickle.convert_generator
         conversion = convert(record, what)
-        net, kwargs = _build(kind, (), plain(conversion.kwargs), what)
+        variables = [torch.from_numpy(np.asarray(v)) for v in conversion.variables.values()]
+        net, kwargs = _construct(kind, (), plain(conversion.kwargs), variables, what)
         state, unused = conversion.state_dict_for(net)
-        load_weights(net, state, what)
-        nets[key] = (net.to(torch.float32), kind, kwargs)
+        nets[key] = (_fill(net, state, what), kind, kwargs)
         provenance[key] = {
             "class_name": record.class_name,
             "family": "stylegan2-tf",
@@ -232,9 +246,17 @@ def load_official_pickle(
     source = str(path)
     data = read_snapshot(path)
     load = _load_tf_era if isinstance(data, tuple) else _load_pytorch_era
-    nets, metadata = load(data, source, training_nets)
+    try:
+        nets, metadata = load(data, source, training_nets)
+        json.dumps(metadata)  # jsonable() guarantees this; fail here rather than when saving
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RuntimeError, OverflowError) as exc:
+        # Everything read from the file is bounded (gan.io.safe_unpickle), so what is left are
+        # values of a shape no network pickle has.
+        raise ModelLoadError(
+            f"{source} is damaged: a value in it has an unexpected form ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Re-download or re-copy the file."
+        ) from None
     G, g_kind, g_kwargs = nets["G_ema"]
-    json.dumps(metadata)  # jsonable() guarantees this; fail here rather than when saving
     D = nets.get("D")
     G_train = nets.get("G")
     return LoadedModel(

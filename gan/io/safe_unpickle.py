@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import pickle
 import struct
+import types
 from collections import OrderedDict
 from typing import Any, BinaryIO
 
@@ -98,14 +99,46 @@ class _EasyDict(dict):
         pass  # EasyDict keeps its items in the dict itself; any __dict__ state is irrelevant
 
 
-class _TypeToken:
+class _Frozen:
+    """Base of stand-ins a file may name but never change: pickle's BUILD opcode (which sets
+    attributes or calls __setstate__) is refused on them, so a refused file cannot leave state
+    behind for the next file loaded in the same process."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        raise _Damaged(f"the file tries to change {self!r}")
+
+    def __setattr__(self, name, value):
+        raise _Damaged(f"the file tries to change {self!r}")
+
+
+class _TypeToken(_Frozen):
     """Stand-in for a class the file only names (torch.Tensor, numpy.ndarray, ...)."""
 
+    __slots__ = ("name",)
+
     def __init__(self, name: str):
-        self.name = name
+        object.__setattr__(self, "name", name)
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+class _Callable(_Frozen):
+    """An allow-listed function as the unpickler hands it out: callable, but (unlike a plain
+    function, whose __defaults__ or __dict__ BUILD could set) unchangeable."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args):
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return f"<{self._fn.__name__}>"
 
 
 _TENSOR_TYPE = _TypeToken("torch.Tensor")
@@ -134,7 +167,8 @@ def _tensor_from_storage(storage, offset, size, stride, dtype: torch.dtype | Non
     if math.prod(size) > max(flat.numel(), 1):  # weights never overlap; refuse allocation bombs
         raise _Damaged("tensor does not fit its storage (more elements than stored)")
     try:
-        return flat.as_strided(size, stride, offset).clone(memory_format=torch.contiguous_format)
+        # A view, never a copy: many tensors sharing one storage cost its bytes once.
+        return flat.as_strided(size, stride, offset)
     except RuntimeError as exc:
         raise _Damaged(f"tensor does not fit its storage ({exc})") from exc
 
@@ -175,6 +209,7 @@ _TENSOR_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _
 
 def _rebuild_from_type(func, new_type, args, state):
     """torch's wrapper for tensors with Python state; only our own rebuilders may be inside."""
+    func = func._fn if isinstance(func, _Callable) else None
     if func not in _TENSOR_REBUILDERS or new_type not in (_TENSOR_TYPE, _PARAMETER_TYPE):
         raise _Damaged("unsupported tensor subclass record")
     if not isinstance(args, tuple):
@@ -290,6 +325,7 @@ _TORCH_CONTAINERS = ("ModuleList", "ModuleDict", "Sequential")
 
 
 def _build_allow_list() -> dict[tuple[str, str], Any]:
+    """A fresh allow-list for one load: functions wrapped unchangeable, classes made anew."""
     allow: dict[tuple[str, str], Any] = {
         ("torch_utils.persistence", "_reconstruct_persistent_obj"): _persistent_record,
         ("collections", "OrderedDict"): OrderedDict,
@@ -325,7 +361,7 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
         qualname = f"torch.nn.modules.container.{name}"
         allow[("torch.nn.modules.container", name)] = _module_record_class(qualname)
     allow[("torch.nn.modules.linear", "Identity")] = _module_record_class("torch.nn.modules.linear.Identity")
-    return allow
+    return {key: _Callable(v) if isinstance(v, types.FunctionType) else v for key, v in allow.items()}
 
 
 # Python 2 era module names that protocol <= 2 pickles may use.
@@ -355,51 +391,92 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _Damaged("the pickle uses persistent ids, which network pickles never do")
 
 
-def _resolve(value: Any, memo: dict[int, Any]) -> Any:
-    """Replace numpy/EasyDict stand-ins by real values, recursively (records keep their identity)."""
-    key = id(value)
-    if key in memo:
-        return memo[key]
-    if isinstance(value, _ArrayRecord):
-        if value.array is None:
-            raise _Damaged("numpy array without data")
-        out = value.array
-    elif isinstance(value, _DTypeRecord):
-        out = value.dtype
-    elif isinstance(value, _TypeToken):
-        out = value.name
-    elif isinstance(value, dict):
-        out = OrderedDict() if isinstance(value, OrderedDict) else {}
-        memo[key] = out
-        for k, v in value.items():
-            out[_resolve(k, memo)] = _resolve(v, memo)
+# Bounds on the unpickled structure, so nothing downstream (conversion to plain data, JSON, state
+# dict collection) can recurse too deep or blow up on shared references. Real network pickles
+# nest about 15 deep and hold a few thousand objects.
+MAX_DEPTH = 100
+MAX_EXPANDED_OBJECTS = 1_000_000  # objects counted as if every shared reference were a copy
+MAX_INT = 2**63  # integers beyond int64 are never settings or sizes of a network
+
+
+class _Resolver:
+    """Replaces numpy/EasyDict stand-ins by real values (records keep their identity), refusing
+    cycles, nesting deeper than MAX_DEPTH, huge integers and shared references that would expand
+    to more than MAX_EXPANDED_OBJECTS (a few kB of pickle can describe an exponential tree)."""
+
+    def __init__(self):
+        self.memo: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}  # expanded object count of each resolved container
+        self.active: set[int] = set()  # containers on the current path (cycle detection)
+        self.expanded = 0
+
+    def _count(self, n: int) -> None:
+        self.expanded += n
+        if self.expanded > MAX_EXPANDED_OBJECTS:
+            raise _Damaged(
+                f"its structure expands to more than {MAX_EXPANDED_OBJECTS:,} objects through shared "
+                "references (a network pickle holds a few thousand)"
+            )
+
+    def resolve(self, value: Any, depth: int = 0) -> Any:
+        key = id(value)
+        if key in self.active:
+            raise _Damaged("it contains a cyclic structure, which network pickles never do")
+        if key in self.memo:
+            self._count(self.sizes.get(key, 1))  # a shared reference counts as a copy
+            return self.memo[key]
+        if depth > MAX_DEPTH:
+            raise _Damaged(f"it nests deeper than {MAX_DEPTH} levels")
+        before = self.expanded
+        self._count(1)
+        self.active.add(key)
+        try:
+            out = self._convert(value, depth + 1)
+        finally:
+            self.active.discard(key)
+        self.memo[key] = out
+        self.sizes[key] = self.expanded - before
         return out
-    elif isinstance(value, list):
-        out = []
-        memo[key] = out
-        out.extend(_resolve(v, memo) for v in value)
-        return out
-    elif isinstance(value, tuple):
-        out = tuple(_resolve(v, memo) for v in value)
-    elif isinstance(value, (set, frozenset)):
-        out = type(value)(_resolve(v, memo) for v in value)
-    elif isinstance(value, (PersistentRecord, ModuleRecord, TFNetworkRecord)):
-        memo[key] = value
-        value.state = _resolve(value.state or {}, memo)
-        return value
-    elif isinstance(value, (StorageType, Storage)):
-        raise _Damaged("a bare storage outside a tensor")
-    else:
-        out = value
-    memo[key] = out
-    return out
+
+    def _convert(self, value: Any, depth: int) -> Any:
+        if isinstance(value, bool) or value is None or isinstance(value, (float, str, bytes)):
+            return value
+        if isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise _Damaged("it holds an integer beyond 64 bits, which no network setting is")
+            return value
+        if isinstance(value, _ArrayRecord):
+            if value.array is None:
+                raise _Damaged("numpy array without data")
+            return value.array
+        if isinstance(value, _DTypeRecord):
+            return value.dtype
+        if isinstance(value, _TypeToken):
+            return value.name
+        if isinstance(value, dict):
+            out = OrderedDict() if isinstance(value, OrderedDict) else {}
+            for k, v in value.items():
+                out[self.resolve(k, depth)] = self.resolve(v, depth)
+            return out
+        if isinstance(value, list):
+            return [self.resolve(v, depth) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.resolve(v, depth) for v in value)
+        if isinstance(value, (set, frozenset)):
+            return type(value)(self.resolve(v, depth) for v in value)
+        if isinstance(value, (PersistentRecord, ModuleRecord, TFNetworkRecord)):
+            value.state = self.resolve(value.state or {}, depth)
+            return value
+        if isinstance(value, (StorageType, Storage)):
+            raise _Damaged("a bare storage outside a tensor")
+        return value  # tensors, numpy scalars and arrays, torch dtypes, allow-listed callables
 
 
 def load_restricted(file: BinaryIO, source: str) -> Any:
     """Unpickle `file` through the allow-list; ModelLoadError on anything refused or damaged."""
     try:
         obj = RestrictedUnpickler(file, source).load()
-        return _resolve(obj, {})
+        return _Resolver().resolve(obj)
     except ModelLoadError:
         raise
     except _Damaged as exc:
