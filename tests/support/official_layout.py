@@ -20,6 +20,7 @@ importer under test must never call them.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import sys
@@ -125,6 +126,9 @@ class Persistent:
 
     def __init__(self, class_name: str, state: dict, module: str):
         self.class_name, self.state, self.module = class_name, state, module
+
+    def __deepcopy__(self, memo):
+        return Persistent(self.class_name, copy.deepcopy(self.state, memo), self.module)
 
     def __reduce__(self):
         fn = sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj
