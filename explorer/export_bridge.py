@@ -1,4 +1,5 @@
-"""The export dialog's link to `gan.video`: runs a VideoJob in a QThread with progress and cancel.
+"""The export dialog's link to `gan.video`: runs a VideoJob in a QThread with progress and cancel,
+for one model or for several side by side (`gan.compare.render_compare_video`).
 
 Plain data in (model path, recipe dict, settings dict of VideoJob fields, output path) and out
 (progress counts, a result dict, message strings). `gan` is imported lazily so importing the
@@ -16,7 +17,8 @@ from explorer.training_bridge import BackgroundTask
 # Settings the dialog may send; everything else in a VideoJob is fixed by the bridge.
 SETTING_KEYS = (
     "kind", "seeds", "turns", "translate_path", "translate_amount", "interp_space", "direction_name",
-    "strength", "layer_start", "layer_end", "size", "fps", "duration", "crf", "preset",
+    "strength", "layer_start", "layer_end", "size", "upscale", "upscale_filter", "fps", "duration", "crf",
+    "preset",
 )  # fmt: skip
 
 
@@ -71,6 +73,14 @@ class ExportBridge(QObject):
         return None
 
     @staticmethod
+    def warnings(kind: str, archs: list[str]) -> list[str]:
+        """What to tell the user before a video of this kind of models of these architectures
+        (gan.video.job_warnings: e.g. a rotation loop of a model not built for rotation)."""
+        from gan.video import VideoJob, job_warnings
+
+        return job_warnings(VideoJob(kind=kind), archs)
+
+    @staticmethod
     def help(name: str) -> str:
         from gan.video import field_help
 
@@ -80,14 +90,6 @@ class ExportBridge(QObject):
         return self._task is not None and self._task.isRunning()
 
     def start(self, model_path: str, recipe: dict | None, settings: dict, out_path: str) -> bool:
-        if self.is_running():
-            self.failed.emit("an export is already running")
-            return False
-        message = self.validate(recipe, settings)
-        if message is not None:
-            self.failed.emit(message)
-            return False
-
         def work(report, should_stop):
             from gan.model_io import load_model
             from gan.video import render_video
@@ -99,6 +101,39 @@ class ExportBridge(QObject):
             )
             return dataclasses.asdict(result)
 
+        return self._start(work, recipe, settings)
+
+    def start_compare(
+        self,
+        model_paths: list[str],
+        labels: list[str] | None,
+        recipe: dict | None,
+        settings: dict,
+        out_path: str,
+    ) -> bool:
+        """The models side by side (gan.compare.render_compare_video), same view and transform."""
+
+        def work(report, should_stop):
+            from gan.compare import render_compare_video
+            from gan.model_io import load_model
+
+            job = make_job(recipe, settings)
+            models = [load_model(p, training_nets=False) for p in model_paths]
+            result = render_compare_video(
+                job, models, out_path, labels, progress=lambda d, t: report((d, t)), should_stop=should_stop
+            )
+            return dataclasses.asdict(result)
+
+        return self._start(work, recipe, settings)
+
+    def _start(self, work, recipe: dict | None, settings: dict) -> bool:
+        if self.is_running():
+            self.failed.emit("an export is already running")
+            return False
+        message = self.validate(recipe, settings)
+        if message is not None:
+            self.failed.emit(message)
+            return False
         task = BackgroundTask(work, "video export", self)
         task.progress.connect(self._on_progress)
         task.succeeded.connect(self._on_done)

@@ -1,5 +1,10 @@
 """Export an MP4 of the current view: rotation loop, translation loop, seed interpolation or a
-direction sweep, with resolution, fps, duration and quality; progress bar and cancel.
+direction sweep, with resolution (or an upscale factor for small models), fps, duration and
+quality; progress bar and cancel. With `compare=[models]` (the comparison view) it exports the
+models side by side, a rotation or translation loop.
+
+A rotation loop of a model not built for rotation (anything but StyleGAN3-R) melts; the dialog
+says so next to the choice and offers the translation loop instead.
 
 Plain data only: the dialog builds a settings dict and hands it to `explorer.export_bridge`,
 which renders in a worker thread. The MP4 appears complete or not at all.
@@ -31,6 +36,8 @@ from explorer.dialogs.saved_choices import load_choices, save_choices
 from explorer.dialogs.spin_boxes import float_spin, int_spin
 
 SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
+UPSCALE_FACTORS = (1, 2, 3, 4, 6, 8)
+UPSCALE_TARGET = 256  # small models are upscaled to at least this many pixels by default
 # (settings kind, label)
 KINDS = (
     ("rotate", "Rotation loop (0–360°)"),
@@ -41,21 +48,26 @@ KINDS = (
 
 
 class ExportDialog(QDialog):
-    """`ExportDialog(model_path, recipe)`: recipe is gan.recipe.recipe_to_dict(...) of the view."""
+    """`ExportDialog(model_path, recipe)`: recipe is gan.recipe.recipe_to_dict(...) of the view.
+    resolution: the model's (for the upscale choice; None = unknown). compare: the models of a
+    side-by-side video, [{'path', 'name', 'arch'}]; model_path is then the first one's."""
 
     export_finished = Signal(dict)  # the result: path, frames, width, height, fps, seconds, bytes
 
     def __init__(self, model_path: str, recipe: dict, parent: QWidget | None = None, bridge=None,
-                 qsettings: QSettings | None = None):  # fmt: skip
+                 qsettings: QSettings | None = None, resolution: int | None = None,
+                 compare: list[dict] | None = None):  # fmt: skip
         """qsettings: where the last encoder choices are kept (default: the parent window's
         `settings`, if it is a QSettings; none otherwise, e.g. in tests)."""
         super().__init__(parent)
         if qsettings is None and isinstance(getattr(parent, "settings", None), QSettings):
             qsettings = parent.settings
         self.qsettings = qsettings
-        self.setWindowTitle("Export video")
         self.model_path = model_path
         self.recipe = recipe
+        self.resolution = resolution
+        self.compare = list(compare) if compare else None
+        self.setWindowTitle("Export comparison video" if self.compare else "Export video")
         if bridge is None:
             from explorer.export_bridge import ExportBridge
 
@@ -70,7 +82,11 @@ class ExportDialog(QDialog):
         bridge.failed.connect(self._on_failed)
         bridge.cancelled.connect(self._on_cancelled)
         bridge.directions_ready.connect(self._on_directions)
-        bridge.request_directions(model_path)
+        if self.compare:
+            for key in ("interp", "sweep"):  # the models share no latent directions
+                self.kind.model().item([k for k, _ in KINDS].index(key)).setEnabled(False)
+        else:
+            bridge.request_directions(model_path)
         self._set_running(False)
         self._restore_choices()
 
@@ -120,11 +136,32 @@ class ExportDialog(QDialog):
             )
         )
         self.kind.currentIndexChanged.connect(self._show_page)
+        # Why a rotation loop of this model looks broken, with the way out.
+        self.kind_warning = QLabel("")
+        self.kind_warning.setObjectName("kindWarning")
+        self.kind_warning.setStyleSheet("color: #ffb35c;")
+        self.kind_warning.setWordWrap(True)
+        self.use_translation = QPushButton("Use a translation loop")
+        self.use_translation.clicked.connect(
+            lambda: self.kind.setCurrentIndex([k for k, _ in KINDS].index("translate"))
+        )
+        warning_row = QWidget()
+        warning_layout = QHBoxLayout(warning_row)
+        warning_layout.setContentsMargins(0, 0, 0, 0)
+        warning_layout.addWidget(self.kind_warning, 1)
+        warning_layout.addWidget(self.use_translation, 0, Qt.AlignmentFlag.AlignTop)
+        self.warning_row = warning_row
         self._show_page(self.kind.currentIndex())
 
         source = QGroupBox("Animation")
         source_layout = QVBoxLayout(source)
+        if self.compare:
+            names = ", ".join(f"{m['name']} ({m['arch']})" for m in self.compare)
+            models = QLabel(f"Side by side: {names}")
+            models.setWordWrap(True)
+            source_layout.addWidget(models)
         source_layout.addWidget(_form(("Kind", self.kind)))
+        source_layout.addWidget(warning_row)
         source_layout.addWidget(self.pages)
 
         # Encoder.
@@ -132,7 +169,30 @@ class ExportDialog(QDialog):
             0, 4096, 0, "Output width = height in pixels (even); frames are resized (Lanczos)."
         )
         self.size.setSingleStep(2)
-        self.size.setSpecialValueText("model resolution")
+        self.size.setSpecialValueText("model resolution × upscale")
+        if self.compare:
+            self.size.setToolTip(
+                "Width = height of each panel in pixels (even); frames are resized (Lanczos)."
+            )
+        self.upscale = QComboBox()
+        for factor in UPSCALE_FACTORS:
+            self.upscale.addItem(f"{factor}×", factor)
+        self.upscale.setToolTip("Scale small models up by a whole factor (only without a resolution set).")
+        self.upscale.setCurrentIndex(UPSCALE_FACTORS.index(default_upscale(self.resolution)))
+        self.upscale_filter = QComboBox()
+        self.upscale_filter.addItem("Smooth (Lanczos)", "smooth")
+        self.upscale_filter.addItem("Nearest (hard pixels)", "nearest")
+        self.upscale_filter.setToolTip("Smooth looks like the explorer's view; nearest shows every pixel.")
+        self.upscale_note = QLabel()
+        self.upscale_note.setObjectName("hint")
+        upscale_row = QWidget()
+        upscale_layout = QHBoxLayout(upscale_row)
+        upscale_layout.setContentsMargins(0, 0, 0, 0)
+        upscale_layout.addWidget(self.upscale)
+        upscale_layout.addWidget(self.upscale_filter)
+        upscale_layout.addWidget(self.upscale_note, 1)
+        for signal in (self.size.valueChanged, self.upscale.currentIndexChanged):
+            signal.connect(self._update_upscale)
         self.fps = int_spin(1, 120, 30, "Frames per second.")
         self.duration = float_spin(0.1, 600.0, 4.0, 0.5, "Length of one loop in seconds.")
         self.duration.setSuffix(" s")
@@ -152,6 +212,7 @@ class ExportDialog(QDialog):
         encoder = QGroupBox("Video")
         enc_form = QFormLayout(encoder)
         enc_form.addRow("Resolution", self.size)
+        enc_form.addRow("Upscale", upscale_row)
         enc_form.addRow("Frames per second", self.fps)
         enc_form.addRow("Duration", self.duration)
         enc_form.addRow("", self.frames_label)
@@ -183,15 +244,20 @@ class ExportDialog(QDialog):
         layout.addWidget(self.status)
         layout.addLayout(buttons)
         self.setMinimumWidth(460)
+        self._update_upscale()
+        self._update_kind_warning()
 
     # --- settings ------------------------------------------------------------------------
 
     def settings(self) -> dict:
         """The VideoJob fields this dialog sets, as plain data."""
         kind = self.kind.currentData()
+        size = self.size.value() or None
         settings = {
             "kind": kind,
-            "size": self.size.value() or None,
+            "size": size,
+            "upscale": None if size else int(self.upscale.currentData()),
+            "upscale_filter": self.upscale_filter.currentData(),
             "fps": float(self.fps.value()),
             "duration": float(self.duration.value()),
             "crf": int(self.crf.value()),
@@ -218,8 +284,33 @@ class ExportDialog(QDialog):
             policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
             self.pages.widget(i).setSizePolicy(policy, policy)
         self.pages.setCurrentIndex(index)
+        self._update_kind_warning()
         self.pages.adjustSize()
         self.adjustSize()
+
+    def archs(self) -> list[str]:
+        """The architectures in the video (from the models, or the recipe's model reference)."""
+        if self.compare:
+            return [str(m.get("arch", "")) for m in self.compare]
+        return [str(((self.recipe or {}).get("model") or {}).get("arch", ""))]
+
+    def _update_kind_warning(self) -> None:
+        messages = self.bridge.warnings(self.kind.currentData(), self.archs())
+        self.kind_warning.setText(" ".join(messages))
+        self.warning_row.setVisible(bool(messages))
+
+    def _update_upscale(self) -> None:
+        sized = self.size.value() > 0
+        self.upscale.setEnabled(not sized)
+        self.upscale_filter.setEnabled(not sized)
+        if sized:
+            self.upscale_note.setText("(the resolution above is used)")
+        elif self.resolution:
+            out = self.resolution * int(self.upscale.currentData())
+            what = "each panel" if self.compare else "video"
+            self.upscale_note.setText(f"{self.resolution} px → {what} {out} × {out} px")
+        else:
+            self.upscale_note.setText("")
 
     def _update_frames(self) -> None:
         n = round(self.fps.value() * self.duration.value())
@@ -269,7 +360,12 @@ class ExportDialog(QDialog):
         self.progress.setValue(0)
         self._set_status(f"Rendering {os.path.basename(out)}…")
         self._set_running(True)
-        if not self.bridge.start(self.model_path, self.recipe, settings, out):
+        if self.compare:
+            paths = [m["path"] for m in self.compare]
+            started = self.bridge.start_compare(paths, None, self.recipe, settings, out)
+        else:
+            started = self.bridge.start(self.model_path, self.recipe, settings, out)
+        if not started:
             self._set_running(False)
             return False
         return True
@@ -285,6 +381,9 @@ class ExportDialog(QDialog):
         self.cancel_button.setEnabled(running)
         for w in (self.kind, self.pages, self.size, self.fps, self.duration, self.crf, self.out_path):
             w.setEnabled(not running)
+        self.use_translation.setEnabled(not running)
+        for w in (self.upscale, self.upscale_filter):
+            w.setEnabled(not running and self.size.value() == 0)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setValue(round(100 * done / max(total, 1)))
@@ -297,6 +396,7 @@ class ExportDialog(QDialog):
         self._set_status(
             f"Saved {result['path']}: {result['frames']} frames, {result['width']}×{result['height']}, "
             f"{result['fps']:g} fps, {result['bytes'] / 1024:.0f} KiB in {result['seconds']:.1f} s."
+            + "".join(f" Note: {w}" for w in result.get("warnings", []))
         )
         self.export_finished.emit(result)
 
@@ -349,6 +449,13 @@ class ExportDialog(QDialog):
         if self.bridge.is_running():
             self.bridge.cancel()
         self.bridge.shutdown()
+
+
+def default_upscale(resolution: int | None) -> int:
+    """The smallest offered factor that makes a small model's video at least UPSCALE_TARGET px."""
+    if not resolution:
+        return 1
+    return next((f for f in UPSCALE_FACTORS if resolution * f >= UPSCALE_TARGET), UPSCALE_FACTORS[-1])
 
 
 def _form(*rows: tuple[str, QWidget]) -> QWidget:

@@ -26,6 +26,11 @@ def _tiny_model(path, arch: str) -> str:
         from gan.networks.stylegan2 import Generator
 
         G = Generator(c_dim=0, channel_base=256, channel_max=16, num_fp16_res=0, **TINY)
+    elif arch == "stylegan3-r":
+        from gan.networks.stylegan3 import Generator
+
+        G = Generator(c_dim=0, channel_base=512, channel_max=16, num_fp16_res=0, conv_kernel=1,
+                      use_radial_filters=True, **TINY)  # fmt: skip
     else:
         from gan.networks.stylegan3 import Generator
 
@@ -199,3 +204,80 @@ def test_encoder_choices_are_restored(qtbot, sg2_path, tmp_path):
     )
     assert os.path.dirname(second.out_path.text()) == str(tmp_path / "videos")
     second.bridge.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sg3r_path(tmp_path_factory) -> str:
+    return _tiny_model(tmp_path_factory.mktemp("m") / "sg3r.safetensors", "stylegan3-r")
+
+
+def test_rotation_warning_names_the_arch_and_offers_translation(
+    qtbot, make_dialog, sg3_path, sg2_path, sg3r_path
+):
+    dialog = make_dialog(sg3_path)
+    assert dialog.kind.currentData() == "rotate"
+    assert dialog.warning_row.isVisibleTo(dialog)
+    text = dialog.kind_warning.text()
+    assert "StyleGAN3-T" in text and "translation" in text and "StyleGAN3-R" in text
+    dialog.use_translation.click()
+    assert dialog.kind.currentData() == "translate" and not dialog.warning_row.isVisibleTo(dialog)
+    dialog.kind.setCurrentIndex(0)
+    assert dialog.warning_row.isVisibleTo(dialog)
+    assert "StyleGAN2" in make_dialog(sg2_path).kind_warning.text()
+    sg3r = make_dialog(sg3r_path)
+    assert not sg3r.warning_row.isVisibleTo(sg3r)  # built for rotation: no warning
+
+
+def test_small_models_are_upscaled(qtbot, sg3_path, tmp_path):
+    dialog = ExportDialog(sg3_path, recipe_for(sg3_path), resolution=16)
+    qtbot.addWidget(dialog)
+    # 16 px: the largest factor offered (8x -> 128 px); 64 px would get 4x (256 px).
+    assert dialog.upscale.currentData() == 8 and "16 px → video 128 × 128 px" in dialog.upscale_note.text()
+    dialog.upscale_filter.setCurrentIndex(dialog.upscale_filter.findData("nearest"))
+    dialog.kind.setCurrentIndex(1)  # translation
+    dialog.fps.setValue(2)
+    dialog.duration.setValue(1.0)
+    out = tmp_path / "big.mp4"
+    dialog.out_path.setText(str(out))
+    assert dialog.settings()["upscale"] == 8 and dialog.settings()["upscale_filter"] == "nearest"
+    with qtbot.waitSignal(dialog.export_finished, timeout=120_000) as blocker:
+        dialog.export_button.click()
+    assert (blocker.args[0]["width"], blocker.args[0]["height"]) == (128, 128) and frame_count(out) == 2
+    # An explicit resolution wins: the upscale choice is off.
+    dialog.size.setValue(48)
+    assert not dialog.upscale.isEnabled() and dialog.settings()["upscale"] is None
+    dialog.bridge.shutdown()
+    from explorer.dialogs.export_dialog import default_upscale
+
+    assert (default_upscale(64), default_upscale(256), default_upscale(1024), default_upscale(None)) == (
+        4,
+        1,
+        1,
+        1,
+    )
+
+
+def test_comparison_export(qtbot, sg2_path, sg3_path, tmp_path):
+    import imageio_ffmpeg
+
+    models = [{"path": sg2_path, "name": "sg2", "arch": "stylegan2"},
+              {"path": sg3_path, "name": "sg3", "arch": "stylegan3-t"}]  # fmt: skip
+    dialog = ExportDialog(sg2_path, recipe_for(sg2_path), resolution=16, compare=models)
+    qtbot.addWidget(dialog)
+    assert dialog.windowTitle() == "Export comparison video"
+    assert not dialog.kind.model().item(2).isEnabled() and not dialog.kind.model().item(3).isEnabled()
+    assert "StyleGAN2 and StyleGAN3-T" in dialog.kind_warning.text()  # rotation: only SG3-R holds
+    dialog.upscale.setCurrentIndex(dialog.upscale.findData(2))
+    dialog.fps.setValue(3)
+    dialog.duration.setValue(1.0)
+    out = tmp_path / "cmp.mp4"
+    dialog.out_path.setText(str(out))
+    with qtbot.waitSignal(dialog.export_finished, timeout=120_000) as blocker:
+        dialog.export_button.click()
+    result = blocker.args[0]
+    gen = imageio_ffmpeg.read_frames(str(out))
+    meta = next(gen)
+    assert sum(1 for _ in gen) == 3 == result["frames"]
+    assert meta["size"] == (result["width"], result["height"]) == (2 * 32 + 2, 32 + 18)  # two panels, labels
+    assert "Note: Only StyleGAN3-R" in dialog.status.text()
+    dialog.bridge.shutdown()
