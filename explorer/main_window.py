@@ -161,6 +161,7 @@ class MainWindow(QMainWindow):
         self.smooth_action.setCheckable(True)
         self.smooth_action.setChecked(str(self.settings.value("smooth_scaling", "true")).lower() == "true")
         self.image_view.set_smooth(self.smooth_action.isChecked())
+        self._action(view_menu, "&Compare models…", self.open_compare_window)
         view_menu.addSeparator()
         for dock in (
             self.dock_latent,
@@ -688,9 +689,21 @@ class MainWindow(QMainWindow):
             self.notify("information", "Export video", f"Video export is not available yet ({exc}).")
             return
         recipe = self.bridge.recipe(self.history.state.to_render_request())
-        dialog = ExportDialog(self.model_path, recipe, self)
+        dialog = ExportDialog(self.model_path, recipe, self, resolution=self.model_info["resolution"])
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
+
+    def open_compare_window(self) -> None:
+        """View > Compare models: the current model beside the shipped models of its resolution."""
+        from explorer.compare_bridge import CompareBridge
+        from explorer.compare_window import CompareWindow, default_models
+
+        paths = default_models(self.model_path, (self.model_info or {}).get("resolution"))
+        b = self.bridge
+        bridge = CompareBridge(force_sync=b.force_sync, device=b.device, ops_impl=b.ops_impl)
+        window = CompareWindow(paths, self, bridge=bridge, smooth=self.smooth_action.isChecked())
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.show()
 
     def open_training_dialog(self) -> None:
         try:
