@@ -3,9 +3,10 @@
 Every TrainConfig field is a flag (`--batch-gpu`, `--map-depth`, ...; booleans as --x/--no-x).
 `--resume RUN_FOLDER` continues a run in place with the options it was started with (flags
 given here override them); a finished run stays as it is unless --kimg is raised. Ctrl-C stops
-after the current step and writes a snapshot; a second Ctrl-C waits for that snapshot (and says
-so), a third aborts without it (the previous snapshot stays valid: snapshots are committed as one
-unit). Several processes: `torchrun --nproc_per_node N -m gan.cli train ...`.
+after the current phase of the step (G, D or a regularisation pass) and writes a snapshot; a
+second Ctrl-C waits for that snapshot (and says so), a third aborts without it (the previous
+snapshot stays valid: snapshots are committed as one unit).
+Several processes: `torchrun --nproc_per_node N -m gan.cli train ...`.
 """
 
 from __future__ import annotations
@@ -152,7 +153,10 @@ class _CtrlC:
     def _handle(self, signum, frame) -> None:
         self._presses += 1
         if self._presses == 1:
-            print("\nstopping after this step and writing a snapshot", file=sys.stderr)
+            print(
+                "\nstopping after this step's current phase (G, D or regularisation) and writing a snapshot",
+                file=sys.stderr,
+            )
         elif self._presses == 2:
             print(
                 "still stopping: waiting for the snapshot to be written so no training is lost "

@@ -3,10 +3,13 @@
     summary = run(TrainConfig(data="toon.zip", cfg="stylegan3-t", kimg=500),
                   should_stop=lambda: cancel_requested, on_tick=lambda t: print(t.kimg))
 
-`should_stop()` is polled before every step; when it returns True the loop writes a snapshot
-and returns. `on_tick(TickInfo)` receives plain numbers and paths once per tick. A NaN or inf in
-a loss stops the run before the optimizer step that would spread it, and no snapshot is written
-afterwards, so the newest snapshot on disk is always a good one.
+`should_stop()` is polled before every step and between the phases of a step (G, G
+regularisation, D, D regularisation), so a stop acts within one phase; the loop then writes a
+snapshot and returns. A snapshot taken between phases records how many phases of its step were
+done, and a run resumed from it finishes exactly that step (same batch, same random numbers).
+`on_tick(TickInfo)` receives plain numbers and paths once per tick. A NaN or inf in a loss stops
+the run before the optimizer step that would spread it, and no snapshot is written afterwards,
+so the newest snapshot on disk is always a good one.
 """
 
 from __future__ import annotations
@@ -116,7 +119,8 @@ class _Trainer:
         self.tick = 0
         self.batch_idx = 0
         self.last_snapshot: str | None = None
-        self.snapshot_nimg = -1  # cur_nimg of the last snapshot written (or resumed from)
+        self.phases_done = 0  # phases of the current step already done (non-zero only after a stop)
+        self.snapshot_at = (-1, 0)  # (cur_nimg, phases_done) of the last snapshot written or resumed from
         self.snapshot_fault = snapshot_fault
         self.metrics_skipped: dict[str, str] = {}  # metric -> why it cannot run in this run
         torch.manual_seed(self.cfg.seed)  # identical initial weights on every rank
@@ -257,6 +261,7 @@ class _Trainer:
             "cur_nimg": self.cur_nimg,
             "tick": self.tick,
             "batch_idx": self.batch_idx,
+            "phases_done": self.phases_done,
             "optimizers": {ph.name: ph.opt.state_dict() for ph in self.phases if ph.name.endswith("main")},
             "augment_p": self.augment_pipe.p.detach().cpu().clone()
             if self.augment_pipe is not None
@@ -289,7 +294,8 @@ class _Trainer:
             if self.augment_pipe is not None and state.get("augment_p") is not None:
                 self.augment_pipe.p.copy_(state["augment_p"])
             self.loss.pl_mean.copy_(state["pl_mean"])
-            self.snapshot_nimg = self.cur_nimg
+            self.phases_done = int(state.get("phases_done", 0))
+            self.snapshot_at = self._position()
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise UserError(
                 f"the training state {path} does not fit this run ({exc}); resume with --finetune instead"
@@ -331,7 +337,13 @@ class _Trainer:
     # --- training -----------------------------------------------------------------------
 
     def _done(self) -> bool:
-        return self.cur_nimg >= self.cfg.kimg * 1000
+        return self.cur_nimg >= self.cfg.kimg * 1000 and self.phases_done == 0
+
+    def _position(self) -> tuple[int, int]:
+        return self.cur_nimg, self.phases_done
+
+    def _stop_requested(self, should_stop) -> bool:
+        return distributed.any_flag(bool(should_stop and should_stop()), self.device)
 
     def train(self, should_stop, on_tick) -> RunSummary:
         if self.already_done:
@@ -347,10 +359,10 @@ class _Trainer:
         if self.dist.is_main and not os.path.exists(os.path.join(self.run_dir, "reals.png")):
             self._save_reals()
         while True:
-            stop = distributed.any_flag(bool(should_stop and should_stop()), self.device)
+            stop = self._stop_requested(should_stop)
             if not stop:
                 try:
-                    self._step(batches)
+                    stop = not self._step(batches, should_stop)
                 except NonFiniteLoss as exc:
                     return self._fail(str(exc), clock, on_tick)
             done = self._done()
@@ -366,11 +378,18 @@ class _Trainer:
             if done or stop:
                 return self._summary(not done, "done" if done else "stopped", info.message)
 
-    def _step(self, batches) -> None:
+    def _step(self, batches, should_stop=None) -> bool:
+        """One training step: every phase due at this batch. Returns False when a stop was asked
+        for between two phases; the step is then part-done (self.phases_done phases), which a
+        snapshot records. A resumed part-done step fetches the same batch (the data position
+        moves only when a step completes) and runs the phases left."""
         rounds = [next(batches) for _ in range(self.r.accum_rounds)]
-        for phase in self.phases:
-            if self.batch_idx % phase.interval != 0:
-                continue
+        due = [ph for ph in self.phases if self.batch_idx % ph.interval == 0]
+        first = self.phases_done
+        for i, phase in enumerate(due[first:], start=first):
+            if i > first and self._stop_requested(should_stop):
+                self.phases_done = i
+                return False
             phase.module.requires_grad_(True)
             phase.opt.zero_grad(set_to_none=True)
             losses = [self._accumulate(phase, img, c) for img, c in rounds]
@@ -380,11 +399,13 @@ class _Trainer:
             self._check_finite(phase, losses)
             _sanitize_grads(params)
             phase.opt.step()
+        self.phases_done = 0
         self._update_ema()
         self.cur_nimg += self.r.batch
         self.batch_idx += 1
         if self.ada is not None and self.batch_idx % ADA_INTERVAL == 0:
             self.ada.update()
+        return True
 
     def _accumulate(self, phase: _Phase, real_img: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
         n = real_img.shape[0]
@@ -442,7 +463,7 @@ class _Trainer:
             message="stopped on request" if stopped else ("finished" if last else ""),
         )
         self.tick += 1  # a snapshot's state records the tick to continue with
-        if (last or info.tick % self.cfg.snap == 0) and self.snapshot_nimg != self.cur_nimg:
+        if (last or info.tick % self.cfg.snap == 0) and self.snapshot_at != self._position():
             self._snapshot_and_metrics(info, stats)
         info.stats = stats
         if self.dist.is_main:
@@ -457,7 +478,7 @@ class _Trainer:
             sec_per_kimg=math.nan, eta_sec=math.nan, run_dir=self.run_dir, done=True,
             message="stopped on request",
         )  # fmt: skip
-        if self.snapshot_nimg != self.cur_nimg:
+        if self.snapshot_at != self._position():
             self._snapshot_and_metrics(info, info.stats)
         return info
 
@@ -478,7 +499,7 @@ class _Trainer:
         """Commit model + training state + latest.json as one unit (see snapshot.commit_snapshot)."""
         from gan.io.safetensors_format import serialize
 
-        model_name, state_name = snap.snapshot_names(self.cur_nimg)
+        model_name, state_name = snap.snapshot_names(self.cur_nimg, self.phases_done)
         state = snap.state_bytes(self._state_dict())
         metadata = {
             "training": {
@@ -486,6 +507,7 @@ class _Trainer:
                 "state_sha256": hashlib.sha256(state).hexdigest(),  # the pair, checked on resume
                 "kimg": self.cur_nimg / 1000,
                 "cur_nimg": self.cur_nimg,
+                "phases_done": self.phases_done,
                 "tick": self.tick,
                 "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
                 "data": self.r.data.path,
@@ -494,10 +516,12 @@ class _Trainer:
             "source": "gan train",
         }
         model = serialize(self.G_ema, D=self.D, G_train=self.G, arch=self.cfg.cfg, metadata=metadata)
-        snap.commit_snapshot(self.run_dir, model, state, self.cur_nimg, self.tick, self.snapshot_fault)
+        snap.commit_snapshot(
+            self.run_dir, model, state, self.cur_nimg, self.tick, self.snapshot_fault, self.phases_done
+        )
         model_path = os.path.join(self.run_dir, model_name)
         self.last_snapshot = model_path
-        self.snapshot_nimg = self.cur_nimg
+        self.snapshot_at = self._position()
         return model_path
 
     @torch.no_grad()
@@ -505,7 +529,7 @@ class _Trainer:
         images = []
         for z, c in zip(self.grid_z.split(self.r.batch_gpu), self.grid_c.split(self.r.batch_gpu)):
             images.append(snap.to_uint8(self.G_ema(z, c, noise_mode="const")))
-        path = os.path.join(self.run_dir, f"fakes{snap.snapshot_tag(self.cur_nimg)}.png")
+        path = os.path.join(self.run_dir, f"fakes{snap.snapshot_tag(self.cur_nimg, self.phases_done)}.png")
         snap.save_image_grid(np.concatenate(images), path, self.cfg.grid_cols)
         return path
 
@@ -615,16 +639,24 @@ def _check_pair(state_path: str, model_path: str, training: dict) -> None:
 
 
 def _check_state_count(state: dict, state_path: str, model_path: str, training: dict) -> None:
-    """UserError unless state and model record the same image count (the check old run folders,
-    without digests, get: a state overwritten by a later, unfinished snapshot is caught here)."""
-    model_nimg = training.get("cur_nimg")
-    state_nimg = state.get("cur_nimg") if isinstance(state, dict) else None
-    if isinstance(model_nimg, int) and isinstance(state_nimg, int) and model_nimg != state_nimg:
+    """UserError unless state and model record the same position (image count and phases of a
+    part-done step): the check old run folders, without digests, get. A state overwritten by a
+    later, unfinished snapshot is caught here."""
+    if not isinstance(state, dict):
+        return  # load_state's callers report a malformed state
+    model_at = (training.get("cur_nimg"), training.get("phases_done", 0))
+    state_at = (state.get("cur_nimg"), state.get("phases_done", 0))
+    if isinstance(model_at[0], int) and isinstance(state_at[0], int) and model_at != state_at:
         raise UserError(
-            f"the training state {state_path} is from {state_nimg / 1000:.3f} kimg but the snapshot "
-            f"{model_path} is from {model_nimg / 1000:.3f} kimg: they were not written together (a crash "
-            f"or a full disk while a snapshot was written). {_pair_fix(model_path)}"
+            f"the training state {state_path} is from {_where(*state_at)} but the snapshot "
+            f"{model_path} is from {_where(*model_at)}: they were not written together (a crash or a "
+            f"full disk while a snapshot was written). {_pair_fix(model_path)}"
         )
+
+
+def _where(nimg: int, phases_done) -> str:
+    text = f"{nimg / 1000:.3f} kimg"
+    return f"{text} and {phases_done} phase(s) of the next step" if phases_done else text
 
 
 def _sanitize_grads(params: list[torch.nn.Parameter]) -> None:

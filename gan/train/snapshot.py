@@ -8,12 +8,13 @@ A run folder `<outdir>/<00000-name>/` holds:
     training-state-000123.pt                optimizer states, augment p, counters, RNG states, pl_mean
     latest.json                             the newest snapshot pair (for resuming)
 
-Names carry the image count: `000123` at exactly 123 kimg, `000123.456` at 123456 images, so no
-snapshot ever overwrites another one. A snapshot is committed as one unit (`commit_snapshot`):
-the state file and the model file are written atomically (temporary file + rename) under their
-new names, then `latest.json` is replaced, naming both files with their sha256 digests; only then
-are older state files pruned. A crash at any moment leaves the previous `latest.json` and the
-pair it names untouched, and resuming verifies the pair (`read_latest`) before using it.
+Names carry the image count: `000123` at exactly 123 kimg, `000123.456` at 123456 images, and
+`-phase2` when a stop came between the phases of a step, so no snapshot overwrites another one.
+A snapshot is committed as one unit (`commit_snapshot`): the state file and the model file are
+written atomically (temporary file + rename) under their new names, then `latest.json` is
+replaced, naming both files with their sha256 digests; only then are older state files pruned.
+A crash at any moment leaves the previous `latest.json` and the pair it names untouched, and
+resuming verifies the pair (`read_latest`) before using it.
 
 Run folders written before the digests existed (latest.json = {snapshot, state, cur_nimg, tick},
 names by whole kimg) still resume; their pair is checked by the image count both files record.
@@ -44,7 +45,7 @@ LATEST_FILE = "latest.json"
 STATE_KEEP = 2  # training-state files kept (older snapshots stay loadable as models)
 _RUN_RE = re.compile(r"^(\d+)-")
 # Snapshot names: whole kimg, then the images beyond it (absent in old names and at whole kimg).
-_TAG_RE = r"(\d{6})(?:\.(\d{3}))?"
+_TAG_RE = r"(\d{6})(?:\.(\d{3}))?(?:-phase(\d+))?"
 _STATE_RE = re.compile(rf"^training-state-{_TAG_RE}\.pt$")
 # Temporary files of an interrupted atomic write (gan.io.files names them .<target>.<hex>.tmp).
 _TEMP_RE = re.compile(r"^\.(network-snapshot-|training-state-|latest\.json|fakes).*\.[0-9a-f]{8}\.tmp$")
@@ -77,14 +78,16 @@ def check_writable(folder: str) -> None:
         raise UserError(f"cannot write into the output folder {folder}: {exc}") from None
 
 
-def snapshot_tag(cur_nimg: int) -> str:
-    """`000123` at exactly 123 kimg, `000123.456` at 123456 images: unique per image count."""
+def snapshot_tag(cur_nimg: int, phases_done: int = 0) -> str:
+    """`000123` at exactly 123 kimg, `000123.456` at 123456 images, `-phaseN` after N phases of
+    a part-done step: unique per training position."""
     kimg, rest = divmod(cur_nimg, 1000)
-    return f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+    tag = f"{kimg:06d}" if rest == 0 else f"{kimg:06d}.{rest:03d}"
+    return f"{tag}-phase{phases_done}" if phases_done else tag
 
 
-def snapshot_names(cur_nimg: int) -> tuple[str, str]:
-    tag = snapshot_tag(cur_nimg)
+def snapshot_names(cur_nimg: int, phases_done: int = 0) -> tuple[str, str]:
+    tag = snapshot_tag(cur_nimg, phases_done)
     return f"network-snapshot-{tag}.safetensors", f"training-state-{tag}.pt"
 
 
@@ -218,10 +221,11 @@ def verify_latest(run_dir: str, latest: Latest) -> None:
             )
 
 
-def _state_order(name: str) -> int | None:
-    """Image count a training-state file name stands for (old names: whole kimg), None if not one."""
+def _state_order(name: str) -> tuple[int, int] | None:
+    """Training position a training-state file name stands for (old names: whole kimg), None if
+    it is not one."""
     m = _STATE_RE.match(name)
-    return None if m is None else int(m.group(1)) * 1000 + int(m.group(2) or 0)
+    return None if m is None else (int(m.group(1)) * 1000 + int(m.group(2) or 0), int(m.group(3) or 0))
 
 
 def prune_states(run_dir: str, keep: int = STATE_KEEP, protect: str | None = None) -> None:
@@ -252,6 +256,7 @@ def commit_snapshot(
     cur_nimg: int,
     tick: int,
     fault: Callable[[str], None] | None = None,
+    phases_done: int = 0,
 ) -> Latest:
     """Write a model file and its training state under names unique to cur_nimg, then point
     latest.json at them (with their sha256), then prune old states. Readers see the previous
@@ -259,7 +264,7 @@ def commit_snapshot(
     crash there). An OSError (disk full, no permission) becomes a UserError; the previous
     snapshot stays the newest and resumable."""
     fault = fault or (lambda point: None)
-    model_name, state_name = snapshot_names(cur_nimg)
+    model_name, state_name = snapshot_names(cur_nimg, phases_done)
     latest = Latest(
         model_name, state_name, cur_nimg, tick,
         snapshot_sha256=hashlib.sha256(model_bytes).hexdigest(),

@@ -46,7 +46,8 @@ def _worker(rank: int, port: int, data: str, outdir: str, results: str) -> None:
     original = loop._Trainer.train
 
     def train_and_dump(self, should_stop, on_tick):
-        summary = original(self, should_stop, on_tick)
+        # Stop after STEPS whole steps (should_stop is also polled between the phases of a step).
+        summary = original(self, lambda: self.cur_nimg >= STEPS * 8, on_tick)
         nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
         weights = {
             f"{k}.{n}": t.detach().clone() for k, net in nets.items() for n, t in net.state_dict().items()
@@ -56,13 +57,7 @@ def _worker(rank: int, port: int, data: str, outdir: str, results: str) -> None:
         return summary
 
     loop._Trainer.train = train_and_dump
-    steps = {"n": 0}
-
-    def should_stop() -> bool:
-        steps["n"] += 1
-        return steps["n"] > STEPS
-
-    summary = loop.run(_config(data, outdir), should_stop=should_stop)
+    summary = loop.run(_config(data, outdir))
     with open(os.path.join(results, f"summary{rank}.txt"), "w") as f:
         f.write(f"{summary.reason} {summary.kimg} {summary.run_dir}")
 

@@ -54,17 +54,6 @@ def config(data: str, outdir, **kw) -> TrainConfig:
     return TrainConfig(**values)
 
 
-class StopAfter:
-    """should_stop that says yes after n steps."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
-
-
 def test_tiny_run_lowers_generator_and_discriminator_losses(blobs, tmp_path):
     # Seed 4 gives a discriminator whose initial scores are negative for everything, so both
     # players start badly (G loss ~2, D loss ~1.7); training moves both towards the balanced
@@ -114,7 +103,12 @@ def test_stop_and_resume_continue_bit_for_bit(blobs, tmp_path):
     assert ref.kimg == pytest.approx(0.16)
 
     # Stop after 9 steps (mid-tick, odd, so the lazy-regularisation phases are mid-cycle) ...
-    stopped = run(config(blobs, tmp_path / "cut", **kw), should_stop=StopAfter(9))
+    from gan.train.distributed import DistInfo
+    from gan.train.loop import _Trainer
+    from gan.train.prepare import prepare
+
+    cutter = _Trainer(prepare(config(blobs, tmp_path / "cut", **kw)), DistInfo())
+    stopped = cutter.train(lambda: cutter.cur_nimg >= 72, None)  # polled between phases too
     assert stopped.stopped and stopped.reason == "stopped" and stopped.kimg == pytest.approx(0.072)
     latest = snap.read_latest(stopped.run_dir)
     state = snap.load_state(os.path.join(stopped.run_dir, latest.state))
@@ -136,10 +130,6 @@ def test_stop_and_resume_continue_bit_for_bit(blobs, tmp_path):
     os.remove(older)
 
     # ... the resumed trainer holds exactly the saved optimizer state, counters and p ...
-    from gan.train.distributed import DistInfo
-    from gan.train.loop import _Trainer
-    from gan.train.prepare import prepare
-
     resume_cfg = config(blobs, tmp_path / "cut", **dict(kw, resume=stopped.run_dir))
     trainer = _Trainer(prepare(resume_cfg), DistInfo())
     assert (trainer.cur_nimg, trainer.tick, trainer.batch_idx) == (72, state["tick"], 9)
