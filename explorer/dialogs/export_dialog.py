@@ -201,7 +201,8 @@ class ExportDialog(QDialog):
         for w in (self.fps, self.duration):
             w.valueChanged.connect(self._update_frames)
         self._update_frames()
-        self.out_path = QLineEdit(os.path.join(os.path.expanduser("~"), "stylegan-video.mp4"))
+        name = "stylegan-compare.mp4" if self.compare else "stylegan-video.mp4"
+        self.out_path = QLineEdit(os.path.join(os.path.expanduser("~"), name))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         out_row = QWidget()
