@@ -8,8 +8,9 @@ regularisation, D, D regularisation), so a stop acts within one phase; the loop 
 snapshot and returns. A snapshot taken between phases records how many phases of its step were
 done, and a run resumed from it finishes exactly that step (same batch, same random numbers).
 `on_tick(TickInfo)` receives plain numbers and paths once per tick. A NaN or inf in a loss stops
-the run before the optimizer step that would spread it, and no snapshot is written afterwards,
-so the newest snapshot on disk is always a good one.
+the run before the optimizer step that would spread it, and so does divergence: a loss beyond
+DIVERGED_LOSS, or a weight beyond DIVERGED_WEIGHT after an optimizer step. No snapshot is written
+afterwards, so the newest snapshot on disk is always a good one.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ from gan.train.stats import StatsCollector, StatsWriter
 ADA_INTERVAL = 4  # D steps between updates of the augmentation probability
 ADAM_BETAS = (0.0, 0.99)
 ADAM_EPS = 1e-8
+# Divergence guard. Trained StyleGAN weights stay below ~1e3 (mapping layers store theirs x100 for
+# their 0.01 learning-rate multiplier; the toon model's largest is 437) and losses below ~1e2;
+# `--glr 1e8` puts weights at ~1e8 after one step.
+DIVERGED_WEIGHT = 1e5  # largest |parameter| after an optimizer step
+DIVERGED_LOSS = 1e5  # largest |loss| of a phase
 
 
 @dataclass
@@ -65,13 +71,13 @@ class RunSummary:
     kimg: float
     snapshot_path: str | None  # the newest snapshot (a good one)
     stopped: bool  # ended before reaching config.kimg
-    reason: str  # 'done' | 'stopped' | 'nonfinite' | 'dry_run'
+    reason: str  # 'done' | 'stopped' | 'nonfinite' (NaN/inf or diverged) | 'dry_run'
     message: str = ""
     already_done: bool = False  # a finished run was resumed without a higher kimg: nothing changed
 
 
 class NonFiniteLoss(Exception):
-    """A loss became NaN or inf."""
+    """A loss became NaN or inf, or training diverged (a loss or weight beyond its bound)."""
 
 
 @dataclass
@@ -399,6 +405,7 @@ class _Trainer:
             self._check_finite(phase, losses)
             _sanitize_grads(params)
             phase.opt.step()
+            self._check_weights(phase, params)
         self.phases_done = 0
         self._update_ema()
         self.cur_nimg += self.r.batch
@@ -421,13 +428,34 @@ class _Trainer:
         return loss.d_reg(real_img, real_c, gain, self.cur_nimg)
 
     def _check_finite(self, phase: _Phase, losses: list[torch.Tensor]) -> None:
-        bad = not bool(torch.isfinite(torch.stack(losses)).all())
+        """NonFiniteLoss when a loss is NaN/inf or beyond DIVERGED_LOSS (before the optimizer step)."""
+        largest = float(torch.stack(losses).abs().max())
+        bad = not (largest <= DIVERGED_LOSS)  # also true for NaN
         if distributed.any_flag(bad, self.device):
             kimg = self.cur_nimg / 1000
+            if math.isfinite(largest):
+                what = f"reached {largest:.3g} (the guard stops above {DIVERGED_LOSS:g}): training diverged"
+            else:
+                what = "became NaN or inf"
             raise NonFiniteLoss(
-                f"the {phase.name} loss became NaN or inf at {kimg:.3f} kimg; training stopped before the "
-                "optimizer step, so no broken weights were saved. Lower --glr/--dlr or raise --gamma and "
-                "resume from the last snapshot"
+                f"the {phase.name} loss {what} at {kimg:.3f} kimg; training stopped before the optimizer "
+                "step, so no broken weights were saved. Lower --glr/--dlr or raise --gamma and resume from "
+                "the last snapshot"
+            )
+
+    @torch.no_grad()
+    def _check_weights(self, phase: _Phase, params: list[torch.nn.Parameter]) -> None:
+        """NonFiniteLoss when the step just taken put a weight beyond DIVERGED_WEIGHT (or NaN/inf):
+        the run stops before anything of it is saved."""
+        largest = float(torch.stack(torch._foreach_norm(params, math.inf)).max()) if params else 0.0
+        bad = not (largest <= DIVERGED_WEIGHT)
+        if distributed.any_flag(bad, self.device):
+            net = phase.name[0]
+            raise NonFiniteLoss(
+                f"training diverged at {self.cur_nimg / 1000:.3f} kimg: after the {phase.name} step the "
+                f"largest {net} weight is {largest:.3g} (trained StyleGAN weights stay below ~1e3; the "
+                f"guard stops above {DIVERGED_WEIGHT:g}). Nothing of it was saved. Lower --{net.lower()}lr "
+                "(or raise --gamma) and resume from the last snapshot"
             )
 
     @torch.no_grad()

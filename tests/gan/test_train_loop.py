@@ -285,3 +285,46 @@ def test_metrics_per_snapshot_with_skipped_ones_reported(blobs, tmp_path, monkey
     assert all("fid50k_full skipped" in t.message and "missing-inception" in t.message for t in with_metrics)
     records = read_stats(os.path.join(summary.run_dir, "stats.jsonl"))
     assert [("Metrics/swd" in r) for r in records] == [True, False, True]
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_snapshot(blobs, tmp_path):
+    # --glr 1e8 used to "finish successfully" with weights around 1e8.
+    first = run(config(blobs, tmp_path, kimg=0.016, tick_kimg=0.008, snap=1))
+    latest_before = open(os.path.join(first.run_dir, snap.LATEST_FILE)).read()
+    ticks = []
+    wild = run(config(blobs, tmp_path, kimg=0.032, tick_kimg=0.008, snap=1, glr=1e8, resume=first.run_dir),
+               on_tick=ticks.append)  # fmt: skip
+    assert wild.reason == "nonfinite" and wild.stopped
+    assert "training diverged" in wild.message and "largest G weight" in wild.message
+    assert "--glr" in wild.message
+    assert wild.snapshot_path == first.snapshot_path and ticks[-1].done and ticks[-1].snapshot_path is None
+    assert open(os.path.join(first.run_dir, snap.LATEST_FILE)).read() == latest_before
+    model = load_model(first.snapshot_path)
+    assert max(p.abs().max().item() for p in model.G_train.parameters()) < 1e3
+
+
+def test_cli_train_with_a_huge_learning_rate_fails_with_a_clear_message(blobs, tmp_path, capsys):
+    from gan.cli import main
+
+    argv = ["train", "--data", blobs, "--outdir", str(tmp_path), "--cfg", "stylegan2", "--kimg", "0.032",
+            "--tick-kimg", "0.008", "--batch", "8", "--aug", "noaug", "--glr", "1e8", "--quiet",
+            "--cbase", "256", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map-depth", "2",
+            "--device", "cpu", "--grid-rows", "1", "--workers", "0"]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "error: training diverged" in err and "no snapshot was written yet" in err
+
+
+def test_a_loss_beyond_the_bound_stops_like_nan(blobs, tmp_path, monkeypatch):
+    original = loss_mod.StyleGANLoss.d_main
+    calls = {"n": 0}
+
+    def d_main(self, *args, **kwargs):
+        calls["n"] += 1
+        value = original(self, *args, **kwargs)
+        return value * 1e7 if calls["n"] > 2 else value
+
+    monkeypatch.setattr(loss_mod.StyleGANLoss, "d_main", d_main)
+    summary = run(config(blobs, tmp_path, kimg=1, tick_kimg=0.008, snap=1))
+    assert summary.reason == "nonfinite" and "Dmain loss reached" in summary.message
+    assert "training diverged" in summary.message and summary.snapshot_path.endswith("000000.016.safetensors")
