@@ -16,10 +16,11 @@ import logging
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QElapsedTimer, QObject, QThread, Signal
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,32 @@ class BackgroundTask(QThread):
             self.succeeded.emit(result)
 
 
+def adopt_running(task: BackgroundTask) -> None:
+    """Let a running task outlive its owner: it stops reporting, becomes a child of the
+    application and deletes itself when it ends. (Stop was requested; a training child process
+    is joined or terminated within about a minute, see _process_work.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PySide warns about a signal with nothing connected
+        for signal in (task.progress, task.succeeded, task.failed, task.cancelled):
+            signal.disconnect()
+    task.setParent(QCoreApplication.instance())
+    task.finished.connect(task.deleteLater)
+
+
+def wait_for_adopted_tasks(timeout_ms: int = 120_000) -> bool:
+    """At exit: wait for tasks handed to the application by `adopt_running`; the application
+    object deletes its children when it goes, and a thread still running then aborts."""
+    app = QCoreApplication.instance()
+    if app is None:
+        return True
+    timer = QElapsedTimer()
+    timer.start()
+    ok = True
+    for task in app.findChildren(BackgroundTask):
+        ok = task.wait(max(0, timeout_ms - timer.elapsed())) and ok
+    return ok
+
+
 def plain(obj: Any) -> dict:
     """A dataclass (TickInfo, RunSummary, ...) as a dict of plain values; NaN stays float."""
     if dataclasses.is_dataclass(obj):
@@ -95,7 +122,7 @@ def _thread_work(run_fn: Callable, options: dict) -> Callable:
     return work
 
 
-def _process_work(run_fn: Callable, options: dict) -> Callable:
+def _process_work(run_fn: Callable, options: dict, nice: int = TRAINING_NICE) -> Callable:
     """Run the loop in a child process and relay its ticks from the BackgroundTask's thread.
 
     A training step is Python-heavy; in a thread of the GUI process it would compete with the
@@ -116,7 +143,7 @@ def _process_work(run_fn: Callable, options: dict) -> Callable:
         ctx = mp.get_context("spawn")  # no fork of a Qt process with running threads
         messages = ctx.Queue()
         stop = ctx.Event()
-        child = ctx.Process(target=_child_main, args=(run_fn, options, messages, stop), daemon=True)
+        child = ctx.Process(target=_child_main, args=(run_fn, options, messages, stop, nice), daemon=True)
         child.start()
         try:
             while True:
@@ -159,11 +186,11 @@ def run_training_in_child(
     return work(on_tick or (lambda info: None), should_stop or (lambda: False))
 
 
-def _child_main(run_fn: Callable, options: dict, messages, stop) -> None:
+def _child_main(run_fn: Callable, options: dict, messages, stop, nice: int = TRAINING_NICE) -> None:
     """Entry point of the training process: run, send ticks and the result as plain data."""
-    if TRAINING_NICE:
+    if nice:
         try:
-            os.nice(TRAINING_NICE)
+            os.nice(nice)
         except (AttributeError, OSError):
             pass  # no nice on this system: normal priority
     from gan.errors import UserError
@@ -203,12 +230,14 @@ class TrainingBridge(QObject):
     inspected = Signal(dict)
 
     def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None,
-                 in_process: bool | None = None):  # fmt: skip
+                 in_process: bool | None = None, nice: int = TRAINING_NICE):  # fmt: skip
         """run_fn(config, should_stop, on_tick) -> RunSummary, default gan.train.loop.run.
         in_process: run it in a thread of this process (default only for an injected run_fn) or in
-        a child process (default for the real loop; run_fn must then be a module-level function)."""
+        a child process (default for the real loop; run_fn must then be a module-level function).
+        nice: the child process's CPU priority (0 = as this process)."""
         super().__init__(parent)
         self._run_fn = run_fn or _default_run
+        self._nice = nice
         self._in_process = run_fn is not None if in_process is None else in_process
         self._train: BackgroundTask | None = None
         self._convert: BackgroundTask | None = None
@@ -270,7 +299,7 @@ class TrainingBridge(QObject):
         if self._in_process:
             work = _thread_work(self._run_fn, options)
         else:
-            work = _process_work(self._run_fn, options)
+            work = _process_work(self._run_fn, options, self._nice)
         task = BackgroundTask(work, "training", self)
         task.progress.connect(self._on_tick)
         task.succeeded.connect(self._on_run_done)
@@ -372,14 +401,23 @@ class TrainingBridge(QObject):
         return any(t is not None and t.isRunning() for t in (self._train, self._convert, self._inspect))
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
-        """Stop everything and wait for the threads; True if they all ended in time."""
-        for task in (self._train, self._convert, self._inspect):
-            if task is not None:
-                task.request_stop()
+        """Stop everything and wait for the threads; True if they all ended in time.
+
+        A thread still running after timeout_ms (a training step or snapshot that takes longer,
+        e.g. on a loaded machine) is handed to the application (`adopt_running`): this bridge and
+        its dialog may be deleted right after this call, and deleting a running QThread aborts
+        the whole program ("QThread: Destroyed while thread is still running")."""
+        tasks = self.findChildren(BackgroundTask)  # older inspections too, not only the newest
+        for task in tasks:
+            task.request_stop()
+        timer = QElapsedTimer()
+        timer.start()
         ok = True
-        for task in (self._train, self._convert, self._inspect):
-            if task is not None:
-                ok = task.wait(timeout_ms) and ok
+        for task in tasks:
+            ok = task.wait(max(0, timeout_ms - timer.elapsed())) and ok
+        for task in tasks:
+            if task.isRunning():
+                adopt_running(task)
         return ok
 
 

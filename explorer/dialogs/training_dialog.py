@@ -60,6 +60,9 @@ SETTINGS_KEY = "training/options"  # JSON of the last started options
 
 class TrainingDialog(QDialog):
     open_snapshot_requested = Signal(str)
+    # How long closing waits for a stopping run before handing it to the application (see
+    # TrainingBridge.shutdown); the window stays unresponsive meanwhile.
+    shutdown_timeout_ms = 60_000
 
     def __init__(self, current_model_path: str | None, parent: QWidget | None = None, bridge=None,
                  outdir: str | None = None, settings: QSettings | None = None):  # fmt: skip
@@ -669,14 +672,14 @@ class TrainingDialog(QDialog):
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-        self.bridge.shutdown()
+        self.bridge.shutdown(self.shutdown_timeout_ms)
         super().closeEvent(event)
 
     def reject(self) -> None:
         if self.bridge.is_running():
             self.close()  # asks first
             return
-        self.bridge.shutdown()
+        self.bridge.shutdown(self.shutdown_timeout_ms)
         super().reject()
 
 

@@ -79,6 +79,16 @@ def no_leaked_qthreads(qapp):
     assert not leaked, f"QThreads still running after the test: {leaked}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def adopted_tasks_end_before_qt(qapp):
+    """A test that fails while training runs leaves its thread to the application (see
+    TrainingBridge.shutdown); it must end before Qt is torn down at exit, or the process aborts."""
+    yield
+    from explorer.training_bridge import wait_for_adopted_tasks
+
+    wait_for_adopted_tasks(180_000)
+
+
 @pytest.fixture
 def settings(tmp_path):
     """A QSettings in the test's own ini file (never the user's settings)."""
