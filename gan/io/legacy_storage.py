@@ -75,7 +75,7 @@ class _StorageRef:
     view: tuple | None
 
 
-class _StorageUnpickler(pickle.Unpickler):
+class _StorageUnpickler(pickle._Unpickler):
     def find_class(self, module: str, name: str):
         if module in ("torch", "torch.cuda", "torch.storage") and name in _STORAGE_DTYPES:
             return StorageType(name, _STORAGE_DTYPES[name])

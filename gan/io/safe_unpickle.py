@@ -368,7 +368,7 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
 _RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """pickle.Unpickler that resolves globals only through the allow-list above."""
 
     def __init__(self, file: BinaryIO, source: str):

@@ -239,3 +239,13 @@ def test_nan_weights_are_refused(tmp_path):
 def test_numpy_object_arrays_stay_refused():
     with pytest.raises(ModelLoadError, match="unsupported numpy dtype"):
         load_restricted(io.BytesIO(pickle.dumps({"a": np.array([print], dtype=object)})), "x.pkl")
+
+
+def test_a_huge_memo_index_allocates_nothing(tmp_path):
+    """LONG_BINPUT with index 2**31 - 1 (6 bytes of pickle): the C unpickler sizes its memo table by
+    the index (16 GB); ours keeps the memo in a dict. Found by the byte fuzzer."""
+    path = tmp_path / "memo.pkl"
+    path.write_bytes(b"\x80\x04}r\xff\xff\xff\x7f.")  # PROTO 4, EMPTY_DICT, LONG_BINPUT 2**31-1, STOP
+    outcome, rss = peak_rss_of_load(path)
+    assert outcome.startswith("refused") and "no 'G_ema'" in outcome
+    assert rss < 1500, f"peak RSS {rss} MiB"
