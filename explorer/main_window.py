@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from explorer.render_bridge import RenderBridge
 from explorer.state import MAX_SEED, ExplorerState, History, PlaneState, session_from_json, session_to_json
 from explorer.system_check import system_checks
-from explorer.widgets.direction_panel import DirectionPanel
+from explorer.widgets.direction_panel import DirectionPanel, slider_range
 from explorer.widgets.image_view import ImageView
 from explorer.widgets.latent_canvas import LatentCanvas
 from explorer.widgets.latent_panel import LatentPanel
@@ -298,8 +298,11 @@ class MainWindow(QMainWindow):
 
     def _on_canvas_directions(self, name_a: str, a: float, name_b: str, b: float, merge_key: str) -> None:
         state = self.history.state
+        ranges = {d["name"]: slider_range(d) for d in (self.model_info or {}).get("directions", [])}
         for name, value in ((name_a, a), (name_b, b)):
             edit = state.edits.get(name)
+            if name in ranges:  # the canvas reaches +-3; a direction may stop earlier
+                value = min(max(value, ranges[name][0]), ranges[name][1])
             if name and not (edit is not None and edit.locked):
                 state = state.with_edit(name, strength=round(value, 3))
         self.commit(state, merge_key)
@@ -443,6 +446,10 @@ class MainWindow(QMainWindow):
             # Layer ranges and classes of another model do not carry over.
             state.mix_seed, state.mix_start, state.mix_end = None, 0, None
             state.edits = {}
+            self.history.replace(state)
+        elif first and info.get("default_seed") is not None and state == ExplorerState():
+            # A fresh start opens on the seed the model names (one that shows a clear face).
+            state.seed = int(info["default_seed"])
             self.history.replace(state)
         if info["c_dim"] > 0 and state.class_idx is None:
             state.class_idx = 0

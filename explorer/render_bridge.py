@@ -41,10 +41,12 @@ class DirectionInfo:
     layer_end: int | None = None
     scale: float = 1.0  # one slider unit, in the direction's units
     help: str = ""
+    range: tuple[float, float] = (-4.0, 4.0)  # slider extent in slider units
 
     def as_plain(self) -> dict:
         return {
             "help": self.help,
+            "range": (float(self.range[0]), float(self.range[1])),
             "name": self.name,
             "kind": self.kind,
             "layer_start": self.layer_start,
@@ -62,6 +64,7 @@ def _direction_info(d) -> DirectionInfo:
         layer_end=getattr(d, "layer_end", None),
         scale=float(getattr(d, "scale", 1.0) or 1.0),
         help=str(getattr(d, "help", "") or ""),
+        range=tuple(getattr(d, "range", None) or (-4.0, 4.0)),
     )
 
 
@@ -101,6 +104,7 @@ def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
     """Plain description of a LoadedModel for the About box and status bar."""
     import ops_cuda
     from gan.metrics.equivariance import has_input_transform
+    from gan.model_defaults import default_seed
 
     G = loaded.G
     params = sum(p.numel() for p in G.parameters())
@@ -132,6 +136,7 @@ def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
         "networks": list(loaded.networks),
         "ops": caps,
         "metadata_keys": sorted(loaded.metadata.keys()) if isinstance(loaded.metadata, dict) else [],
+        "default_seed": default_seed(loaded.metadata),  # the seed a fresh start shows (or None)
     }
 
 
@@ -922,6 +927,7 @@ class RenderBridge(QObject):
                 layer_end=d.layer_end,
                 scale=d.scale,
                 help=d.help,
+                range=d.range,
             )
             for d in model.directions.values()
         ]

@@ -28,7 +28,13 @@ from PySide6.QtWidgets import (
 from explorer.state import EditState, ExplorerState
 
 SLIDER_STEPS = 100  # ticks per slider unit (one std of the direction)
-SLIDER_RANGE = 5.0  # +- units
+DEFAULT_RANGE = (-4.0, 4.0)  # slider units, for directions that carry no range of their own
+
+
+def slider_range(d: dict) -> tuple[float, float]:
+    """The direction's slider extent (its stored `range`: where it keeps a good image)."""
+    low, high = d.get("range") or DEFAULT_RANGE
+    return float(low), float(high)
 
 
 def display_name(d: dict) -> str:
@@ -60,11 +66,16 @@ class DirectionRow(QWidget):
         self.label.setObjectName("directionName")
         kind = QLabel(direction.get("kind", ""))
         kind.setObjectName("directionKind")
+        self.range = slider_range(direction)
+        low, high = self.range
         self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setRange(int(-SLIDER_RANGE * SLIDER_STEPS), int(SLIDER_RANGE * SLIDER_STEPS))
+        self.slider.setRange(round(low * SLIDER_STEPS), round(high * SLIDER_STEPS))
+        self.slider.setToolTip(
+            f"{low:g} … {high:g}: the range in which this direction was measured to keep a good image"
+        )
         self.value_spin = QDoubleSpinBox()
         self.value_spin.setKeyboardTracking(False)  # one change (and undo step) per entered value
-        self.value_spin.setRange(-SLIDER_RANGE * 4, SLIDER_RANGE * 4)
+        self.value_spin.setRange(low, high)
         self.value_spin.setDecimals(2)
         self.value_spin.setSingleStep(0.1)
         self.value_spin.setFixedWidth(68)

@@ -8,7 +8,9 @@ row per w, [num_ws, w_dim], with unit root-mean-square row norm; its `scale` is 
 square of the rows' standard deviations, so a per-layer direction whose rows are all one unit
 vector moves exactly like that vector. With `gan.render.Edit` that is
 `Edit(direction=d.vector, strength=v * d.scale, layer_start=d.layer_start, layer_end=d.layer_end)`
-(see `Direction.edit`).
+(see `Direction.edit`). `range` is the slider's extent in those units: +-4 unless measured (`gan
+directions measure --set-range` stores the strengths at which the edit was measured to work);
+beyond it faces may fall apart, so the explorer's slider stops there.
 
 Storage (one rule, two places):
 - our `.safetensors` models keep their directions inside the model file, in the JSON metadata
@@ -39,6 +41,7 @@ KINDS = ("pca", "attribute")
 SIDECAR_SUFFIX = ".directions.json"
 SIDECAR_FORMAT = "stylegan-explorer-directions"
 METADATA_KEY = "directions"
+DEFAULT_RANGE = (-4.0, 4.0)  # slider units; quality is usually measured at +-3 to +-4
 
 
 @dataclass(eq=False)
@@ -56,6 +59,10 @@ class Direction:
         default=1.0, metadata={"help": "slider unit: std of the sampled ws along the vector"}
     )
     help: str = field(default="", metadata={"help": "what the direction does / how it was made"})
+    range: tuple[float, float] = field(
+        default=DEFAULT_RANGE,
+        metadata={"help": "slider extent (low, high) in slider units: where the edit keeps a good image"},
+    )
 
     def __post_init__(self) -> None:
         vector = np.asarray(self.vector, dtype=np.float32)
@@ -68,6 +75,10 @@ class Direction:
             raise ValueError(f"direction {self.name!r}: vector and scale must be finite, scale positive")
         if self.layer_start < 0 or (self.layer_end is not None and self.layer_end < self.layer_start):
             raise ValueError(f"direction {self.name!r}: bad layer range {self.layer_start}..{self.layer_end}")
+        low, high = (float(v) for v in self.range)
+        if not (math.isfinite(low) and math.isfinite(high) and low < 0 < high):
+            raise ValueError(f"direction {self.name!r}: slider range must hold 0, not {low:g}..{high:g}")
+        self.range = (low, high)
 
     def edit(self, value: float):
         """A `gan.render.Edit` moving by `value` slider units."""
@@ -90,6 +101,7 @@ class Direction:
             "layer_end": None if self.layer_end is None else int(self.layer_end),
             "scale": float(self.scale),
             "help": self.help,
+            "range": [self.range[0], self.range[1]],
         }
 
     @classmethod
@@ -103,6 +115,7 @@ class Direction:
             layer_end=None if end is None else int(end),
             scale=float(data.get("scale", 1.0)),
             help=str(data.get("help", "")),
+            range=tuple(data.get("range") or DEFAULT_RANGE),
         )
 
 

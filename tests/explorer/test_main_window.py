@@ -458,3 +458,43 @@ def test_class_picker_for_a_conditional_model(make_window, tmp_path):
     combo.setCurrentIndex(2)
     assert window.history.state.class_idx == 2
     assert not np.array_equal(image_of(window), first)
+
+
+def test_direction_sliders_stop_at_their_measured_range(qtbot, make_window, explorer_models, tmp_path):
+    import dataclasses
+    import shutil
+
+    from gan.edit.directions import load_directions, save_directions
+    from gan.model_io import load_model
+
+    path = tmp_path / "ranged.safetensors"
+    shutil.copy(explorer_models["sg2"], path)
+    anime = {d.name: d for d in load_directions(load_model(path))}["anime"]
+    save_directions(path, [dataclasses.replace(anime, range=(-2.5, 4.0))])
+    window = make_window(str(path))
+    row, pc0 = window.direction_panel.rows["anime"], window.direction_panel.rows["pc0"]
+    assert (row.slider.minimum(), row.slider.maximum()) == (-250, 400)
+    assert (row.value_spin.minimum(), row.value_spin.maximum()) == (-2.5, 4.0)
+    assert (pc0.slider.minimum(), pc0.slider.maximum()) == (-400, 400)  # the default +-4
+    window.direction_panel.set_state(window.history.state)
+    # The latent canvas reaches +-3 units; the direction stops at -2.5.
+    window._on_canvas_directions("anime", -3.0, "pc0", -3.0, "")
+    assert window.history.state.edits["anime"].strength == -2.5
+    assert window.history.state.edits["pc0"].strength == -3.0
+
+
+def test_a_fresh_start_opens_on_the_models_default_seed(make_window, explorer_models, tmp_path):
+    import shutil
+
+    from gan.model_defaults import store_default_seed
+
+    path = tmp_path / "seeded.safetensors"
+    shutil.copy(explorer_models["sg2"], path)
+    store_default_seed(path, 11)
+    window = make_window(str(path))
+    assert window.model_info["default_seed"] == 11 and window.history.state.seed == 11
+    window.apply_fields({"seed": 3})
+    window.load_model(str(path))  # reopening keeps what the user chose
+    assert window.history.state.seed == 3
+    plain = make_window(explorer_models["sg2_plain"])
+    assert plain.model_info["default_seed"] is None and plain.history.state.seed == 0

@@ -10,7 +10,14 @@ import torch
 from conftest import make_tiny_generator
 
 from gan.edit.attribute import compute_attribute_directions, resolve_attributes
-from gan.edit.directions import Direction, load_directions, orthogonalize, save_directions, sidecar_path
+from gan.edit.directions import (
+    Direction,
+    _parse_list,
+    load_directions,
+    orthogonalize,
+    save_directions,
+    sidecar_path,
+)
 from gan.edit.pca import compute_pca_directions, default_layer_range, sample_w
 from gan.errors import Cancelled, UserError
 from gan.model_io import load_model
@@ -227,3 +234,19 @@ def test_sidecar_next_to_our_file_and_bad_vectors(tmp_path, tiny_model_file):
         save_directions(path, [Direction("x", "pca", np.ones(7, np.float32))])
     with pytest.raises(UserError, match="unique"):
         save_directions(path, [Direction("x", "pca", np.ones(16)), Direction("x", "pca", np.ones(16))])
+
+
+def test_direction_slider_range_round_trip_and_checks():
+    v = np.ones(8, np.float32) / np.sqrt(8)
+    d = Direction(name="a", kind="attribute", vector=v)
+    assert d.range == (-4.0, 4.0) and d.to_json()["range"] == [-4.0, 4.0]
+    d = Direction(name="a", kind="attribute", vector=v, range=(-2.5, 4))
+    back = Direction.from_json(d.to_json())
+    assert back.range == (-2.5, 4.0)
+    old = d.to_json()
+    del old["range"]  # files written before ranges existed
+    assert Direction.from_json(old).range == (-4.0, 4.0)
+    with pytest.raises(ValueError, match="slider range must hold 0"):
+        Direction(name="a", kind="attribute", vector=v, range=(1.0, 3.0))
+    with pytest.raises(UserError, match="damaged"):
+        _parse_list([dict(old, range="wide")], "m.safetensors")
