@@ -3,6 +3,11 @@
 Directions are stored with the model (see gan.edit.directions): inside our .safetensors files,
 in a `<model>.directions.json` sidecar next to official pickles; `--out F` writes them to F
 instead (the sidecar format; rename it to `<model>.directions.json` to use it).
+
+Nothing is replaced silently: writing a direction whose name the model already has, or anything
+into a model shipped with the program (resources/models), needs `--force`; without it the
+command stops before computing and says so (use `--out F` for a copy). Long steps report
+progress (a bar on a terminal, a line every 15 s otherwise).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from gan.commands.stage_bars import StageBars
 from gan.config_help import field_help
@@ -82,6 +88,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--grid-seeds", type=int, default=8, help="rows of the grid (default 8)")
     p.add_argument("--grid-steps", type=int, default=7, help="columns of the grid (default 7)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument(
+        "--set-range",
+        nargs="?",
+        const="both",
+        choices=["both", "low", "high"],
+        default=None,
+        help="store the measured strengths as the direction's slider range: both ends (-strength.."
+        "+strength), or only the low or high end (measure each end at its own --strength)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="allow --set-range on a model shipped with the program"
+    )
     p.set_defaults(_directions_run=_run_measure)
 
     p = sub.add_parser(
@@ -144,6 +162,12 @@ def _common(p: argparse.ArgumentParser, replace: bool = True) -> None:
     )
     if replace:
         p.add_argument("--replace", action="store_true", help="drop the model's other stored directions")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace same-named directions / write into a shipped model / overwrite --out "
+        "(otherwise refused before computing)",
+    )
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
 
 
@@ -155,6 +179,40 @@ def _load(args):
     from gan.model_io import load_model
 
     return load_model(args.model, device=args.device, training_nets=False)
+
+
+def is_shipped(path: str) -> bool:
+    """True for a model file shipped with the program (resources/models, also its sidecars)."""
+    from gan.resources import RESOURCES
+
+    try:
+        return Path(path).resolve().is_relative_to((RESOURCES / "models").resolve())
+    except OSError:
+        return False
+
+
+def _check_target(args, model, names: list[str]) -> None:
+    """Refuse, before any computing, to replace directions or touch a shipped model without --force."""
+    from gan.edit.directions import load_directions
+
+    if args.force:
+        return
+    if args.out:
+        if os.path.exists(args.out):
+            raise UserError(f"--out {args.out} exists; choose another file or pass --force to overwrite it")
+        return
+    fix = "pass --force to write it anyway, or --out FILE to write the directions to a separate file"
+    if is_shipped(args.model):
+        raise UserError(
+            f"{args.model} is a model shipped with the program (its directions were measured and "
+            f"documented); {fix}"
+        )
+    existing = {d.name for d in load_directions(model)}
+    clash = [n for n in names if n in existing]
+    if clash:
+        raise UserError(
+            f"{args.model} already has direction(s) {', '.join(clash)}, which this would replace; {fix}"
+        )
 
 
 def _store(args, model, directions) -> str:
@@ -182,7 +240,9 @@ def _run_pca(args: argparse.Namespace) -> int:
     from gan.edit.pca import compute_pca_directions
 
     model = _load(args)
-    bars = StageBars()
+    _check_target(args, model, [f"pc{i}" for i in range(args.components)])
+    print(f"sampling {args.num_samples} ws for {args.components} PCA directions", file=sys.stderr)
+    bars = StageBars(unit="w")
     try:
         directions = compute_pca_directions(
             model.G,
@@ -202,7 +262,12 @@ def _split(text: str) -> list[str]:
 
 
 def _run_attribute(args: argparse.Namespace) -> int:
-    from gan.edit.attribute import classifier_label_fn, compute_attribute_directions
+    from gan.edit.attribute import (
+        classifier_label_fn,
+        compute_attribute_directions,
+        label_keys,
+        resolve_attributes,
+    )
     from gan.edit.classifier import load_classifier
 
     attributes = _split(args.attributes)
@@ -218,6 +283,12 @@ def _run_attribute(args: argparse.Namespace) -> int:
         raise UserError(f"classifier file {args.classifier} does not exist; pass --classifier PATH")
     clf = load_classifier(args.classifier, device=args.device)
     model = _load(args)
+    names = [name for name, _key, _group in resolve_attributes(attributes, label_keys(clf))]
+    _check_target(args, model, names)
+    print(
+        f"sampling {args.num_samples} ws, rendering and classifying them, then fitting {', '.join(names)}",
+        file=sys.stderr,
+    )
     bars = StageBars()
     try:
         directions = compute_attribute_directions(
@@ -237,13 +308,12 @@ def _run_attribute(args: argparse.Namespace) -> int:
 
 
 def _run_refine(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from gan.edit.classifier import load_classifier
     from gan.edit.refine import refine_direction
 
     model = _load(args)
     direction = _stored(args, model)
+    _check_target(args, model, [direction.name])
     clf = load_classifier(args.classifier, device=args.device)
     config = RefineConfig(
         target=args.target,
@@ -256,13 +326,17 @@ def _run_refine(args: argparse.Namespace) -> int:
         per_layer=args.per_layer,
         seed=args.seed,
     )
-    with tqdm(total=config.steps, desc="refining", unit="step", disable=None) as bar:
+    bars = StageBars(unit="step")
+    done = [0]
 
-        def progress(step, total):
-            bar.set_postfix(target=f"{step.target_loss:.3f}", keep=f"{step.keep_loss:.3f}")
-            bar.update(1)
+    def progress(step, total):
+        done[0] += 1
+        bars("refining", done[0], total, f"target {step.target_loss:.3f}, keep {step.keep_loss:.3f}")
 
+    try:
         refined, history = refine_direction(model.G, clf, direction, config, progress=progress)
+    finally:
+        bars.close()
     first, last = history[0], history[-1]
     print(
         f"target loss {first.target_loss:.3f} -> {last.target_loss:.3f}, keep loss {first.keep_loss:.3f} -> "
@@ -297,7 +371,11 @@ def _run_list(args: argparse.Namespace) -> int:
         return 0
     for d in directions:
         end = model.G.num_ws if d.layer_end is None else d.layer_end
-        print(f"{d.name:<24} {d.kind:<9} ws {d.layer_start}..{end - 1:<4} unit {d.scale:.4g}  {d.help}")
+        slider = f"{d.range[0]:g}..{d.range[1]:g}"
+        print(
+            f"{d.name:<24} {d.kind:<9} ws {d.layer_start}..{end - 1:<4} unit {d.scale:.4g}  "
+            f"slider {slider:<9} {d.help}"
+        )
     return 0
 
 
@@ -312,6 +390,14 @@ def _run_measure(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     model = _load(args)
     direction = _stored(args, model)
+    if args.set_range:
+        if not args.strength > 0:
+            raise UserError(f"--set-range needs a positive --strength, not {args.strength:g}")
+        if is_shipped(args.model) and not args.force:
+            raise UserError(
+                f"{args.model} is a model shipped with the program; pass --force to change its "
+                f"direction {direction.name!r}"
+            )
     clf = load_classifier(args.classifier, device=args.device)
     result = measure_edit(model.G, clf, direction, args.strength, seeds, psi=args.psi)
     print(result.summary())
@@ -323,4 +409,24 @@ def _run_measure(args: argparse.Namespace) -> int:
         grid = sweep_grid(model.G, direction, values, seeds[: max(1, args.grid_seeds)], psi=args.psi)
         PIL.Image.fromarray(grid).save(args.grid)
         print(f"sweep grid written to {args.grid}")
+    if args.set_range:
+        _set_range(args, direction)
     return 0
+
+
+def _set_range(args, direction) -> None:
+    import dataclasses
+
+    from gan.edit.directions import save_directions
+
+    low, high = direction.range
+    if args.set_range in ("both", "low"):
+        low = -args.strength
+    if args.set_range in ("both", "high"):
+        high = args.strength
+    changed = dataclasses.replace(direction, range=(low, high))
+    where = save_directions(args.model, [changed])
+    print(
+        f"slider range of {direction.name!r} set to {low:g} .. {high:g} (was {direction.range[0]:g} .. "
+        f"{direction.range[1]:g}) in {where}"
+    )

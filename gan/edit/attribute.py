@@ -52,6 +52,18 @@ def classifier_label_fn(clf) -> LabelFn:
     return label
 
 
+def label_keys(clf) -> list[str]:
+    """The score keys `classifier_label_fn(clf)` returns, without labelling anything (so a command
+    can name its directions, and refuse to overwrite them, before the long work starts)."""
+    keys = []
+    for head, classes in clf.heads.items():
+        if [c.lower() for c in classes] == ["no", "yes"]:
+            keys.append(head)
+        else:
+            keys += [f"{head}={c}" for c in classes]
+    return keys
+
+
 def resolve_attributes(requested: list[str], keys: list[str]) -> list[tuple[str, str, str]]:
     """(direction name, score key, group) for each requested attribute (see the module docstring)."""
     out = []

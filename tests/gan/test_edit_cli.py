@@ -150,7 +150,7 @@ def test_refine_replaces_only_the_named_direction(model_path, tmp_path, capsys):
     argv = ["directions", "attribute", "--model", model_path, "--classifier", str(clf_path)]
     assert gan_main(argv + ["--attributes", "anime", "--num-samples", "300"]) == 0
     before = {d.name: d for d in load_directions(load_model(model_path))}
-    refine = ["directions", "refine", "--model", model_path, "--classifier", str(clf_path)]
+    refine = ["directions", "refine", "--model", model_path, "--classifier", str(clf_path), "--force"]
     assert gan_main(refine + ["--steps", "3", "--batch", "4", "--keep", "hair_colour"]) == 0
     assert "1 direction(s) written" in capsys.readouterr().out
     after = {d.name: d for d in load_directions(load_model(model_path))}
@@ -162,3 +162,64 @@ def test_refine_replaces_only_the_named_direction(model_path, tmp_path, capsys):
     assert "not a class of the classifier" in capsys.readouterr().err
     assert gan_main(refine + ["--direction", "nope"]) == 2
     assert "no direction 'nope'" in capsys.readouterr().err
+
+
+def test_existing_directions_and_shipped_models_need_force(model_path, tmp_path, capsys, monkeypatch):
+    """Nothing is replaced silently, and the refusal comes before the long work."""
+    import gan.edit.pca
+    import gan.resources
+
+    pca = ["directions", "pca", "--model", model_path, "--num-samples", "200", "--components", "2"]
+    assert gan_main(pca) == 0
+    before = open(model_path, "rb").read()
+    computed = []
+    real = gan.edit.pca.compute_pca_directions
+    monkeypatch.setattr(
+        gan.edit.pca, "compute_pca_directions", lambda *a, **k: computed.append(1) or real(*a, **k)
+    )
+    capsys.readouterr()
+    assert gan_main(pca) == 2
+    err = capsys.readouterr().err
+    assert "already has direction(s) pc0, pc1" in err and "--force" in err and "--out" in err
+    assert not computed and open(model_path, "rb").read() == before
+    assert gan_main(pca + ["--force"]) == 0 and computed
+    # --out writes a copy; an existing --out is not overwritten either.
+    out = tmp_path / "copy.json"
+    assert gan_main(pca + ["--out", str(out)]) == 0 and out.is_file()
+    assert gan_main(pca + ["--out", str(out)]) == 2
+    assert f"--out {out} exists" in capsys.readouterr().err
+    # A model shipped with the program needs --force even for new names.
+    shipped = tmp_path / "resources" / "models"
+    shipped.mkdir(parents=True)
+    ship = shipped / "default.safetensors"
+    ship.write_bytes(open(model_path, "rb").read())
+    monkeypatch.setattr(gan.resources, "RESOURCES", tmp_path / "resources")
+    argv = ["directions", "pca", "--model", str(ship), "--num-samples", "200", "--components", "3"]
+    assert gan_main(argv) == 2
+    assert "shipped with the program" in capsys.readouterr().err
+
+
+def test_long_steps_report_progress_without_a_terminal(model_path, capsys):
+    argv = ["directions", "pca", "--model", model_path, "--num-samples", "400", "--components", "2"]
+    assert gan_main(argv) == 0
+    err = capsys.readouterr().err
+    assert "sampling 400 ws for 2 PCA directions" in err
+    assert "sampling W: 400/400 w (100%" in err  # a plain line, stderr is no terminal here
+
+
+def test_measure_stores_the_slider_range(model_path, tmp_path, capsys):
+    clf_path = tmp_path / "clf.safetensors"
+    _brightness_classifier(model_path, clf_path)
+    argv = ["directions", "attribute", "--model", model_path, "--classifier", str(clf_path)]
+    assert gan_main(argv + ["--attributes", "anime", "--num-samples", "200"]) == 0
+    (anime,) = load_directions(load_model(model_path))
+    assert anime.range == (-4.0, 4.0)  # the default until measured
+    measure = ["directions", "measure", "--model", model_path, "--classifier", str(clf_path)]
+    measure += ["--direction", "anime", "--seeds", "0-7"]
+    assert gan_main(measure + ["--strength", "2.5", "--set-range", "low"]) == 0
+    assert "slider range of 'anime' set to -2.5 .. 4" in capsys.readouterr().out
+    assert gan_main(measure + ["--strength", "3", "--set-range"]) == 0
+    (anime,) = load_directions(load_model(model_path))
+    assert anime.range == (-3.0, 3.0)
+    assert gan_main(["directions", "list", "--model", model_path]) == 0
+    assert "slider -3..3" in capsys.readouterr().out
