@@ -364,12 +364,49 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
     return {key: _Callable(v) if isinstance(v, types.FunctionType) else v for key, v in allow.items()}
 
 
+# What pickle's BUILD may give a state to: the stand-ins that expect one.
+_BUILDABLE = (ModuleRecord, TFNetworkRecord, _ArrayRecord, _DTypeRecord, _EasyDict)
+
 # Python 2 era module names that protocol <= 2 pickles may use.
 _RENAMED_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
+def _load_build(self) -> None:
+    """BUILD: only our record stand-ins take a state; on anything else (a tensor, a function, a
+    class, a dtype) a file could only mean to change something it should not."""
+    state = self.stack.pop()
+    inst = self.stack[-1]
+    if not isinstance(inst, _BUILDABLE):
+        kind = type(inst).__name__
+        raise _Damaged(f"it tries to set the state of a {kind}, which network pickles never do")
+    inst.__setstate__(state)
+
+
+def _only_into_dicts(load):
+    """SETITEM / SETITEMS, refused unless the target (below the key and value, or below the mark)
+    is a dict: tensors and arrays also take items, and a file has no business changing them."""
+
+    def checked(self) -> None:
+        if load is pickle._Unpickler.load_setitem:
+            target = self.stack[-3] if len(self.stack) >= 3 else None
+        else:
+            target = self.metastack[-1][-1] if self.metastack and self.metastack[-1] else None
+        if not isinstance(target, dict):
+            raise _Damaged(f"it stores items into a {type(target).__name__}, which network pickles never do")
+        load(self)
+
+    return checked
+
+
 class RestrictedUnpickler(pickle._Unpickler):
-    """pickle.Unpickler that resolves globals only through the allow-list above."""
+    """Python's own (pure) unpickler resolving globals only through the allow-list above. The pure
+    one keeps its memo in a dict (the C one sizes a table by the largest memo index a file names:
+    16 GB for a 10-byte file), and lets BUILD and SETITEM(S) be limited to our stand-ins."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.SETITEM[0]] = _only_into_dicts(pickle._Unpickler.load_setitem)
+    dispatch[pickle.SETITEMS[0]] = _only_into_dicts(pickle._Unpickler.load_setitems)
 
     def __init__(self, file: BinaryIO, source: str):
         super().__init__(file)

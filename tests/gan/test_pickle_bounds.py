@@ -249,3 +249,16 @@ def test_a_huge_memo_index_allocates_nothing(tmp_path):
     outcome, rss = peak_rss_of_load(path)
     assert outcome.startswith("refused") and "no 'G_ema'" in outcome
     assert rss < 1500, f"peak RSS {rss} MiB"
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [b"(K\x00tb.", b"K\x00K\x01s.", b"(K\x00K\x01u."],
+    ids=["BUILD on a tensor", "SETITEM into a tensor", "SETITEMS into a tensor"],
+)
+def test_build_and_setitem_only_touch_our_stand_ins(suffix):
+    """A tensor rebuilt by the allow-listed functions, then BUILD (Tensor.__setstate__ would call
+    set_ on it) or SETITEM(S) on it: refused."""
+    tensor = pickle.dumps(torch.zeros(2), protocol=2)[:-1]  # a tensor on the stack, no STOP
+    with pytest.raises(ModelLoadError, match="network pickles never do"):
+        load_restricted(io.BytesIO(tensor + suffix), "evil.pkl")
