@@ -2,17 +2,24 @@
 
 Output: square, power-of-two sized RGB PNGs named `00000/img00000000.png` in a zip or a folder,
 plus `dataset.json` (`{"labels": [[name, label], ...] | null}`), i.e. the official layout read by
-`gan.train.dataset.ImageDataset`. Unreadable files are skipped and reported by name. The output
-appears atomically: it is written under a temporary name next to the destination and renamed
-into place only when complete, so an error or Ctrl-C leaves nothing behind.
+`gan.train.dataset.ImageDataset`. Unreadable files are skipped and reported by name with the
+reason: sub-folders that cannot be read, anything but a regular file (a FIFO named `x.png` would
+block), files larger than `max_file_mb` (never read whole). The output appears atomically: it is
+written under a temporary name next to the destination and renamed into place only when complete,
+so an error or Ctrl-C leaves nothing behind; with `force`, an existing output is swapped for the
+new one in one atomic step, so the destination always holds a complete data set. A full disk or
+a folder we may not write to is a one-line error.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import json
 import os
 import shutil
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +33,13 @@ from tqdm import tqdm
 from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_dir, create_temp_file
-from gan.train.dataset import LABELS_FILE, FileSource, read_dataset_json
+from gan.train.dataset import (
+    LABELS_FILE,
+    FileSource,
+    FileTooLarge,
+    image_error_text,
+    read_dataset_json,
+)
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
@@ -55,6 +68,9 @@ class ConvertConfig:
         default=4 / 3, metadata={"help": "width / height of the picture for center-crop-wide"}
     )
     force: bool = field(default=False, metadata={"help": "replace an existing output"})
+    max_file_mb: float = field(
+        default=256, metadata={"help": "skip (and name) source files larger than this many MiB, unread"}
+    )
     labels_from_folders: bool = field(
         default=False,
         metadata={
@@ -71,6 +87,8 @@ class ConvertConfig:
             raise UserError(f"--transform must be one of {', '.join(TRANSFORMS)}, not {self.transform!r}")
         if not self.aspect > 0:
             raise UserError(f"--aspect must be positive, not {self.aspect}")
+        if not self.max_file_mb > 0:
+            raise UserError(f"max_file_mb must be positive, not {self.max_file_mb}")
         if not os.path.exists(self.source):
             raise UserError(f"--source {self.source} does not exist")
         src, dst = os.path.realpath(self.source), os.path.realpath(self.dest)
@@ -130,7 +148,8 @@ def _convert(
         raise UserError(f"--source {config.source} contains no image files")
     labels, class_names = _source_labels(files, names, config.labels_from_folders)
 
-    skipped: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = list(files.skipped)  # unreadable folders, FIFOs, devices
+    limit = int(config.max_file_mb * (1 << 20))
     bar = tqdm(total=len(names), desc="converting", unit="img", disable=None if progress else True)
     with bar, DatasetWriter(config.dest, force=config.force) as writer:
         if class_names is not None:
@@ -145,10 +164,12 @@ def _convert(
                 skipped.append((name, f"no label in the source {LABELS_FILE}"))
                 continue
             try:
-                with files.open(name) as f:
-                    image = load_rgb(io.BytesIO(f.read()))
+                image = load_rgb(io.BytesIO(files.read(name, limit)))
+            except FileTooLarge as exc:
+                skipped.append((name, f"too large, not read ({exc})"))
+                continue
             except _IMAGE_ERRORS as exc:
-                skipped.append((name, f"unreadable ({exc})"))
+                skipped.append((name, f"unreadable ({image_error_text(exc)})"))
                 continue
             out = apply_transform(image, config.resolution, config.transform, config.aspect)
             writer.add(out, None if labels is None else labels[name])
@@ -275,16 +296,31 @@ class DatasetWriter:
                     )
 
     def __enter__(self) -> DatasetWriter:
-        os.makedirs(os.path.dirname(self.dest), exist_ok=True)
-        if self.is_zip:
-            fd, tmp = create_temp_file(self.dest)
-            self._tmp = str(tmp)
-            self._file = os.fdopen(fd, "wb")
-            # PNG data is already compressed: store it as it is.
-            self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
-        else:
-            self._tmp = str(create_temp_dir(self.dest))
+        try:
+            os.makedirs(os.path.dirname(self.dest), exist_ok=True)
+            if self.is_zip:
+                fd, tmp = create_temp_file(self.dest)
+                self._tmp = str(tmp)
+                self._file = os.fdopen(fd, "wb")
+                # PNG data is already compressed: store it as it is.
+                self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+            else:
+                self._tmp = str(create_temp_dir(self.dest))
+        except OSError as exc:
+            self._discard()
+            raise self._write_error(exc) from None
         return self
+
+    def _write_error(self, exc: OSError) -> UserError:
+        """One line for a failed write (the caller discards what was written)."""
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            what, fix = " (disk full)", " Free some space and run it again."
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            what, fix = "", " Choose a destination in a folder you can write to."
+        else:
+            what, fix = "", ""
+        reason = exc.strerror or str(exc)
+        return UserError(f"cannot write the data set {self.dest}: {reason}{what}; nothing was written.{fix}")
 
     def add(self, image: PIL.Image.Image | np.ndarray, label: Any = None) -> str:
         """Append one image (PIL or HxWxC / HxW uint8) with its label; returns its name in the data set."""
@@ -293,7 +329,10 @@ class DatasetWriter:
         name = f"{self.count // 1000:05d}/img{self.count:08d}.png"
         buf = io.BytesIO()
         image.save(buf, format="png")
-        self._write(name, buf.getvalue())
+        try:
+            self._write(name, buf.getvalue())
+        except OSError as exc:
+            raise self._write_error(exc) from None
         self._labels.append([name, label])
         self.count += 1
         return name
@@ -314,27 +353,41 @@ class DatasetWriter:
                 if any(have) and not all(have):
                     raise ValueError("either every image of a data set has a label or none has")
                 meta = {"labels": self._labels if all(have) and have else None, **self.meta}
-                self._write(LABELS_FILE, json.dumps(meta).encode())
-                self._close_zip(sync=True)
-                self._commit()
+                try:
+                    self._write(LABELS_FILE, json.dumps(meta).encode())
+                    self._close_zip(sync=True)
+                    self._commit()
+                except OSError as exc:
+                    raise self._write_error(exc) from None
         finally:
             self._discard()
 
     def _commit(self) -> None:
-        old = None
-        if os.path.lexists(self.dest):
-            # Move the old output aside first: a folder cannot be replaced by a rename.
-            old = f"{self._tmp}.old"
-            os.rename(self.dest, old)
+        """Put the finished output at dest in one atomic step: a rename when nothing is there or
+        a file replaces a file, else an atomic swap of the two (the old output, then at the
+        temporary name, is deleted afterwards). So dest never lacks a complete data set."""
+        exists = os.path.lexists(self.dest)
+        if not exists or (self.is_zip and not os.path.isdir(self.dest)):
+            os.replace(self._tmp, self.dest)
+            self._tmp = None
+            return
+        if not _exchange(self._tmp, self.dest):
+            self._commit_in_two_steps()
+            return
+        # self._tmp now holds the previous output; _discard deletes it.
+
+    def _commit_in_two_steps(self) -> None:
+        """For systems without an atomic swap: move the old output aside, then the new one in
+        (a crash between the two leaves the old output at <tmp>.old)."""
+        old = f"{self._tmp}.old"
+        os.rename(self.dest, old)
         try:
             os.rename(self._tmp, self.dest)
         except BaseException:
-            if old is not None:
-                os.rename(old, self.dest)
+            os.rename(old, self.dest)
             raise
         self._tmp = None
-        if old is not None:
-            _remove(old)
+        _remove(old)
 
     def _close_zip(self, sync: bool = False) -> None:
         if self._zip is not None:
@@ -357,6 +410,37 @@ class DatasetWriter:
         if self._tmp is not None:
             _remove(self._tmp)
             self._tmp = None
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_RENAME_SWAP = 2  # macOS stdio.h, renamex_np
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two existing paths atomically (Linux renameat2 RENAME_EXCHANGE, macOS renamex_np
+    RENAME_SWAP). False when this system or file system cannot; OSError for other failures."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return False
+    path_a, path_b = os.fsencode(a), os.fsencode(b)
+    if sys.platform.startswith("linux") and hasattr(libc, "renameat2"):
+        fn = libc.renameat2
+        fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        rc = fn(_AT_FDCWD, path_a, _AT_FDCWD, path_b, _RENAME_EXCHANGE)
+    elif sys.platform == "darwin" and hasattr(libc, "renamex_np"):
+        fn = libc.renamex_np
+        fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+        rc = fn(path_a, path_b, _RENAME_SWAP)
+    else:
+        return False
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), b)
 
 
 def _remove(path: str) -> None:

@@ -5,6 +5,10 @@ PNG / JPEG images, optionally with a `dataset.json` at its root holding
 `{"labels": [["00000/img00000000.png", 3], ...]}` (an integer class, or a list of numbers, per file).
 Items are `(image, label)`: a uint8 CHW numpy image and a float32 label vector (one-hot for
 integer classes, empty when labels are not used).
+
+Only regular files are read (a FIFO or device named `x.png` would block or never end): folder
+entries are checked with os.stat when listed and again on the open file; reads are bounded by
+MAX_FILE_BYTES per file or zip member, so a huge file is named, never read whole.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import stat
 import zipfile
 from collections.abc import Iterator, Sized
 from typing import IO
@@ -28,10 +34,40 @@ _CHANNELS = {"L": 1, "RGB": 3, "RGBA": 4}  # image modes used as they are
 _FIX = "convert the images with `gan dataset convert --source SRC --dest OUT.zip --resolution N`"
 # What Pillow raises for files it cannot identify or decode.
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
+MAX_FILE_BYTES = 256 << 20  # per image or dataset.json; far above any training image
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}  # fmt: skip
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
+
+class FileTooLarge(UserError):
+    """A file or zip member is larger than the read limit (it was not read)."""
+
+
+def image_error_text(exc: BaseException) -> str:
+    """What was wrong with an image, without the object reprs Pillow puts in its messages
+    (`cannot identify image file <_io.BytesIO object at 0x...>`)."""
+    if isinstance(exc, PIL.UnidentifiedImageError):
+        return "not an image format Pillow can read"
+    text = _OBJECT_REPR.sub("the file", str(exc)).strip()
+    return text or type(exc).__name__
+
+
+def _not_regular(mode: int) -> str | None:
+    """None for a regular file, else what the entry is (for messages)."""
+    if stat.S_ISREG(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / (1 << 20):.1f} MiB" if nbytes >= 1 << 20 else f"{nbytes} bytes"
 
 
 class FileSource:
-    """The files of a folder (recursively) or of a zip archive, by relative '/'-separated name.
+    """The regular files of a folder (recursively) or of a zip archive, by relative '/'-separated
+    name. Entries that cannot be used (sub-folders that cannot be read, FIFOs, devices, files
+    whose status cannot be read) are left out and listed in `skipped` as (name, reason).
 
     The zip is opened lazily and once per process, so the object can be pickled into (and
     forked into) DataLoader worker processes.
@@ -39,30 +75,54 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
+        self.skipped: list[tuple[str, str]] = []
+        self._sizes: dict[str, int] = {}
         if os.path.isdir(self.path):
             self.is_zip = False
-            self._names = sorted(
-                os.path.relpath(os.path.join(root, f), self.path).replace(os.sep, "/")
-                for root, _dirs, files in os.walk(self.path)
-                for f in files
-            )
+            self._list_folder()
         elif os.path.isfile(self.path):
             self.is_zip = True
             try:
                 with zipfile.ZipFile(self.path) as z:
-                    self._names = sorted(n for n in z.namelist() if not n.endswith("/"))
+                    self._sizes = {i.filename: i.file_size for i in z.infolist() if not i.is_dir()}
             except (zipfile.BadZipFile, OSError) as exc:
                 raise UserError(
                     f"{self.path} is neither a folder nor a readable zip archive ({exc})"
                 ) from None
+        elif os.path.exists(self.path):
+            kind = _not_regular(os.stat(self.path).st_mode)
+            raise UserError(f"data set {self.path} is {kind}, not a folder or a zip archive")
         else:
             raise UserError(f"data set {self.path} does not exist")
         # macOS archive junk (resource forks) is never part of a data set.
-        self._names = [
-            n for n in self._names if not (n.startswith("__MACOSX/") or n.rsplit("/", 1)[-1].startswith("._"))
-        ]
+        self._names = sorted(
+            n for n in self._sizes if not (n.startswith("__MACOSX/") or n.rsplit("/", 1)[-1].startswith("._"))
+        )
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid: int | None = None
+
+    def _rel(self, path: str) -> str:
+        return os.path.relpath(path, self.path).replace(os.sep, "/")
+
+    def _list_folder(self) -> None:
+        def unreadable(exc: OSError) -> None:
+            self.skipped.append((self._rel(exc.filename) + "/", f"cannot read the folder ({exc.strerror})"))
+
+        for root, _dirs, files in os.walk(self.path, onerror=unreadable):
+            for f in files:
+                full = os.path.join(root, f)
+                name = self._rel(full)
+                try:
+                    st = os.stat(full)  # follows symlinks: a link to /dev/zero is a device
+                except OSError as exc:
+                    self.skipped.append((name, f"cannot read ({exc.strerror})"))
+                    continue
+                kind = _not_regular(st.st_mode)
+                if kind is not None:
+                    self.skipped.append((name, f"{kind}, not a regular file"))
+                    continue
+                self._sizes[name] = st.st_size
+        self.skipped.sort()
 
     def names(self) -> list[str]:
         return list(self._names)
@@ -74,14 +134,31 @@ class FileSource:
         """Where a file is, for messages."""
         return f"{name} (in {self.path})" if self.is_zip else os.path.join(self.path, name)
 
+    def size(self, name: str) -> int:
+        """Size in bytes when listed (a zip member's declared size)."""
+        return self._sizes[name]
+
     def open(self, name: str) -> IO[bytes]:
         if not self.is_zip:
-            return open(os.path.join(self.path, name), "rb")
+            return _open_regular(os.path.join(self.path, name))
         if self._zip is None or self._zip_pid != os.getpid():
             # A handle inherited through fork shares its file position with the parent: reopen.
             self._zip = zipfile.ZipFile(self.path)
             self._zip_pid = os.getpid()
         return self._zip.open(name)
+
+    def read(self, name: str, limit: int | None = None) -> bytes:
+        """The bytes of a file, at most `limit` (default MAX_FILE_BYTES) of them: FileTooLarge
+        (nothing kept) when it is listed or turns out larger. OSError when it cannot be read."""
+        limit = MAX_FILE_BYTES if limit is None else limit
+        where = self.describe(name)
+        if self._sizes.get(name, 0) > limit:
+            raise FileTooLarge(f"{where} is {_size(self._sizes[name])}, more than the {_size(limit)} limit")
+        with self.open(name) as f:
+            data = f.read(limit + 1)  # a zip member's declared size may lie
+        if len(data) > limit:
+            raise FileTooLarge(f"{where} is larger than the {_size(limit)} limit")
+        return data
 
     def close(self) -> None:
         if self._zip is not None and self._zip_pid == os.getpid():
@@ -92,14 +169,30 @@ class FileSource:
         return dict(self.__dict__, _zip=None, _zip_pid=None)
 
 
+def _open_regular(path: str) -> IO[bytes]:
+    """open(path, "rb") that refuses anything but a regular file without blocking: O_NONBLOCK
+    makes opening a FIFO return at once, and the open file is checked (the entry may have been
+    replaced since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        kind = _not_regular(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(f"{path} is {kind}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_dataset_json(files: FileSource):
     """The parsed dataset.json of a data set, or None when it has none; UserError if it is not JSON."""
     if LABELS_FILE not in files:
         return None
     try:
-        with files.open(LABELS_FILE) as f:
-            return json.load(f)
-    except (ValueError, OSError) as exc:
+        return json.loads(files.read(LABELS_FILE))
+    except (ValueError, OSError, RecursionError) as exc:
         raise UserError(f"{files.describe(LABELS_FILE)} is not valid JSON: {exc}") from None
 
 
@@ -134,6 +227,16 @@ class ImageDataset(torch.utils.data.Dataset):
         self._files = FileSource(self.path)
         self.name = os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
         self._names = [n for n in self._files.names() if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
+        unusable = [
+            (n, why) for n, why in self._files.skipped
+            if n.endswith("/") or os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
+        ]  # fmt: skip
+        if unusable:
+            shown = "; ".join(f"{n}: {why}" for n, why in unusable[:3])
+            more = f" and {len(unusable) - 3} more" if len(unusable) > 3 else ""
+            raise UserError(
+                f"data set {self.path} has entries that cannot be read ({shown}{more}); remove or fix them"
+            )
         if not self._names:
             kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
             raise UserError(f"data set {self.path} contains no images ({kinds})")
@@ -161,7 +264,9 @@ class ImageDataset(torch.utils.data.Dataset):
                 with self._files.open(name) as f, PIL.Image.open(f) as img:
                     size, mode = img.size, img.mode
             except _IMAGE_ERRORS as exc:
-                raise UserError(f"cannot read image {where}: {exc}; remove or replace the file") from None
+                raise UserError(
+                    f"cannot read image {where}: {image_error_text(exc)}; remove or replace the file"
+                ) from None
             if size[0] != size[1]:
                 raise UserError(
                     f"image {where} is {size[0]}x{size[1]} pixels; training images must be square "
@@ -252,13 +357,14 @@ class ImageDataset(torch.utils.data.Dataset):
         name = self._names[raw_i]
         where = self._files.describe(name)
         try:
-            with self._files.open(name) as f:
-                data = f.read()
+            data = self._files.read(name)
             with PIL.Image.open(io.BytesIO(data)) as img:
                 mode = img.mode
                 array = np.array(img)
         except _IMAGE_ERRORS as exc:
-            raise UserError(f"cannot decode image {where}: {exc}; remove or replace the file") from None
+            raise UserError(
+                f"cannot decode image {where}: {image_error_text(exc)}; remove or replace the file"
+            ) from None
         if array.ndim == 2:
             array = array[:, :, np.newaxis]
         expected = (self._resolution, self._resolution, self.num_channels)

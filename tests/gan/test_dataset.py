@@ -401,3 +401,184 @@ def test_cli_convert(tmp_path, capsys):
         == 0
     )
     assert ImageDataset(tmp_path / "o.zip").resolution == 8
+
+
+# --- hostile sources: FIFOs, devices, huge files, unreadable folders, full disks ----------------------
+
+
+@pytest.fixture
+def no_hang():
+    """Turn a hang (e.g. open() of a FIFO) into a test failure instead of a stuck suite."""
+    import signal
+
+    def hung(signum, frame):
+        raise TimeoutError("hung: the code blocked on a file")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_and_device_named_like_images_are_skipped_without_hanging(tmp_path, no_hang):
+    _make_folder(tmp_path / "src", n=3, size=8)
+    os.mkfifo(tmp_path / "src" / "x.png")
+    os.symlink("/dev/zero", tmp_path / "src" / "zero.png")
+    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    assert report.written == 3
+    reasons = dict(report.skipped)
+    assert reasons["x.png"] == "a FIFO, not a regular file"
+    assert reasons["zero.png"] == "a character device, not a regular file"
+    summary = report.summary()
+    assert "x.png: a FIFO" in summary and "zero.png: a character device" in summary
+    # The training reader refuses such a data set at once, naming the entry.
+    with pytest.raises(UserError, match=r"x\.png: a FIFO, not a regular file"):
+        ImageDataset(tmp_path / "src")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_an_entry_swapped_for_a_fifo_after_listing_does_not_block(tmp_path, no_hang):
+    from gan.train.dataset import FileSource
+
+    _make_folder(tmp_path / "src", n=2, size=8)
+    files = FileSource(tmp_path / "src")
+    os.remove(tmp_path / "src" / "img0.png")
+    os.mkfifo(tmp_path / "src" / "img0.png")
+    with pytest.raises(OSError, match="a FIFO, not a regular file"):
+        files.read("img0.png")
+
+
+def test_files_larger_than_the_limit_are_named_and_never_read(tmp_path, monkeypatch):
+    from gan.train import dataset as dataset_mod
+
+    _make_folder(tmp_path / "src", n=2, size=8)
+    with open(tmp_path / "src" / "huge.png", "wb") as f:
+        f.truncate(300 << 20)  # sparse: 300 MiB, over the 256 MiB default, no disk used
+    opened = []
+    original_open = dataset_mod.FileSource.open
+    monkeypatch.setattr(
+        dataset_mod.FileSource, "open", lambda self, n: opened.append(n) or original_open(self, n)
+    )
+    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    assert report.written == 2 and "huge.png" not in opened
+    reason = dict(report.skipped)["huge.png"]
+    assert reason.startswith("too large, not read") and "300.0 MiB" in reason and "256.0 MiB limit" in reason
+
+    # A zip member over the limit (here a small limit): named and skipped, not read.
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w") as z:
+        buf = __import__("io").BytesIO()
+        _rgb(8).save(buf, format="png")
+        z.writestr("ok.png", buf.getvalue())
+        z.writestr("big.png", b"\0" * (2 << 20))
+    opened.clear()
+    cfg = ConvertConfig(str(big), str(tmp_path / "o2.zip"), 8, max_file_mb=1)
+    report = convert_dataset(cfg, progress=False)
+    assert report.written == 1 and opened == ["ok.png"]
+    assert "more than the 1.0 MiB limit" in dict(report.skipped)["big.png"]
+
+    # The training reader bounds its reads the same way.
+    monkeypatch.setattr(dataset_mod, "MAX_FILE_BYTES", 100)
+    ds = ImageDataset(tmp_path / "o.zip")
+    with pytest.raises(
+        UserError, match=r"img00000000\.png.*larger than the 100 bytes limit|more than the 100"
+    ):
+        ds[0]
+
+
+def test_unreadable_sub_folders_are_named(tmp_path, monkeypatch):
+    _make_folder(tmp_path / "src", n=2, size=8)
+    locked = tmp_path / "src" / "locked"
+    locked.mkdir()
+    _rgb(8).save(locked / "hidden.png")
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(locked):  # as if chmod 000 (tests may run as root)
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    assert report.written == 2
+    assert dict(report.skipped)["locked/"] == "cannot read the folder (Permission denied)"
+    with pytest.raises(UserError, match=r"locked/: cannot read the folder"):
+        ImageDataset(tmp_path / "src")
+
+
+def test_skipped_reasons_show_no_object_reprs(tmp_path):
+    _messy_source(tmp_path / "src")
+    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    summary = report.summary()
+    assert "dogs/random.png: unreadable (not an image format Pillow can read)" in summary
+    assert "object at 0x" not in summary
+    (tmp_path / "ds").mkdir()
+    _rgb(8).save(tmp_path / "ds" / "a.png")
+    (tmp_path / "ds" / "b.png").write_bytes(os.urandom(300))
+    message = str(pytest.raises(UserError, ImageDataset, tmp_path / "ds").value)
+    assert "b.png" in message and "object at 0x" not in message
+
+
+@pytest.mark.parametrize("dest_name", ["setdir", "set.zip"])
+def test_force_replaces_in_one_atomic_step(tmp_path, monkeypatch, dest_name):
+    _make_folder(tmp_path / "src", n=2, size=8)
+    dest = tmp_path / dest_name
+    convert_dataset(ConvertConfig(str(tmp_path / "src"), str(dest), resolution=8), progress=False)
+    checks = []
+
+    def watched(fn):
+        def call(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            checks.append(os.path.exists(dest) and len(ImageDataset(dest)) == 2)  # a whole data set
+            return out
+
+        return call
+
+    for name in ("rename", "replace"):
+        monkeypatch.setattr(dataset_tool.os, name, watched(getattr(os, name)))
+    monkeypatch.setattr(dataset_tool, "_exchange", watched(dataset_tool._exchange))
+    monkeypatch.setattr(dataset_tool, "_remove", watched(dataset_tool._remove))
+    cfg = ConvertConfig(str(tmp_path / "src"), str(dest), resolution=4, force=True)
+    convert_dataset(cfg, progress=False)
+    monkeypatch.undo()
+    assert checks and all(checks), checks  # never a moment without a complete data set at dest
+    assert ImageDataset(dest).resolution == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest_name, "src"])
+
+
+@pytest.mark.parametrize(
+    "error,expected",
+    [
+        (OSError(28, "No space left on device"), "No space left on device (disk full); nothing was written"),
+        (
+            PermissionError(13, "Permission denied"),
+            "Permission denied; nothing was written. Choose a destination",
+        ),
+    ],
+)
+def test_full_disk_and_permission_errors_are_one_line(tmp_path, monkeypatch, capsys, error, expected):
+    _make_folder(tmp_path / "src", n=3, size=8)
+
+    def fail(self, name, data):
+        raise error
+
+    monkeypatch.setattr(DatasetWriter, "_write", fail)
+    out = tmp_path / "out"
+    args = ["dataset", "convert", "--source", str(tmp_path / "src"), "--dest", str(out / "o.zip"),
+            "--resolution", "8"]  # fmt: skip
+    assert gan_main(args) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert os.listdir(out) == []
+
+    # Creating the output in a folder we may not write to.
+    monkeypatch.undo()
+
+    def no_permission(target, suffix=".tmp"):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(dataset_tool, "create_temp_file", no_permission)
+    with pytest.raises(UserError, match="Permission denied; nothing was written"):
+        convert_dataset(ConvertConfig(str(tmp_path / "src"), str(out / "o.zip"), 8), progress=False)
