@@ -287,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="1400x900", help="window size (WxH)")
     p.add_argument("--ops", default="auto", choices=["auto", "ref", "cpu", "cuda"])
     args = p.parse_args(argv)
+    missing = [m for m in args.models if not os.path.exists(m)]
+    if missing:
+        print(f"compare_window: model file {missing[0]} does not exist", file=sys.stderr)
+        return 2
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
@@ -296,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     load_style(app)
     paths = args.models or default_models(None, None)
+    if not paths:
+        print("compare_window: no models given and none shipped in resources/models", file=sys.stderr)
+        return 2
     window = CompareWindow(paths, bridge=CompareBridge(ops_impl=args.ops))
     window.resize(*(int(v) for v in args.size.lower().split("x")))
     window.apply(

@@ -193,3 +193,22 @@ def test_main_window_menu_opens_the_comparison(qtbot, make_window, explorer_mode
     assert compare is not None and [p.path for p in compare.panes.values()] == [window.model_path]
     qtbot.waitUntil(lambda: all(p.image is not None for p in compare.panes.values()), timeout=120_000)
     window.close()  # closes the comparison too, and its threads
+
+
+def test_standalone_entry_point_takes_a_screenshot(tmp_path, explorer_models):
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    out = tmp_path / "compare.png"
+    cmd = [sys.executable, "-m", "explorer.compare_window", explorer_models["sg2"], explorer_models["sg3"],
+           "--rotate", "20", "--size", "1000x700", "--screenshot", str(out)]  # fmt: skip
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape[:2] == (700, 1000) and img.std() > 10
+    r = subprocess.run([*cmd[:3], str(tmp_path / "missing.pkl")], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "does not exist" in r.stderr
