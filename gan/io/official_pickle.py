@@ -28,6 +28,7 @@ from gan.io.weights import check_finite, load_weights
 from gan.networks import NetworkKind, bind_kwargs, generator_arch, network_kind
 
 NETWORK_KEYS = ("G_ema", "G", "D")
+MAX_LISTED_ELEMENTS = 4096  # numpy values up to this size become lists in settings and metadata
 TF_NETWORK_KEYS = ("G", "D", "G_ema")  # the order of the TF-era tuple (G, D, Gs)
 
 
@@ -58,8 +59,8 @@ def plain(value: Any) -> Any:
         return type(value)(plain(v) for v in value)
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
+    if isinstance(value, np.ndarray) and value.size <= MAX_LISTED_ELEMENTS:
+        return value.tolist()  # larger arrays stay arrays: never a setting, shown by their type
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     return value
@@ -160,14 +161,19 @@ def build_from_record(
 
 
 def _augment_summary(record: Any, source: str) -> dict | None:
+    """The augment pipe's class, module and p: information only (fine-tuning may start from p), so
+    a pipe we do not recognise is described as such rather than refusing the file."""
     if not isinstance(record, PersistentRecord):
         return None
-    found = identify(record, "augment_pipe", source)
+    try:
+        module = identify(record, "augment_pipe", source).family.module
+    except ModelLoadError:
+        module = None
     p = (record.state.get("_buffers") or {}).get("p")
     _, kwargs = _init_arguments(record)
     return {
         "class_name": record.class_name,
-        "module": found.family.module,
+        "module": module,
         "p": float(p.reshape(-1)[0]) if isinstance(p, torch.Tensor) and p.numel() else None,
         "kwargs": jsonable(kwargs),
     }
