@@ -9,6 +9,7 @@
 # default 3.5), STRENGTH (slider units of its sweep grid and measurement, default 4),
 # REFINE_STEPS (optimisation steps of the anime direction, default 200), KEEP_WEIGHT (weight of
 # keeping hair colour and glasses in that optimisation, default 2),
+# LOW_END (where the anime slider stops towards photo, default 3), DEFAULT_SEED (default 11),
 # QUALITY=0 skips bench.toon_quality (about 10 min on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 gan convert --no-training-nets --force "$SNAPSHOT" "$MODEL"
 # Anime first, made orthogonal to hair colour so the slider keeps the hair (and vice versa).
-gan directions attribute --model "$MODEL" --replace --attributes anime,hair_colour \
+# --force everywhere: this script remakes the shipped model's directions on purpose.
+gan directions attribute --model "$MODEL" --replace --force --attributes anime,hair_colour \
     --num-samples "${ATTR_SAMPLES:-3000}"
 # Then optimise the anime direction, one row per w (W+), through the second (refinement)
 # classifier so that at +-REFINE_STRENGTH units it gives anime / photo while hair colour and
@@ -27,8 +29,14 @@ gan directions attribute --model "$MODEL" --replace --attributes anime,hair_colo
 # (one run kept hair colour in only half the images); optimised at 3.5, the slider's end at 4
 # turns more faces photo and keeps as much hair colour.
 gan directions refine --model "$MODEL" --direction anime --strength "${REFINE_STRENGTH:-3.5}" --per-layer \
-    --steps "${REFINE_STEPS:-200}" --keep-weight "${KEEP_WEIGHT:-2}"
-gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12
+    --steps "${REFINE_STEPS:-200}" --keep-weight "${KEEP_WEIGHT:-2}" --force
+gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12 --force
+# The anime slider's range: towards photo the faces smear beyond -3 (seen in sweeps; at -4 some
+# turn into blobs or slide out of frame), towards anime they hold up to +4 (the default end).
+gan directions measure --model "$MODEL" --direction anime --strength "${LOW_END:-3}" --seeds 1000-1199 \
+    --set-range low --force
+# The seed a fresh start opens on: a clear face over the whole anime range (chosen by eye).
+python -c "from gan.model_defaults import store_default_seed; store_default_seed('$MODEL', ${DEFAULT_SEED:-11})"
 gan directions list --model "$MODEL"
 
 tmp=$(mktemp -d)

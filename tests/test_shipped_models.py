@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gan.edit.blend import check_blendable
 from gan.edit.directions import load_directions
+from gan.model_defaults import default_seed
 from gan.model_io import load_model
 from gan.resources import RESOURCES
 
@@ -18,8 +19,13 @@ def test_default_model_is_a_stylegan3_t_toon_model_with_its_sliders():
     model = load_model(DEFAULT)
     assert model.arch == "stylegan3-t" and model.G.img_resolution == 64
     assert model.metadata["training"]["config"]["data"].endswith("toon64.zip")
-    names = {d.name for d in load_directions(model)}
+    directions = {d.name: d for d in load_directions(model)}
+    names = set(directions)
     assert "anime" in names and "pc0" in names
+    # The anime slider stops where faces hold (docs/default_model_anime_range.txt) and a fresh
+    # start opens on a seed with a clear face.
+    assert directions["anime"].range == (-3.0, 4.0)
+    assert default_seed(model.metadata) == 11
     assert {f"hair_colour={c}" for c in ("black", "blonde", "blue", "brown", "red")} <= names
 
 
