@@ -736,6 +736,7 @@ class MainWindow(QMainWindow):
             ("z / w dims", f"{info['z_dim']} / {info['w_dim']} ({info['num_ws']} ws)"),
             ("Classes", str(info["c_dim"]) if info["c_dim"] else "unconditional"),
             ("Networks", ", ".join(info.get("networks", []))),
+            *[("Origin" if i == 0 else "", line) for i, line in enumerate(info.get("origin", []))],
             ("Device", info["device"]),
             ("Directions", str(len(info.get("directions", [])))),
         ]

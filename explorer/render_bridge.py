@@ -103,6 +103,7 @@ def _equivariance_note(arch: str) -> str:
 def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
     """Plain description of a LoadedModel for the About box and status bar."""
     import ops_cuda
+    from gan.io.origin import origin_lines
     from gan.metrics.equivariance import has_input_transform
     from gan.model_defaults import default_seed
 
@@ -137,6 +138,7 @@ def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
         "ops": caps,
         "metadata_keys": sorted(loaded.metadata.keys()) if isinstance(loaded.metadata, dict) else [],
         "default_seed": default_seed(loaded.metadata),  # the seed a fresh start shows (or None)
+        "origin": origin_lines(loaded.metadata if isinstance(loaded.metadata, dict) else {}),
     }
 
 

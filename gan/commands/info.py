@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from gan.errors import UserError
+from gan.io.origin import origin_lines
 
 NAME = "info"
 HELP = "Show a model's architecture, resolution, latent sizes, parameter counts and metadata."
@@ -47,31 +48,9 @@ def _summary(value: Any, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def origin(metadata: dict) -> list[str]:
-    """Where an official pickle's networks came from: era, family, module, augment p."""
-    if metadata.get("source_format") != "official-pickle":
-        return []
-    nets = metadata.get("official_networks") or {}
-    if metadata.get("era") == "tensorflow":
-        lines = ["NVIDIA network pickle, TensorFlow era (StyleGAN2 / StyleGAN2-ADA), read without TensorFlow"]
-        lines += [
-            f"{key}: dnnlib.tflib Network '{net.get('name')}' ({net.get('build_func_name')})"
-            for key, net in nets.items()
-        ]
-    else:
-        lines = ["NVIDIA network pickle, PyTorch era"]
-        for key, net in nets.items():
-            lines.append(f"{key}: {net['class_name']} of {net['module']} ({net['repository']})")
-    augment = metadata.get("augment_pipe")
-    if augment:
-        p = "unknown" if augment["p"] is None else f"{augment['p']:.4g}"
-        lines.append(f"augment_pipe: {augment['class_name']} of {augment.get('module')}, p = {p}")
-    return lines
-
-
 def format_text(info: dict[str, Any]) -> str:
     params = info["parameters"]
-    source = origin(info["metadata"] or {})
+    source = origin_lines(info["metadata"] or {})
     lines = [
         f"file:        {info['file']}",
         f"sha256:      {info['sha256']}",

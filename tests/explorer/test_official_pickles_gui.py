@@ -23,6 +23,8 @@ def test_file_open_shows_the_model(make_window, name):
     assert result is not None and result["error"] is None
     assert result["image"].shape[:2] == (window.model_info["resolution"],) * 2
     assert result["image"].std() > 1  # a picture, not a flat fill
+    about = window.model_info_text()
+    assert "Origin" in about and ("TensorFlow era" if name == "tf32" else "PyTorch era") in about
 
 
 @pytest.mark.parametrize("name", ["sg3t16", "tf32"])
