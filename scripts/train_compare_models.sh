@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The StyleGAN2 and StyleGAN3-R toon runs of the architecture comparison (resources/models/README.md).
+#
+#   scripts/train_compare_models.sh start    # new runs in $RUNS (the first session only)
+#   scripts/train_compare_models.sh resume   # continue both from resources/models/training/ into $RUNS
+#   scripts/train_compare_models.sh save     # stop both (a stop snapshot each), copy their state back
+#
+# Same data, seed and settings as the shipped StyleGAN3-T run (64 px, cbase 4096, cmax 64, z/w 128,
+# gamma 0.25, mirror, batch 16 until 36 kimg then 8), each with its official config's other
+# defaults. Runs at low priority with one thread each, so other work on the machine goes first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-/work/runs}
+DATA=${DATA:-/work/data/toon64.zip}
+KIMG=${KIMG:-146}
+PY=${PY:-.venv/bin/python}
+SAVED=resources/models/training
+
+flags() {  # the settings both runs share with the StyleGAN3-T run
+  echo --data "$DATA" --cbase 4096 --cmax 64 --z-dim 128 --w-dim 128 --gamma 0.25 --mirror \
+       --kimg "$KIMG" --tick-kimg 1 --snap 2 --seed 0
+}
+
+launch() {  # launch NAME ARGS...: one background run, log in $RUNS/NAME.log
+  local name=$1; shift
+  OMP_NUM_THREADS=1 nohup nice -n 10 "$PY" -m gan.cli train "$@" > "$RUNS/$name.log" 2>&1 &
+  echo "$name: pid $! (log $RUNS/$name.log)"
+}
+
+case "${1:-}" in
+  start)
+    mkdir -p "$RUNS"
+    test -f "$DATA" || "$PY" -m gan.cli dataset toon --out "$DATA" --count 20000 --resolution 64 --seed 0
+    launch sg2 --cfg stylegan2 --outdir "$RUNS" --desc toon64-sg2-small --batch 16 $(flags)
+    launch sg3r --cfg stylegan3-r --outdir "$RUNS" --desc toon64-sg3r-small --batch 16 $(flags)
+    ;;
+  resume)
+    mkdir -p "$RUNS"
+    test -f "$DATA" || "$PY" -m gan.cli dataset toon --out "$DATA" --count 20000 --resolution 64 --seed 0
+    for name in sg2 sg3r; do
+      src="$SAVED/toon64-$name-small"
+      rm -rf "$RUNS/toon64-$name-small" && cp -r "$src" "$RUNS/toon64-$name-small"
+      launch "$name" --resume "$RUNS/toon64-$name-small" --data "$DATA" ${BATCH:+--batch "$BATCH"} --kimg "$KIMG"
+    done
+    ;;
+  save)
+    pkill -INT -f "gan.cli train.*toon64-(sg2|sg3r)-small" || true
+    while pgrep -f "gan.cli train.*toon64-(sg2|sg3r)-small" > /dev/null; do sleep 5; done
+    for name in sg2 sg3r; do
+      run=$(ls -d "$RUNS"/*toon64-$name-small | tail -n 1)
+      dest="$SAVED/toon64-$name-small"
+      rm -rf "$dest" && mkdir -p "$dest"
+      # The committed pair latest.json names, its log and options, the newest sample grid.
+      "$PY" - "$run" "$dest" <<'EOF'
+import json, shutil, sys
+from pathlib import Path
+run, dest = Path(sys.argv[1]), Path(sys.argv[2])
+latest = json.loads((run / "latest.json").read_text())
+names = {v for k, v in latest.items() if isinstance(v, str) and (run / v).is_file()}
+names |= {"latest.json", "stats.jsonl", "training_options.json", "reals.png"}
+fakes = sorted(run.glob("fakes*.png"))
+names |= {fakes[-1].name} if fakes else set()
+for name in sorted(names):
+    if (run / name).is_file():
+        shutil.copy2(run / name, dest / name)
+print(dest, sorted(names))
+EOF
+    done
+    ;;
+  *)
+    sed -n '2,10p' "$0"; exit 2 ;;
+esac
