@@ -10,10 +10,16 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "ops_common.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>  // the AVX2 copies of the hot loops (see OPS_TARGET_AVX2)
+#endif
 
 namespace {
 
@@ -102,8 +108,86 @@ OPS_TARGET_AVX2 void combine_avx2(T* __restrict__ dst, const T* const* src, cons
   OPS_COMBINE_BODY
 }
 
+#if OPS_AVX2_PATH
+// The float32 combine with every tap of a block of outputs accumulated in registers: each source
+// element is loaded once and dst is read and written once per call. Blocks of 64 outputs keep
+// eight independent FMA chains in flight (FMA latency x throughput); narrower tails split the taps
+// over two chains instead.
+OPS_TARGET_AVX2 void combine_avx2_f32(float* __restrict__ dst, const float* const* src, const float* w, int count,
+                                      int n) {
+  int i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256 a0 = _mm256_loadu_ps(dst + i), a1 = _mm256_loadu_ps(dst + i + 8);
+    __m256 a2 = _mm256_loadu_ps(dst + i + 16), a3 = _mm256_loadu_ps(dst + i + 24);
+    __m256 a4 = _mm256_loadu_ps(dst + i + 32), a5 = _mm256_loadu_ps(dst + i + 40);
+    __m256 a6 = _mm256_loadu_ps(dst + i + 48), a7 = _mm256_loadu_ps(dst + i + 56);
+    for (int t = 0; t < count; t++) {
+      const float* s = src[t] + i;
+      const __m256 wt = _mm256_set1_ps(w[t]);
+      a0 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s), a0);
+      a1 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 8), a1);
+      a2 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 16), a2);
+      a3 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 24), a3);
+      a4 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 32), a4);
+      a5 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 40), a5);
+      a6 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 48), a6);
+      a7 = _mm256_fmadd_ps(wt, _mm256_loadu_ps(s + 56), a7);
+    }
+    _mm256_storeu_ps(dst + i, a0);
+    _mm256_storeu_ps(dst + i + 8, a1);
+    _mm256_storeu_ps(dst + i + 16, a2);
+    _mm256_storeu_ps(dst + i + 24, a3);
+    _mm256_storeu_ps(dst + i + 32, a4);
+    _mm256_storeu_ps(dst + i + 40, a5);
+    _mm256_storeu_ps(dst + i + 48, a6);
+    _mm256_storeu_ps(dst + i + 56, a7);
+  }
+  for (; i + 16 <= n; i += 16) {
+    __m256 a0 = _mm256_loadu_ps(dst + i), a1 = _mm256_loadu_ps(dst + i + 8);
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    int t = 0;
+    for (; t + 2 <= count; t += 2) {
+      const float* s = src[t] + i;
+      const float* r = src[t + 1] + i;
+      const __m256 ws = _mm256_set1_ps(w[t]), wr = _mm256_set1_ps(w[t + 1]);
+      a0 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(s), a0);
+      a1 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(s + 8), a1);
+      b0 = _mm256_fmadd_ps(wr, _mm256_loadu_ps(r), b0);
+      b1 = _mm256_fmadd_ps(wr, _mm256_loadu_ps(r + 8), b1);
+    }
+    if (t < count) {
+      const __m256 ws = _mm256_set1_ps(w[t]);
+      a0 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(src[t] + i), a0);
+      a1 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(src[t] + i + 8), a1);
+    }
+    _mm256_storeu_ps(dst + i, _mm256_add_ps(a0, b0));
+    _mm256_storeu_ps(dst + i + 8, _mm256_add_ps(a1, b1));
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 a0 = _mm256_loadu_ps(dst + i), b0 = _mm256_setzero_ps();
+    int t = 0;
+    for (; t + 2 <= count; t += 2) {
+      a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(src[t] + i), a0);
+      b0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t + 1]), _mm256_loadu_ps(src[t + 1] + i), b0);
+    }
+    if (t < count) a0 = _mm256_fmadd_ps(_mm256_set1_ps(w[t]), _mm256_loadu_ps(src[t] + i), a0);
+    _mm256_storeu_ps(dst + i, _mm256_add_ps(a0, b0));
+  }
+  for (; i < n; i++) {
+    float acc = dst[i];
+    for (int t = 0; t < count; t++) acc = std::fma(w[t], src[t][i], acc);
+    dst[i] = acc;
+  }
+}
+#endif
+
 template <typename T>
 inline void combine(T* __restrict__ dst, const T* const* src, const T* w, int count, int n) {
+#if OPS_AVX2_PATH
+  if constexpr (std::is_same_v<T, float>) {
+    if (cpu_has_avx2()) return combine_avx2_f32(dst, src, w, count, n);
+  }
+#endif
   if (OPS_AVX2_PATH && cpu_has_avx2())
     combine_avx2(dst, src, w, count, n);
   else
@@ -134,6 +218,78 @@ inline void flrelu_row(T* a, int n, T slope, T gain, T clamp) {
     flrelu_row_avx2(a, n, slope, gain, clamp);
   else
     flrelu_row_base(a, n, slope, gain, clamp);
+}
+
+// out[2 i] += a[i], out[2 i + 1] += b[i]: the two phases of a 2x upsampled row put back in place.
+#define OPS_ZIP_ADD2_BODY                \
+  for (int i = 0; i < n; i++) {          \
+    out[2 * i] += a[i];                  \
+    out[2 * i + 1] += b[i];              \
+  }
+
+template <typename T>
+void zip_add2_base(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, int n) {
+  OPS_ZIP_ADD2_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void zip_add2_avx2(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, int n) {
+  OPS_ZIP_ADD2_BODY
+}
+
+template <typename T>
+inline void zip_add2(T* out, const T* a, const T* b, int n) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    zip_add2_avx2(out, a, b, n);
+  else
+    zip_add2_base(out, a, b, n);
+}
+
+// d0[i] = s[2 i], d1[i] = s[2 i + 1]: the two phases of a row, for a 2x downsampling pass.
+#define OPS_UNZIP2_BODY                  \
+  for (int i = 0; i < n; i++) {          \
+    d0[i] = src[2 * i];                  \
+    d1[i] = src[2 * i + 1];              \
+  }
+
+template <typename T>
+void unzip2_base(T* __restrict__ d0, T* __restrict__ d1, const T* __restrict__ src, int n) {
+  OPS_UNZIP2_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void unzip2_avx2(T* __restrict__ d0, T* __restrict__ d1, const T* __restrict__ src, int n) {
+  OPS_UNZIP2_BODY
+}
+
+template <typename T>
+inline void unzip2(T* d0, T* d1, const T* src, int n) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    unzip2_avx2(d0, d1, src, n);
+  else
+    unzip2_base(d0, d1, src, n);
+}
+
+// dst = a + b over a row.
+#define OPS_ADD_ROWS_BODY \
+  for (int i = 0; i < n; i++) dst[i] = a[i] + b[i];
+
+template <typename T>
+void add_rows_base(T* __restrict__ dst, const T* __restrict__ a, const T* __restrict__ b, int n) {
+  OPS_ADD_ROWS_BODY
+}
+
+template <typename T>
+OPS_TARGET_AVX2 void add_rows_avx2(T* __restrict__ dst, const T* __restrict__ a, const T* __restrict__ b, int n) {
+  OPS_ADD_ROWS_BODY
+}
+
+template <typename T>
+inline void add_rows(T* dst, const T* a, const T* b, int n) {
+  if (OPS_AVX2_PATH && cpu_has_avx2())
+    add_rows_avx2(dst, a, b, n);
+  else
+    add_rows_base(dst, a, b, n);
 }
 
 // Collects (source row, weight) pairs and combines them into dst in batches.
@@ -174,16 +330,28 @@ void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scr
   } else if (down == 1) {
     // Outputs o = r + up * m share their taps; the source index advances by one per m.
     const int mmax = ops::ceil_div(n_out, up);
-    s.a.resize(mmax);
-    T* tmp = s.a.data();
+    s.a.resize(static_cast<size_t>(up) * mmax);
     for (int r = 0; r < up && r < n_out; r++) {
+      T* tmp = s.a.data() + static_cast<size_t>(r) * mmax;
       const int m_count = ops::ceil_div(n_out - r, up);
       TapRange tr = ops::tap_range_unbounded(r, up, 1, ax.pad0, taps);
       std::fill(tmp, tmp + m_count, T(0));
       TapList<T> tl(tmp, m_count);
       for (int t = 0; t < tr.count; t++) tl.add(xp + tr.s0 + t, w[tr.k0 + up * t]);
       tl.flush();
-      for (int m = 0; m < m_count; m++) out[r + up * m] += tmp[m];
+    }
+    if (up == 2 && n_out >= 2) {  // the common case, as one vectorised interleave
+      const T* t0 = s.a.data();
+      const T* t1 = t0 + mmax;
+      const int pairs = n_out / 2;
+      zip_add2(out, t0, t1, pairs);
+      if (n_out % 2) out[n_out - 1] += t0[pairs];
+    } else {
+      for (int r = 0; r < up && r < n_out; r++) {
+        const T* tmp = s.a.data() + static_cast<size_t>(r) * mmax;
+        const int m_count = ops::ceil_div(n_out - r, up);
+        for (int m = 0; m < m_count; m++) out[r + up * m] += tmp[m];
+      }
     }
   } else if (up == 1) {
     // Split the row into `down` phases so each tap reads a contiguous run.
@@ -191,9 +359,13 @@ void hpass_acc(const Axis& ax, const T* w, const T* xp, T* __restrict__ out, Scr
     const int amax = ops::floor_div(taps - 1 - ax.pad0, down);
     const int len = n_out + amax - amin;
     s.a.resize(static_cast<size_t>(len) * down);
-    for (int q = 0; q < down; q++) {
-      T* ph = s.a.data() + static_cast<size_t>(q) * len;
-      for (int i = 0; i < len; i++) ph[i] = xp[(amin + i) * down + q];
+    if (down == 2) {
+      unzip2(s.a.data(), s.a.data() + len, xp + amin * 2, len);
+    } else {
+      for (int q = 0; q < down; q++) {
+        T* ph = s.a.data() + static_cast<size_t>(q) * len;
+        for (int i = 0; i < len; i++) ph[i] = xp[(amin + i) * down + q];
+      }
     }
     TapList<T> tl(out, n_out);
     for (int k = 0; k < taps; k++) {
@@ -438,7 +610,20 @@ struct FlreluPlan {
   int fuh, fdh;     // vertical taps
   bool fu_sep, fd_sep;
   T gain, slope, clamp;
+  bool fd_vmirror;  // a 2-D fd whose rows mirror (row k == row fdh-1-k), e.g. a radial filter
 };
+
+// True when the rows of a 2-D filter mirror exactly (then mirrored input rows can be added first).
+template <typename T>
+bool rows_mirror(const torch::Tensor& f) {
+  if (f.dim() != 2) return false;
+  const int h = f.size(0), w = f.size(1);
+  const T* p = f.data_ptr<T>();
+  for (int k = 0; k < h / 2; k++)
+    for (int j = 0; j < w; j++)
+      if (p[k * w + j] != p[(h - 1 - k) * w + j]) return false;
+  return true;
+}
 
 template <typename T>
 FlreluPlan<T> make_flrelu_plan(const torch::Tensor& x, const torch::Tensor& fu, const torch::Tensor& fd,
@@ -453,7 +638,7 @@ FlreluPlan<T> make_flrelu_plan(const torch::Tensor& x, const torch::Tensor& fu, 
   const int Ho = ops::upfirdn_out_size(Hm, 1, down, 0, 0, fdh);
   TORCH_CHECK(Ho > 0, "filtered_lrelu: the output would be empty; check the padding and filter sizes");
   return FlreluPlan<T>{ux, dx, H, Hm, Ho, (int)up, (int)down, (int)py0, fuh, fdh, fu.dim() == 1, fd.dim() == 1,
-                       T(gain), T(slope), T(clamp)};
+                       T(gain), T(slope), T(clamp), rows_mirror<T>(fd)};
 }
 
 // Rows Y = 0, 1, ... (increasing; gaps allowed) of the upsampled signal before the activation,
@@ -504,38 +689,173 @@ struct UpRows {
   }
 };
 
+// The forward keeps each activated row "phase split" for the horizontal down pass: `down` phase
+// rows of `plen` samples, phase q holding positions q, q + down, q + 2 down, ... and zeros past the
+// row's end. Tap k of output o then reads phase k % down at index o + k / down, a contiguous run,
+// so the down pass (separable or 2-D) is one register-blocked combine with no per-tap gather.
+struct SplitRow {
+  int n;     // real samples (the upsampled width Wm)
+  int down;  // phases
+  int plen;  // samples per phase row, including the zero tail the down taps read
+  int size() const { return down * plen; }
+  int count(int q) const { return ops::ceil_div(n - q, down); }  // real samples of phase q
+};
+
+SplitRow make_split_row(int n, int down, int n_out, int taps) {
+  return SplitRow{n, down, n_out + ops::ceil_div(taps - 1, down)};
+}
+
+// dst (split layout) = act(u) for a contiguous row u of sr.n samples; the zero tails stay untouched.
+template <typename T>
+void split_act_row(const T* __restrict__ u, T* __restrict__ dst, const SplitRow& sr, T slope, T gain, T clamp) {
+  for (int q = 0; q < sr.down; q++) {
+    T* d = dst + static_cast<size_t>(q) * sr.plen;
+    const int cnt = sr.count(q);
+    for (int i = 0; i < cnt; i++) d[i] = ops::flrelu_act(u[i * sr.down + q], slope, gain, clamp);
+  }
+}
+
+// dst[S * m + j] = src_j[m]: interleave the up-phases that land in one phase row (S = up / down).
+template <typename T>
+void interleave(T* __restrict__ dst, const T* const* src, const int* cnt, int S, int total) {
+  if (S == 2) {
+    const int both = std::min(cnt[0], cnt[1]);
+    const T* __restrict__ a = src[0];
+    const T* __restrict__ b = src[1];
+    for (int m = 0; m < both; m++) {
+      dst[2 * m] = a[m];
+      dst[2 * m + 1] = b[m];
+    }
+    for (int i = 2 * both; i < total; i++) dst[i] = src[i & 1][i >> 1];
+    return;
+  }
+  for (int i = 0; i < total; i++) dst[i] = src[i % S][i / S];
+}
+
+// The horizontal up pass of one input row xp (with zero margins) straight into the split layout,
+// for up a multiple of down: output o = r + up * m (up-phase r) lands in phase r % down at index
+// r / down + (up / down) * m. Only the real samples of `out` are written.
+template <typename T>
+void hpass_up_split(const Axis& ux, const T* w, const T* xp, T* out, const SplitRow& sr, Scratch<T>& s) {
+  const int up = ux.up, S = up / sr.down, n_out = ux.n_out;
+  const int mmax = ops::ceil_div(n_out, up);
+  if (S > 1) s.a.resize(static_cast<size_t>(up) * mmax);
+  for (int r = 0; r < up && r < n_out; r++) {
+    const int m_count = ops::ceil_div(n_out - r, up);
+    T* dst = S == 1 ? out + static_cast<size_t>(r) * sr.plen : s.a.data() + static_cast<size_t>(r) * mmax;
+    std::fill(dst, dst + m_count, T(0));
+    TapRange tr = ops::tap_range_unbounded(r, up, 1, ux.pad0, ux.taps);
+    TapList<T> tl(dst, m_count);
+    for (int t = 0; t < tr.count; t++) tl.add(xp + tr.s0 + t, w[tr.k0 + up * t]);
+    tl.flush();
+  }
+  if (S == 1) return;
+  const T* src[16];
+  int cnt[16];
+  TORCH_CHECK(S <= 16, "filtered_lrelu: up / down > 16 is not supported by the CPU kernel");
+  for (int q = 0; q < sr.down; q++) {
+    for (int j = 0; j < S; j++) {
+      const int r = q + sr.down * j;
+      src[j] = s.a.data() + static_cast<size_t>(r) * mmax;
+      cnt[j] = r < n_out ? ops::ceil_div(n_out - r, up) : 0;
+    }
+    interleave(out + static_cast<size_t>(q) * sr.plen, src, cnt, S, sr.count(q));
+  }
+}
+
+// Rows of the upsampled signal before the activation, in the split layout, for a separable fu and
+// up a multiple of down (every StyleGAN3 layer). A ring of horizontally upsampled input rows (split
+// too) means each input row is passed horizontally once; the vertical pass then works on split
+// rows directly, since it combines whole rows.
+template <typename T>
+struct SplitUpRows {
+  const FlreluPlan<T>& P;
+  const SplitRow& sr;
+  const T* x;
+  T bias;
+  const T* fu;
+  Scratch<T>& s;
+  int RH;
+  std::vector<T> xrow, hx;
+  int hx_next = 0;
+
+  SplitUpRows(const FlreluPlan<T>& P_, const SplitRow& sr_, const T* x_, T bias_, const T* fu_, Scratch<T>& s_)
+      : P(P_), sr(sr_), x(x_), bias(bias_), fu(fu_), s(s_), RH(ops::ceil_div(P_.fuh, P_.up) + 1),
+        xrow(P_.ux.stride(), T(0)), hx(static_cast<size_t>(RH) * sr_.size(), T(0)) {}
+
+  static bool applies(const FlreluPlan<T>& P) { return P.fu_sep && P.up % P.down == 0; }
+
+  void produce(int Y, T* a) {
+    const int W = P.ux.n_in, size = sr.size();
+    std::fill(a, a + size, T(0));
+    TapRange tr = ops::tap_range(Y, P.up, 1, P.py0, P.fuh, P.H);
+    if (tr.count == 0) return;
+    hx_next = std::max(hx_next, tr.s0);
+    for (; hx_next < tr.s0 + tr.count; hx_next++) {
+      load_row(xrow.data() + P.ux.L, x + static_cast<size_t>(hx_next) * W, W, bias);
+      hpass_up_split(P.ux, fu, xrow.data() + P.ux.L, hx.data() + static_cast<size_t>(hx_next % RH) * size, sr, s);
+    }
+    TapList<T> tl(a, size);
+    for (int t = 0; t < tr.count; t++)
+      tl.add(hx.data() + static_cast<size_t>((tr.s0 + t) % RH) * size, fu[tr.k0 + P.up * t]);
+    tl.flush();
+  }
+};
+
 template <typename T>
 void flrelu_plane(const T* x, T bias, T* y, const T* fu, const T* fd, const FlreluPlan<T>& P, Scratch<T>& s) {
   const Axis& dx = P.dx;
-  const int Wm = P.ux.n_out, Wo = dx.n_out;
-  const int RA = P.fdh;  // ring of activated rows, with zero margins
-  const int astride = dx.stride();
-  UpRows<T> rows(P, x, bias, fu, s);
-  std::vector<T> ar(static_cast<size_t>(RA) * astride, T(0));
-  std::vector<T> drow(P.fd_sep ? astride : 0, T(0));
+  const int Wm = P.ux.n_out, Wo = dx.n_out, down = P.down;
+  const SplitRow sr = make_split_row(Wm, down, Wo, dx.taps);
+  const int size = sr.size();
+  const int RA = P.fdh;  // ring of activated rows (split layout)
+  std::vector<T> ar(static_cast<size_t>(RA) * size, T(0));
+  std::vector<T> drow(P.fd_sep ? size : 0, T(0));
+  std::vector<T> folded(P.fd_vmirror ? static_cast<size_t>(P.fdh / 2) * size : 0);
+  const bool split_up = SplitUpRows<T>::applies(P);
+  SplitUpRows<T> srows(P, sr, x, bias, fu, s);
+  UpRows<T> rows(P, x, bias, fu, s);  // the general case: contiguous rows, split afterwards
+  std::vector<T> urow(split_up ? 0 : Wm);
   int a_next = 0;  // next activated row to produce
 
   for (int oy = 0; oy < P.Ho; oy++) {
-    const int y0 = oy * P.down;
+    const int y0 = oy * down;
     for (; a_next < y0 + P.fdh; a_next++) {
-      T* a = ar.data() + static_cast<size_t>(a_next % RA) * astride + dx.L;
-      rows.produce(a_next, a);
-      flrelu_row(a, Wm, P.slope, P.gain, P.clamp);
+      T* a = ar.data() + static_cast<size_t>(a_next % RA) * size;
+      if (split_up) {
+        srows.produce(a_next, a);
+        flrelu_row(a, size, P.slope, P.gain, P.clamp);  // act(0) = 0: the zero tails stay zero
+      } else {
+        rows.produce(a_next, urow.data());
+        split_act_row(urow.data(), a, sr, P.slope, P.gain, P.clamp);
+      }
     }
     T* yr = y + static_cast<size_t>(oy) * Wo;
     std::fill(yr, yr + Wo, T(0));
+    TapList<T> tl(yr, Wo);
     if (P.fd_sep) {
-      T* d = drow.data() + dx.L;
-      std::fill(d, d + Wm, T(0));
-      TapList<T> tl(d, Wm);
-      for (int k = 0; k < P.fdh; k++) tl.add(ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, fd[k]);
-      tl.flush();
-      hpass_acc(dx, fd, d, yr, s);
+      std::fill(drow.begin(), drow.end(), T(0));
+      TapList<T> vl(drow.data(), size);
+      for (int k = 0; k < P.fdh; k++) vl.add(ar.data() + static_cast<size_t>((y0 + k) % RA) * size, fd[k]);
+      vl.flush();
+      for (int k = 0; k < dx.taps; k++)
+        tl.add(drow.data() + static_cast<size_t>(k % down) * sr.plen + k / down, fd[k]);
     } else {
-      for (int k = 0; k < P.fdh; k++)
-        hpass_acc(dx, fd + static_cast<size_t>(k) * dx.taps,
-                  ar.data() + static_cast<size_t>((y0 + k) % RA) * astride + dx.L, yr, s);
+      // A mirrored fd (radial filters): add the mirrored rows first, which halves the taps.
+      const int rows_2d = P.fd_vmirror ? ops::ceil_div(P.fdh, 2) : P.fdh;
+      for (int ky = 0; ky < rows_2d; ky++) {
+        const T* row = ar.data() + static_cast<size_t>((y0 + ky) % RA) * size;
+        const int mirror = P.fdh - 1 - ky;
+        if (P.fd_vmirror && mirror != ky) {
+          T* f = folded.data() + static_cast<size_t>(ky) * size;
+          add_rows(f, row, ar.data() + static_cast<size_t>((y0 + mirror) % RA) * size, size);
+          row = f;
+        }
+        for (int kx = 0; kx < dx.taps; kx++)
+          tl.add(row + static_cast<size_t>(kx % down) * sr.plen + kx / down, fd[ky * dx.taps + kx]);
+      }
     }
+    tl.flush();
   }
 }
 

@@ -74,6 +74,17 @@ def _radial(taps, seed=3):
     return (f / f.sum()).float()  # 2-D, not separable
 
 
+def _radial_mirrored(taps):
+    """A radial filter whose rows mirror exactly (like StyleGAN3-R's down filters), which the CPU
+    kernel folds before filtering."""
+    t = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+    r = torch.hypot(t[:, None], t[None, :])
+    f = (torch.sinc(r / 2) * torch.exp(-0.05 * r**2)).float()
+    f = f / f.sum()
+    assert torch.equal(f, f.flip(0))
+    return f
+
+
 FILTERS = {
     "none": None,
     "sep8": upfirdn2d.setup_filter(torch.rand(8, generator=_gen(1)), separable=True),
@@ -185,6 +196,12 @@ FLRELU_CASES = {
     ),
     "up4_down4_2d": (_radial(8), _radial(8), 4, 4, [5, 6, 4, 7], (7, 9)),
     "up2_down4_mixed": (_radial(6), SEP24, 2, 4, [10, 9, 11, 12], (13, 10)),
+    # Exactly mirrored 2-D down filters (even and odd taps), the StyleGAN3-R layers.
+    "mirrored_down": (SEP12, _radial_mirrored(12), 2, 2, [9, 8, 9, 8], (15, 17)),
+    "mirrored_odd_up4": (SEP24, _radial_mirrored(7), 4, 2, [2, 3, 1, 4], (9, 8)),
+    # Separable up filter with no horizontal downsampling (the up-phases interleave in one row).
+    "up2_down1_sep": (SEP12, SEP12, 2, 1, [4, 5, 6, 3], (9, 10)),
+    "up4_down1_sep": (SEP24, upfirdn2d.setup_filter([1, 2, 1]), 4, 1, [3, 2, 4, 1], (7, 6)),
 }
 
 
