@@ -46,6 +46,9 @@ ROLES = ("G_ema", "G", "D")
 DIGEST_KEY = "content_sha256"
 MAX_JSON_DEPTH = 64  # our headers nest about 6 deep; far deeper JSON is damage or an attack
 _CHUNK = 1 << 22
+# Header entries this version writes; others are accepted only in files with a digest (which
+# covers them), so that damage to the digest's own name cannot disable the check.
+_HEADER_KEYS = frozenset({"format", "format_version", "config", "metadata", DIGEST_KEY})
 _BUILD_SLACK = 64 << 20  # bytes a network may allocate beyond 4x its weights (filters, temporaries)
 
 
@@ -189,6 +192,14 @@ def _read_header(f, source: str) -> tuple[dict, dict]:
             f"{source} is a safetensors file but not a stylegan-explorer model (no '{FORMAT_NAME}' header); "
             "it may be a plain weights file from another tool. Official StyleGAN .pkl files can be "
             "converted with `gan convert`."
+        )
+    unknown_entries = sorted(set(header) - _HEADER_KEYS)
+    if unknown_entries and DIGEST_KEY not in header:
+        # Files without a digest have exactly the other entries; an unknown one is most likely the
+        # digest's own name damaged, which must not turn the check off.
+        raise ModelLoadError(
+            f"{source} has a damaged model header (unknown entries {_short(unknown_entries, 120)} and no "
+            "content digest); re-create or re-copy the file."
         )
     version = header.get("format_version", "")
     if version != str(FORMAT_VERSION):

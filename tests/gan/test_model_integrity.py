@@ -71,6 +71,17 @@ def test_the_digest_covers_the_header_too(tmp_path, tiny_sg2_model_path):
         load_model(bad)
 
 
+def test_a_damaged_digest_name_does_not_turn_the_check_off(tmp_path, tiny_sg2_model_path):
+    # Found by the fuzz suite: one flipped bit in the key's name made the file look like one
+    # written before digests existed, so flipped tensor data loaded.
+    def rename(header):
+        header["conten|_sha256"] = header.pop(fmt.DIGEST_KEY)
+
+    bad = rewrite(tiny_sg2_model_path, tmp_path / "renamed.safetensors", edit_header=rename)
+    with pytest.raises(ModelLoadError, match=r"unknown entries \['conten\|_sha256'\] and no content digest"):
+        load_model(bad)
+
+
 def test_files_without_a_digest_still_load(tmp_path, tiny_sg2_model_path):
     old = rewrite(tiny_sg2_model_path, tmp_path / "old.safetensors", keep_digest=False)
     assert fmt.DIGEST_KEY not in header_of(old)[0]["__metadata__"]
