@@ -11,3 +11,11 @@ def field_help(config_class: type, name: str) -> str:
         if f.name == name:
             return str(f.metadata.get("help", ""))
     return ""
+
+
+def with_default(help_text: str, shown: str) -> str:
+    """help_text plus "(default: shown)", unless the text already says what the default is
+    (e.g. "(default 8 stylegan2, 2 stylegan3)"): one default per line, not two."""
+    if "(default" in help_text:
+        return help_text
+    return f"{help_text} (default: {shown})".strip()

@@ -18,6 +18,8 @@ import os
 import signal
 import sys
 
+from gan.config_help import with_default
+
 NAME = "train"
 HELP = "Train or fine-tune a StyleGAN2 / StyleGAN3 model (progress per tick, snapshots, resume)."
 
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         kind = _parse_type(str(f.type))
         default = f.default if f.default is not dataclasses.MISSING else []
         shown = "none" if f.name in _UNSET_MEANS_OFF else _show(default)
-        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        help_text = with_default(f.metadata.get("help", ""), shown)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif kind is list:

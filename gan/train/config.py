@@ -66,7 +66,7 @@ class TrainConfig:
     )
     # --- hardware -----------------------------------------------------------------------
     device: str = opt("auto", "cpu, cuda or auto (cuda when available)")
-    gpus: int | None = opt(None, "number of processes; under torchrun it must equal WORLD_SIZE (default)")
+    gpus: int | None = opt(None, "number of processes (default: WORLD_SIZE under torchrun, else 1)")
     batch: int | None = opt(None, "total batch size over all processes")
     batch_gpu: int | None = opt(None, "images per process per step (less than batch/gpus: accumulate)")
     workers: int | None = opt(None, "data loader worker processes (default 0 on CPU, 3 on CUDA)")
