@@ -671,7 +671,7 @@ def _check_state_count(state: dict, state_path: str, model_path: str, training: 
     part-done step): the check old run folders, without digests, get. A state overwritten by a
     later, unfinished snapshot is caught here."""
     if not isinstance(state, dict):
-        return  # load_state's callers report a malformed state
+        return  # _load_state reports a malformed state when it reads the counters
     model_at = (training.get("cur_nimg"), training.get("phases_done", 0))
     state_at = (state.get("cur_nimg"), state.get("phases_done", 0))
     if isinstance(model_at[0], int) and isinstance(state_at[0], int) and model_at != state_at:

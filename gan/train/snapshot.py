@@ -109,10 +109,6 @@ def state_bytes(state: dict) -> bytes:
     return buf.getvalue()
 
 
-def save_state(path: str, state: dict) -> None:
-    atomic_write_bytes(path, state_bytes(state))
-
-
 def load_state(path: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
