@@ -219,6 +219,8 @@ class TrainingBridge(QObject):
       run_failed(str)         a clear message (bad option, unreadable data, crash)
       dataset_progress(int, int), dataset_finished(dict), dataset_failed(str)
       inspected(dict)         result of `inspect_dataset`
+      estimated(dict)         result of `estimate`: {ok, message} plus gan.train.estimate.Estimate
+                              fields and "lines" (the text gan train --dry-run prints)
     """
 
     tick = Signal(dict)
@@ -228,6 +230,7 @@ class TrainingBridge(QObject):
     dataset_finished = Signal(dict)
     dataset_failed = Signal(str)
     inspected = Signal(dict)
+    estimated = Signal(dict)
 
     def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None,
                  in_process: bool | None = None, nice: int = TRAINING_NICE):  # fmt: skip
@@ -242,6 +245,7 @@ class TrainingBridge(QObject):
         self._train: BackgroundTask | None = None
         self._convert: BackgroundTask | None = None
         self._inspect: BackgroundTask | None = None
+        self._estimate: BackgroundTask | None = None
         self._inspect_path = ""
         self.last_run_dir: str | None = None
         self.latest_snapshot: str | None = None
@@ -260,6 +264,19 @@ class TrainingBridge(QObject):
         from gan.train.config import TrainConfig
 
         return TrainConfig().to_dict()
+
+    @staticmethod
+    def has_gpu() -> bool:
+        import torch
+
+        return bool(torch.cuda.is_available())
+
+    @staticmethod
+    def cpu_sized(resolution: int | None) -> dict:
+        """TrainConfig values that train at a useful pace on a CPU (gan.train.estimate.cpu_sized)."""
+        from gan.train.estimate import cpu_sized
+
+        return cpu_sized(resolution)
 
     @staticmethod
     def metric_names() -> list[str]:
@@ -334,6 +351,33 @@ class TrainingBridge(QObject):
         if summary.get("snapshot_path"):
             self.latest_snapshot = summary["snapshot_path"]
         self.run_finished.emit(summary)
+
+    # --- estimate ------------------------------------------------------------------------
+
+    def estimating(self) -> bool:
+        return self._estimate is not None and self._estimate.isRunning()
+
+    def estimate(self, options: dict, max_seconds: float = 30.0) -> bool:
+        """Measure the speed of TrainConfig(**options) on a few passes, in the background; emits
+        estimated(dict). False (and nothing emitted) when one is running already."""
+        if self.estimating():
+            return False
+
+        def work(report, should_stop):
+            from gan.train.config import TrainConfig
+            from gan.train.estimate import estimate_training, format_estimate
+
+            config = TrainConfig.from_dict(options)
+            result = estimate_training(config, max_seconds=max_seconds, should_stop=should_stop)
+            return dict(result.as_dict(), lines=format_estimate(result).splitlines())
+
+        def failed(message: str) -> None:
+            self.estimated.emit({"ok": False, "message": message})
+
+        self._estimate = self._task(
+            work, "estimating the training time", lambda r: self.estimated.emit(dict(r, ok=True)), failed
+        )
+        return True
 
     # --- data sets -----------------------------------------------------------------------
 

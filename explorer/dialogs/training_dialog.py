@@ -85,6 +85,9 @@ class TrainingDialog(QDialog):
         self.latest_snapshot: str | None = None
         self.latest_grid: str | None = None
         self.ticks = 0
+        self._data_checked: dict | None = None  # the last inspection of the current data path
+        self._checking = ""  # the path being inspected (or last inspected)
+        self.last_estimate: dict | None = None
         self._grid_pixmap: QPixmap | None = None
         self._tick_clock = QElapsedTimer()
         self._build(outdir or os.path.join(os.path.expanduser("~"), "stylegan-runs"))
@@ -95,8 +98,13 @@ class TrainingDialog(QDialog):
         bridge.dataset_progress.connect(self._on_convert_progress)
         bridge.dataset_finished.connect(self._on_converted)
         bridge.dataset_failed.connect(self._on_convert_failed)
+        bridge.estimated.connect(self._on_estimated)
         self._set_state("idle")
         self._restore_options()
+        for spin in (self.cbase, self.cmax, self.zw_dim, self.map_depth, self.batch, self.gamma, self.kimg):
+            spin.valueChanged.connect(self._estimate_stale)
+        for combo in (self.cfg, self.start_from, self.aug, self.device):
+            combo.currentIndexChanged.connect(self._estimate_stale)
 
     # --- layout --------------------------------------------------------------------------
 
@@ -118,6 +126,10 @@ class TrainingDialog(QDialog):
         self.resume_button.clicked.connect(self.resume_training)
         for b in (self.start_button, self.stop_button, self.resume_button):
             buttons.addWidget(b)
+        self.start_reason = QLabel()  # why Start is disabled (no data set yet, not a data set)
+        self.start_reason.setWordWrap(True)
+        self.start_reason.setObjectName("hint")
+        left.addWidget(self.start_reason)
         left.addLayout(buttons)
         left_widget = QWidget()
         left_widget.setLayout(left)
@@ -226,6 +238,21 @@ class TrainingDialog(QDialog):
         self.cond = QCheckBox("Class-conditional (labels of the data set)")
         self.cond.setToolTip(self._help("cond"))
         self.cond.setEnabled(False)
+        self.cpu_box = QWidget()
+        cpu_row = QHBoxLayout(self.cpu_box)
+        cpu_row.setContentsMargins(0, 0, 0, 0)
+        self.cpu_note = QLabel("No GPU: these networks train very slowly on a CPU.")
+        self.cpu_note.setWordWrap(True)
+        self.cpu_button = QPushButton("Use CPU-sized settings")
+        self.cpu_button.setToolTip(
+            "Narrow networks, batch 8, short ticks: the settings the shipped toon model was trained "
+            "with (about 4 min per kimg at 64 px on 2 cores)."
+        )
+        self.cpu_button.clicked.connect(self.use_cpu_sized)
+        cpu_row.addWidget(self.cpu_note, 1)
+        cpu_row.addWidget(self.cpu_button)
+        self.cpu_box.setVisible(not self._has_gpu())
+        form.addRow(self.cpu_box)
         form.addRow("Config", self.cfg)
         form.addRow("Start from", self.start_from)
         form.addRow("Resolution", self.resolution)
@@ -292,6 +319,16 @@ class TrainingDialog(QDialog):
         form.addRow("Metric samples", self.metrics_num)
         form.addRow("Device", self.device)
         form.addRow("Runs folder", out_row)
+        self.estimate_button = QPushButton("Estimate time")
+        self.estimate_button.setToolTip(
+            "Run a few training passes of these networks and tell how long the run takes here "
+            "(s/kimg, time to the chosen length, size of each snapshot)."
+        )
+        self.estimate_button.clicked.connect(self.estimate_time)
+        self.estimate_label = QLabel("How long will it take? Press “Estimate time”.")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setObjectName("hint")
+        form.addRow(self.estimate_button, self.estimate_label)
         return box
 
     def _snapshot_box(self) -> QGroupBox:
@@ -320,6 +357,24 @@ class TrainingDialog(QDialog):
         layout.addWidget(self.preview, 3)
         layout.addLayout(side, 2)
         return box
+
+    def _has_gpu(self) -> bool:
+        try:
+            return bool(self.bridge.has_gpu())
+        except Exception:  # a fake bridge in tests, or torch missing: say nothing about GPUs
+            return True
+
+    def use_cpu_sized(self) -> None:
+        """Set the network and training sizes to ones a CPU trains at a useful pace."""
+        resolution = (self.dataset_info or {}).get("resolution")
+        values = dict(self.bridge.cpu_sized(resolution))
+        self.set_options(**values)
+        self._log(
+            "CPU-sized settings: "
+            + ", ".join(f"{k} {v:g}" for k, v in values.items())
+            + ". Press “Estimate time” to see how long the run takes."
+        )
+        self._estimate_stale()
 
     def _help(self, name: str) -> str:
         try:
@@ -351,6 +406,8 @@ class TrainingDialog(QDialog):
         if self.data_path.text() != path:
             self.data_path.setText(path)
         self.dataset_info = None
+        self._data_checked = None
+        self._checking = path
         self.make_box.hide()
         if not path:
             self.data_info.setText("No data set chosen.")
@@ -362,6 +419,7 @@ class TrainingDialog(QDialog):
     def _on_inspected(self, info: dict) -> None:
         if info.get("path") != self.data_path.text().strip():
             return  # a result for an earlier choice
+        self._data_checked = info
         if info.get("ok"):
             self.dataset_info = info
             self.data_info.setText("✔ " + info["message"])
@@ -482,7 +540,57 @@ class TrainingDialog(QDialog):
         if data and os.path.exists(data):
             self.set_data_path(data)
 
+    # --- estimate ------------------------------------------------------------------------
+
+    def estimate_time(self) -> bool:
+        """Measure a few training passes of the current settings in the background."""
+        opts = self.options()
+        problem = self._data_problem(opts["data"]) or self.bridge.validate(opts)
+        if problem is not None:
+            self._error(problem)
+            return False
+        if not self.bridge.estimate(opts):
+            return False
+        self.estimate_label.setText("Measuring a few training passes of these networks… (up to a minute)")
+        self._update_buttons()
+        return True
+
+    def _on_estimated(self, result: dict) -> None:
+        self._update_buttons()
+        if not result.get("ok"):
+            self.last_estimate = None
+            self.estimate_label.setText(f"No estimate: {result.get('message', '')}")
+            return
+        self.last_estimate = result
+        text = (
+            f"≈ {result['sec_per_kimg']:,.0f} s/kimg · {_duration(result['seconds_to_end'])} to "
+            f"{result['kimg']:g} kimg · {_size(result['snapshot_bytes'])} per snapshot"
+        )
+        if not self._has_gpu() and result["seconds_to_end"] > 24 * 3600:
+            text += " · too slow for a CPU? Try “Use CPU-sized settings”."
+        self.estimate_label.setText(text)
+        self.estimate_label.setToolTip("\n".join(result.get("lines", [])))
+        self._log("\n".join(result.get("lines", [])))
+
+    def _estimate_stale(self, *_) -> None:
+        if self.last_estimate is not None:
+            self.last_estimate = None
+            self.estimate_label.setText("Settings changed: press “Estimate time” again.")
+
     # --- running -------------------------------------------------------------------------
+
+    def _data_problem(self, path: str) -> str | None:
+        """Why training cannot start on this data path yet (None: checked and usable)."""
+        if not path:
+            return "Choose a data set first."
+        checked = self._data_checked
+        if checked is None or checked.get("path") != path:
+            if self._checking != path:
+                self.set_data_path(path)  # typed but not checked yet: check it now
+            return "The data set is being checked; press Start again when it is."
+        if not checked.get("ok"):
+            return f"Not a training data set: {checked.get('message', '')}"
+        return None
 
     def start_training(self, resume_run: str | None = None) -> bool:
         if self.bridge.is_running():
@@ -490,8 +598,9 @@ class TrainingDialog(QDialog):
         opts = self.options()
         if resume_run:
             opts["resume"], opts["finetune"] = resume_run, False
-        if not opts["data"]:
-            self._error("Choose a data set first.")
+        problem = self._data_problem(opts["data"])
+        if problem is not None:
+            self._error(problem)
             return False
         message = self.bridge.validate(opts)
         if message is not None:
@@ -643,7 +752,23 @@ class TrainingDialog(QDialog):
 
     def _update_buttons(self) -> None:
         running = self._state != "idle"
-        self.start_button.setEnabled(not running and bool(self.data_path.text().strip()))
+        info = self.dataset_info
+        data_ok = info is not None and info.get("path") == self.data_path.text().strip()
+        self.start_button.setEnabled(not running and data_ok)
+        reason = ""
+        if not (data_ok or running):
+            checked = self._data_checked
+            if not self.data_path.text().strip():
+                reason = "Start needs a data set: choose a folder or zip of images."
+            elif checked is None or checked.get("path") != self.data_path.text().strip():
+                reason = "Checking the data set…"
+            else:
+                reason = f"Start needs a training data set. {self.data_info.text()}"
+        self.start_reason.setText(reason)
+        self.start_reason.setVisible(bool(reason))
+        self.start_button.setToolTip(reason)
+        estimating = bool(getattr(self.bridge, "estimating", lambda: False)())
+        self.estimate_button.setEnabled(not running and data_ok and not estimating)
         self.stop_button.setEnabled(running and self._state != "stopping")
         self.resume_button.setEnabled(not running and bool(self.bridge.last_run_dir))
         self.open_button.setEnabled(bool(self.latest_snapshot))
@@ -710,12 +835,24 @@ def _finite(value) -> float | None:
 
 
 def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "forever"
     seconds = int(seconds)
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days {seconds % 86400 // 3600} h"
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     if seconds >= 60:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds} s"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
 
 
 def _escape(text: str) -> str:

@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(flag, type=kind, default=None, choices=_CHOICES.get(f.name), help=help_text)
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
+    parser.add_argument(
+        "--no-estimate",
+        action="store_true",
+        help="with --dry-run: only check the options, do not measure the training speed",
+    )
 
 
 def _show(value) -> str:
@@ -99,11 +104,43 @@ def run(args: argparse.Namespace) -> int:
         return 0  # under torchrun only rank 0 reports
     if summary.reason == "dry_run" or summary.already_done:
         print(summary.message)
+        if summary.reason == "dry_run" and not args.no_estimate:
+            _print_estimate(config)
         return 0
     what = "finished" if summary.reason == "done" else "stopped"
     print(f"{what} at {summary.kimg:.3f} kimg; run folder {summary.run_dir}")
     print(f"last snapshot: {summary.snapshot_path}")
     return 0
+
+
+def _print_estimate(config) -> None:
+    """--dry-run: how long this takes here (measured), and CPU-sized settings without a GPU."""
+    import dataclasses
+
+    import torch
+
+    from gan.train.estimate import cpu_sized, duration, estimate_training, format_estimate
+
+    print("measuring the training speed on a few passes of these networks...", file=sys.stderr, flush=True)
+    estimate = estimate_training(config)
+    print(format_estimate(estimate))
+    if estimate.device != "cpu" or torch.cuda.is_available():
+        return
+    preset = cpu_sized(estimate.resolution)
+    if config.resume is not None:  # a resumed model keeps its own network sizes
+        preset = {k: v for k, v in preset.items() if k not in ("cbase", "cmax", "z_dim", "w_dim")}
+    changes = {k: v for k, v in preset.items() if getattr(config, k) != v}
+    if not changes:
+        print("  (these are the CPU-sized settings already)")
+        return
+    small = estimate_training(dataclasses.replace(config, **changes), max_seconds=30.0)
+    if small.g_params + small.d_params >= estimate.g_params + estimate.d_params:
+        return  # the networks asked for are smaller than the CPU-sized ones already
+    flags = " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in changes.items())
+    print(
+        f"no GPU here: CPU-sized settings ({flags}) train at about {small.sec_per_kimg:,.0f} s/kimg, "
+        f"{duration(small.seconds_to_end)} to {small.kimg:g} kimg; add them to the command to use them"
+    )
 
 
 def _print_tick(info) -> None:

@@ -183,9 +183,12 @@ def test_bad_options_and_failures_are_shown(qtbot, tmp_path, dataset16):
     bridge = TrainingBridge(run_fn=broken_run)
     dialog = TrainingDialog(str(tmp_path / "open.safetensors"), bridge=bridge, outdir=str(tmp_path / "runs"))
     qtbot.addWidget(dialog)
-    dialog.data_path.setText(str(tmp_path / "nothing.zip"))
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
+        dialog.set_data_path(str(tmp_path / "nothing.zip"))
+    assert not dialog.start_button.isEnabled() and "does not exist" in dialog.start_reason.text()
     assert dialog.start_training() is False and "does not exist" in dialog.last_error
-    dialog.data_path.setText(dataset16)
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
+        dialog.set_data_path(dataset16)
     dialog.set_options(start_from="finetune")  # the open model file does not exist
     assert dialog.start_training() is False and "resume" in dialog.last_error
     dialog.set_options(start_from="scratch")
@@ -209,6 +212,10 @@ def test_folder_of_images_becomes_a_data_set(qtbot, tmp_path):
         dialog.set_data_path(str(folder))
     assert dialog.dataset_info is None and "4 image(s) found" in dialog.data_info.text()
     assert not dialog.make_box.isHidden()
+    # Not a data set: Start stays disabled and says why, instead of failing once training starts.
+    assert not dialog.start_button.isEnabled() and not dialog.start_reason.isHidden()
+    assert "Start needs a training data set" in dialog.start_reason.text()
+    assert dialog.start_training() is False and "Not a training data set" in dialog.last_error
     dialog.make_resolution.setCurrentIndex(dialog.make_resolution.findData(16))
     progress = []
     bridge.dataset_progress.connect(lambda d, t: progress.append((d, t)))
@@ -216,6 +223,7 @@ def test_folder_of_images_becomes_a_data_set(qtbot, tmp_path):
         dialog.make_button.click()
     assert progress[-1] == (4, 4)
     assert dialog.data_path.text() == str(folder) + "-16px.zip" and os.path.isfile(dialog.data_path.text())
+    assert dialog.start_button.isEnabled() and dialog.start_reason.isHidden()
     assert dialog.dataset_info["count"] == 4 and dialog.dataset_info["resolution"] == 16
     assert dialog.make_box.isHidden()
     assert bridge.shutdown(5000)
@@ -279,7 +287,8 @@ def test_last_options_are_restored(qtbot, tmp_path, dataset16):
     bridge = TrainingBridge(run_fn=make_fake_run(str(tmp_path / "run"), []))
     first = TrainingDialog(None, bridge=bridge, outdir=str(tmp_path / "runs"), settings=settings)
     qtbot.addWidget(first)
-    first.data_path.setText(dataset16)
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
+        first.set_data_path(dataset16)
     first.set_options(cfg="stylegan3-r", kimg=0.5, metrics=["eqr50k"], **TINY_NET)
     with qtbot.waitSignal(bridge.run_finished, timeout=60_000):
         assert first.start_training()
@@ -314,7 +323,11 @@ QMessageBox.question = lambda *a, **k: QMessageBox.StandardButton.Yes  # "stop a
 bridge = TrainingBridge(run_fn=slow_step)
 dialog = TrainingDialog(None, bridge=bridge, outdir=sys.argv[2])
 dialog.shutdown_timeout_ms = 100  # closing gives up waiting long before the step ends
-dialog.data_path.setText(sys.argv[1])
+dialog.set_data_path(sys.argv[1])
+deadline = time.monotonic() + 120
+while dialog.dataset_info is None and time.monotonic() < deadline:  # checked in the background
+    app.processEvents()
+    time.sleep(0.01)
 assert dialog.start_training()
 dialog.close()
 task = bridge._train
@@ -348,3 +361,30 @@ def test_closing_during_a_long_step_never_deletes_a_running_thread(tmp_path, dat
     )
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-3000:]
     assert "Destroyed while thread" not in proc.stderr
+
+
+def test_estimate_and_cpu_sized_settings(qtbot, tmp_path, dataset16, monkeypatch):
+    """The dialog measures how long the chosen settings take here and, without a GPU, offers
+    settings a CPU trains at a useful pace."""
+    monkeypatch.setattr(TrainingBridge, "has_gpu", staticmethod(lambda: False))
+    bridge = TrainingBridge(run_fn=lambda *a, **k: None)
+    dialog = TrainingDialog(None, bridge=bridge, outdir=str(tmp_path / "runs"))
+    qtbot.addWidget(dialog)
+    assert not dialog.cpu_box.isHidden() and not dialog.estimate_button.isEnabled()  # no data yet
+    with qtbot.waitSignal(bridge.inspected, timeout=120_000):
+        dialog.set_data_path(dataset16)
+    dialog.use_cpu_sized()
+    options = dialog.options()
+    assert (options["cbase"], options["cmax"], options["z_dim"], options["batch"]) == (4096, 64, 128, 8)
+    assert options["tick_kimg"] == 1.0 and options["snap"] == 5
+    dialog.set_options(cfg="stylegan2", kimg=2.0, **TINY_NET)
+    with qtbot.waitSignal(bridge.estimated, timeout=300_000) as done:
+        assert dialog.estimate_time()
+    result = done.args[0]
+    assert result["ok"] and result["batch"] == 4 and result["seconds_to_end"] > 0
+    text = dialog.estimate_label.text()
+    assert "s/kimg" in text and "to 2 kimg" in text and "per snapshot" in text
+    dialog.kimg.setValue(5.0)  # changed settings: the old estimate no longer holds
+    assert "again" in dialog.estimate_label.text() and dialog.last_estimate is None
+    qtbot.waitUntil(lambda: not bridge.busy(), timeout=60_000)
+    assert bridge.shutdown(5000)

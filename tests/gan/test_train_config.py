@@ -103,6 +103,7 @@ def test_cli_dry_run_prints_resolved_options_and_writes_nothing(data16, tmp_path
     outdir = tmp_path / "runs"
     code = gan_main(
         ["train", "--data", data16, "--outdir", str(outdir), "--cfg", "stylegan2", "--dry-run", "--cond"]
+        + ["--no-estimate"]
     )
     assert code == 0
     resolved = json.loads(capsys.readouterr().out)
@@ -113,6 +114,60 @@ def test_cli_dry_run_prints_resolved_options_and_writes_nothing(data16, tmp_path
     )
     assert resolved["g_kwargs"]["c_dim"] == 2 and resolved["config"]["cond"] is True
     assert not outdir.exists() or not any(outdir.iterdir())  # no run folder for a dry run
+
+
+def test_cli_dry_run_estimates_time_and_offers_cpu_sized_settings(data16, tmp_path, capsys, monkeypatch):
+    import torch
+
+    from gan.train import estimate as est
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # The CPU-sized settings must be smaller than the ones asked for to be offered; tiny test
+    # networks are smaller than any real preset, so shrink the preset further for this test.
+    monkeypatch.setattr(est, "cpu_sized", lambda res=None: dict(cbase=128, cmax=8, z_dim=8, w_dim=8, batch=2))
+    argv = ["train", "--data", data16, "--outdir", str(tmp_path / "runs"), "--cfg", "stylegan2", "--dry-run"]
+    assert gan_main(argv + [*TINY_FLAGS, "--kimg", "2"]) == 0
+    out = capsys.readouterr().out
+    resolved, report = out.split("\nestimate (", 1)
+    assert json.loads(resolved)["batch"] == 4
+    assert "stylegan2, 16 px, batch 4, cpu" in report and " s/kimg (" in report
+    assert "to reach 2 kimg" in report and "each snapshot:" in report and " KB" in report
+    assert "no GPU here: CPU-sized settings (--cbase 128 --cmax 8 --z-dim 8 --w-dim 8 --batch 2)" in report
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_estimate_numbers_add_up(data16, tmp_path):
+    from gan.train.estimate import estimate_training, snapshot_bytes
+
+    config = TrainConfig(
+        data=data16, outdir=str(tmp_path), cfg="stylegan2", device="cpu", cbase=256, cmax=16, z_dim=16,
+        w_dim=16, batch=8, kimg=3,
+    )  # fmt: skip
+    e = estimate_training(config, passes=2, images=2)
+    assert (
+        e.images_per_pass == 2 and e.measured_passes in (1, 2) and set(e.phase_seconds) >= {"Gmain", "Dmain"}
+    )
+    assert e.sec_per_kimg == pytest.approx(e.sec_per_step * 1000 / 8)
+    assert e.seconds_to_end == pytest.approx(e.sec_per_kimg * 3)
+    from gan.train.prepare import build_networks, prepare
+
+    G, D = build_networks(prepare(config, build=False).resolved, __import__("torch").device("cpu"))
+    assert e.snapshot_bytes == snapshot_bytes(G, D) and e.g_params == sum(p.numel() for p in G.parameters())
+
+
+def test_help_names_each_default_once():
+    import argparse
+
+    from gan.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub.choices["train"]._actions if a.help}
+    assert all(h.count("(default") <= 1 for h in helps.values()), [
+        h for h in helps.values() if h.count("(default") > 1
+    ]
+    assert helps["map_depth"].endswith("(default 8 stylegan2, 2 stylegan3)")
+    assert helps["batch"].endswith("(default: auto)") and helps["kimg"].endswith("(default: 25000)")
 
 
 def test_cli_dry_run_checks_data_and_resume(tmp_path, data16, tiny_sg2_model_path, capsys):
