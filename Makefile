@@ -22,8 +22,10 @@ $(KERNELS): $(STAMP) $(wildcard ops_cuda/csrc/*)
 
 kernels: $(KERNELS)
 
+# Missing X libraries are only installed when asked: on a terminal, or with INSTALL_DISPLAY_LIBS=1.
+INSTALL_DISPLAY_LIBS ?= 0
 run: $(STAMP) kernels
-	bash scripts/ensure_display_libs.sh
+	INSTALL_DISPLAY_LIBS=$(INSTALL_DISPLAY_LIBS) bash scripts/ensure_display_libs.sh
 	$(VENV)/bin/stylegan-explorer
 
 lint: $(STAMP)

@@ -57,6 +57,59 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# The libraries Qt's X11 (xcb) platform loads, and their Debian packages. When one is missing Qt
+# only says "xcb-cursor0 or libxcb-cursor0 is needed", whichever is missing.
+XCB_LIBRARIES = {
+    "libxcb.so.1": "libxcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def x11_problem() -> str:
+    """Why Qt's X11 platform cannot start here ('' if it can, or if it is not going to be used).
+    Checked before QApplication exists: Qt aborts on both problems with misleading messages."""
+    import ctypes
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform not in ("", "xcb") or not os.environ.get("DISPLAY"):
+        return ""
+    if not platform and os.environ.get("WAYLAND_DISPLAY"):
+        return ""  # Qt prefers Wayland there
+    missing = []
+    for name, package in XCB_LIBRARIES.items():
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(package)
+    if missing:
+        return (
+            f"Qt's X11 platform needs libraries that are not installed ({', '.join(missing)}). "
+            f"Install them (Debian/Ubuntu: `sudo apt-get install {' '.join(missing)}`, or "
+            "`make run INSTALL_DISPLAY_LIBS=1`), or take a picture with `--screenshot out.png`."
+        )
+    display = os.environ["DISPLAY"]
+    xcb = ctypes.CDLL("libxcb.so.1")
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)
+    try:
+        failed = xcb.xcb_connection_has_error(connection) != 0
+    finally:
+        xcb.xcb_disconnect(connection)  # also frees the object of a failed connection
+    if failed:
+        return (
+            f"cannot connect to display {display}: no X server answers there. Start one (e.g. "
+            "`Xvfb :99 &`), run under `xvfb-run -a stylegan-explorer` (Debian: `apt-get install xvfb`), "
+            "unset DISPLAY to be told what else works, or take a picture with `--screenshot out.png`."
+        )
+    return ""
+
+
 def load_style(app) -> None:
     """Fusion with a dark palette, plus resources/style.qss for accents (both optional)."""
     from PySide6.QtGui import QColor, QIcon, QPalette
@@ -106,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
             "`stylegan-explorer --screenshot out.png`.",
             file=sys.stderr,
         )
+        return 2
+    problem = "" if args.screenshot else x11_problem()
+    if problem:
+        print(f"stylegan-explorer: {problem}", file=sys.stderr)
         return 2
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication

@@ -54,3 +54,19 @@ def test_default_model_lookup(tmp_path):
     (tmp_path / "models" / "notes.txt").write_text("x")
     assert default_model_path(tmp_path).endswith("default_toon64.safetensors")
     assert parse_args(["--screenshot", "a.png"]).model is None
+
+
+def test_a_display_without_a_server_is_named_before_qt_starts():
+    """DISPLAY=:987 with no X server there: our message, not Qt's abort about xcb-cursor0."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = ":987"
+    r = subprocess.run(
+        [sys.executable, "-c", "import sys; from explorer.app import main; sys.exit(main())"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "cannot connect to display :987" in r.stderr and "xvfb" in r.stderr
+    assert "xcb-cursor0" not in r.stderr and "Aborted" not in r.stderr
