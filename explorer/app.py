@@ -24,7 +24,14 @@ def default_model_path(resources: Path = RESOURCES) -> str | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="stylegan-explorer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="stylegan-explorer",
+        description="StyleGAN Explorer: browse seeds, drag latent directions, inspect equivariance, "
+        "export PNGs and videos, and train or fine-tune StyleGAN2 / StyleGAN3 models.",
+        epilog="Without --model the previous session comes back, or the default model in "
+        "resources/models/ opens. Examples: `stylegan-explorer --model ffhq.pkl`; "
+        "`stylegan-explorer --screenshot out.png` (no display needed).",
+    )
     parser.add_argument(
         "--model", help="model to open (.safetensors or official .pkl); default: resources/models/"
     )

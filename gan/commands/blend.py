@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not (args.out or args.grid or args.measure):
         raise UserError("nothing to do: give --out, --grid and/or --measure")
+    if args.out:
+        _check_out(args.out, args.force)  # before loading and blending, which take a while
     base = load_model(args.base, device=args.device, training_nets=False)
     tuned = load_model(args.tuned, device=args.device, training_nets=False)
     reason = check_blendable(base, tuned)
@@ -88,14 +90,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(model, out: str, force: bool) -> None:
-    from gan.io.files import write_error
-    from gan.model_io import save_model
-
+def _check_out(out: str, force: bool) -> None:
     if not out.endswith(".safetensors"):
         raise UserError(f"--out must end in .safetensors, got {out!r}")
     if os.path.exists(out) and not force:
         raise UserError(f"{out} already exists; pass --force to overwrite it")
+
+
+def _write(model, out: str, force: bool) -> None:
+    from gan.io.files import write_error
+    from gan.model_io import save_model
+
+    _check_out(out, force)  # again: it may have appeared while blending
     try:
         save_model(out, model.G, arch=model.arch, metadata=model.metadata)
     except OSError as exc:

@@ -70,3 +70,16 @@ def test_a_display_without_a_server_is_named_before_qt_starts():
     assert r.returncode == 2, r.stderr
     assert "cannot connect to display :987" in r.stderr and "xvfb" in r.stderr
     assert "xcb-cursor0" not in r.stderr and "Aborted" not in r.stderr
+
+
+def test_help_is_a_description_not_a_docstring(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert (
+        "StyleGAN Explorer: browse seeds" in text
+        and "Entry point" not in text
+        and "`stylegan-explorer [" not in text
+    )

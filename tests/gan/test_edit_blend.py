@@ -185,3 +185,17 @@ def test_lerp_and_slerp():
     mid = slerp(a, b, 0.5)
     np.testing.assert_allclose(mid / np.linalg.norm(mid), [np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-5)
     np.testing.assert_allclose(slerp(a, 3 * a, 0.5), 2 * a, rtol=1e-6)  # parallel: no NaN
+
+
+def test_blend_cli_refuses_an_existing_out_before_loading_anything(pair_files, tmp_path, capsys, monkeypatch):
+    import gan.model_io
+
+    out = tmp_path / "taken.safetensors"
+    out.write_bytes(b"someone's file")
+    loaded = []
+    monkeypatch.setattr(gan.model_io, "load_model", lambda *a, **k: loaded.append(a))
+    assert gan_main(["blend", *pair_files, "--out", str(out)]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert not loaded and out.read_bytes() == b"someone's file"
+    assert gan_main(["blend", *pair_files, "--out", str(tmp_path / "x.pt")]) == 2
+    assert "must end in .safetensors" in capsys.readouterr().err and not loaded
