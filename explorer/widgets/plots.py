@@ -2,7 +2,10 @@
 
 Fed with plain numbers: `add_tick(kimg, stats)` where stats are the named scalars of one tick
 (`Loss/G/loss`, `Metrics/fid50k_full`, ...). Non-finite values are skipped (a metric that was not
-computed simply has no point). No torch, no gan.
+computed simply has no point). Only panels with points are shown (the losses, augment p and
+sec/kimg from the start, with a note until the first tick), laid out to use the whole area.
+Axes label plain decimals (never 3e-05) and give a single point a readable range around it.
+No torch, no gan.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class Panel:
     title: str
     series: tuple[Series, ...]
     empty: str  # shown while the panel has no points
+    always: bool = False  # shown before it has points (filled every tick); else hidden until then
 
 
 PANELS = (
@@ -35,6 +39,7 @@ PANELS = (
         "Loss",
         (Series("Loss/G/loss", "G", "#e5534b"), Series("Loss/D/loss", "D", "#4c9be8")),
         "waiting for the first tick",
+        always=True,
     ),
     Panel(
         "FID (lower is better)",
@@ -54,9 +59,37 @@ PANELS = (
         (Series("Metrics/eqr50k", "EQ-R", "#3cc7d6"),),
         "not computed\n(enable eqr50k)",
     ),
-    Panel("Augment p", (Series("Progress/augment", "p", "#f0a23b"),), "waiting for the first tick"),
-    Panel("sec / kimg", (Series("Timing/sec_per_kimg", "s/kimg", "#9aa4b0"),), "waiting for the first tick"),
+    Panel("Augment p", (Series("Progress/augment", "p", "#f0a23b"),), "waiting for the first tick", True),
+    Panel(
+        "sec / kimg",
+        (Series("Timing/sec_per_kimg", "s/kimg", "#9aa4b0"),),
+        "waiting for the first tick",
+        True,
+    ),
 )
+
+
+class PlainAxis(pg.AxisItem):
+    """Tick labels as plain decimals with as many places as the tick spacing needs (pyqtgraph
+    switches to 3e-05 style for small values, unreadable for augment p)."""
+
+    def tickStrings(self, values, scale, spacing):
+        if spacing <= 0 or not math.isfinite(spacing):
+            return super().tickStrings(values, scale, spacing)
+        places = max(0, min(8, -math.floor(math.log10(spacing * scale))))
+        return [f"{v * scale:,.{places}f}" for v in values]
+
+
+def padded_range(values: list[float]) -> tuple[float, float] | None:
+    """A range for values that are all (nearly) equal, e.g. a single point: +-10% around them
+    (at least 0.001), so the axis reads 5,800 … 7,100 instead of 6473.6 … 6474.4. None otherwise."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    pad = max(abs(hi) * 0.1, abs(lo) * 0.1, 1e-3)
+    if hi - lo > pad * 1e-3:
+        return None
+    return lo - pad, hi + pad
 
 
 class TrainingPlots(QWidget):
@@ -79,8 +112,10 @@ class TrainingPlots(QWidget):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._plots: list[pg.PlotItem] = []
         self._notes: list[pg.TextItem] = []
-        for i, panel in enumerate(PANELS):
-            plot = self._view.addPlot(row=i // columns, col=i % columns)
+        self._columns = columns
+        self._shown: list[int] = []  # indices of PANELS in the layout, in order
+        for panel in PANELS:
+            plot = pg.PlotItem(axisItems={"left": PlainAxis("left"), "bottom": PlainAxis("bottom")})
             plot.setTitle(_title(panel), color=foreground.name(), size="10pt")
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setLabel("bottom", "kimg", color=foreground.name())
@@ -104,6 +139,7 @@ class TrainingPlots(QWidget):
             plot.getViewBox().sigRangeChanged.connect(lambda vb, *_, n=note: _center(vb, n))
             self._plots.append(plot)
             self._notes.append(note)
+        self._relayout()
         self.setMinimumSize(480, 300)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
@@ -129,6 +165,8 @@ class TrainingPlots(QWidget):
             added += 1
         if added:
             self._update_notes()
+            self._fit_ranges()
+            self._relayout()
         return added
 
     def load_history(self, records: list[dict]) -> None:
@@ -142,6 +180,8 @@ class TrainingPlots(QWidget):
             self._data[key] = ([], [])
             curve.setData([], [])
         self._update_notes()
+        self._fit_ranges()
+        self._relayout()
 
     def series(self, key: str) -> tuple[list[float], list[float]]:
         """(kimg values, values) plotted for a stats name (copies)."""
@@ -151,9 +191,42 @@ class TrainingPlots(QWidget):
     def point_count(self) -> int:
         return sum(len(xs) for xs, _ in self._data.values())
 
+    def visible_panels(self) -> list[str]:
+        """Titles of the panels shown, in layout order."""
+        return [PANELS[i].title for i in self._shown]
+
+    def _has_points(self, panel: Panel) -> bool:
+        return any(self._data[s.key][0] for s in panel.series)
+
     def _update_notes(self) -> None:
         for panel, note in zip(PANELS, self._notes):
-            note.setVisible(not any(self._data[s.key][0] for s in panel.series))
+            note.setVisible(not self._has_points(panel))
+
+    def _fit_ranges(self) -> None:
+        """Auto range, except around a lone value (one point, or a constant series)."""
+        for panel, plot in zip(PANELS, self._plots):
+            xs = [x for s in panel.series for x in self._data[s.key][0]]
+            ys = [y for s in panel.series for y in self._data[s.key][1]]
+            view = plot.getViewBox()
+            view.enableAutoRange()
+            x_range, y_range = padded_range(xs), padded_range(ys)
+            if x_range is not None:
+                view.setXRange(*x_range, padding=0)
+            if y_range is not None:
+                view.setYRange(*y_range, padding=0)
+
+    def _relayout(self) -> None:
+        """Only panels with points (and the always-shown ones), filling the area: up to three in
+        one row, four as 2 x 2, more in rows of `columns`."""
+        shown = [i for i, panel in enumerate(PANELS) if panel.always or self._has_points(panel)]
+        if shown == self._shown:
+            return
+        for i in self._shown:
+            self._view.removeItem(self._plots[i])
+        columns = len(shown) if len(shown) <= 3 else (2 if len(shown) == 4 else self._columns)
+        for n, i in enumerate(shown):
+            self._view.addItem(self._plots[i], row=n // columns, col=n % columns)
+        self._shown = shown
 
 
 def _title(panel: Panel) -> str:
