@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         window.show()
         if window.welcome_at_start:
-            window.show_welcome()
+            window.show_welcome_when_ready()
         return app.exec()
     finally:
         window.close()

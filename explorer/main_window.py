@@ -106,7 +106,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_render, 1)
         self.statusBar().addPermanentWidget(self.status_ops)
         self.welcome = WelcomeOverlay(self.image_view)
-        self.welcome.dismissed.connect(lambda again: self.settings.setValue("show_welcome", again))
+        self.welcome.dismissed.connect(self._on_welcome_dismissed)
+        self._loading_model = False  # a model is being opened (the view says so)
+        self._welcome_pending = False  # show the card once that model is open (or failed)
 
         self._build_menus()
         self._connect()
@@ -413,9 +415,13 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str) -> None:
         self.statusBar().showMessage(f"Opening {path}…")
+        self._loading_model = True
+        if self.model_info is None:  # not "No model loaded" while one is on its way
+            self.image_view.set_message(f"<h2>Opening {html.escape(os.path.basename(path))}…</h2>")
         self.bridge.load_model(path)
 
     def _on_model_loaded(self, info: dict) -> None:
+        self._loading_model = False
         first = self.model_info is None
         same_lineage = self.model_info is not None and self.model_info.get("num_ws") == info.get("num_ws")
         self.model_info = info
@@ -435,7 +441,7 @@ class MainWindow(QMainWindow):
         self.direction_panel.set_model(info, info.get("directions", []))
         self.latent_canvas.set_directions(info.get("directions", []))
         self.inspector.set_model(info)
-        if self.welcome.isVisible():
+        if self.welcome.isVisible() or self._welcome_pending:
             self.show_welcome()  # tips for this model (e.g. its anime slider)
         self._show_ops(building=bool(info.get("kernels_building") or self.bridge.kernels_building))
         state = self.history.state
@@ -491,6 +497,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(event["message"], 10_000)
 
     def _on_model_failed(self, path: str, message: str) -> None:
+        self._loading_model = False
+        if self.model_info is None:
+            self.image_view.set_message(NO_MODEL_HTML)
+        if self._welcome_pending:
+            self.show_welcome()
         self._pending_session_state = None
         self.statusBar().showMessage(f"Could not open {path}", 5000)
         keep = "The current model stays open." if self.model_info else ""
@@ -758,10 +769,26 @@ class MainWindow(QMainWindow):
 
     def show_welcome(self) -> None:
         """The welcome card: what to try with this model, and what this computer lacks (with fixes)."""
+        self._welcome_pending = False
         ops = (self.model_info or {}).get("ops")
         self.welcome.show_at_start.setChecked(self.welcome_at_start)
         self.welcome.set_content(self.model_info, system_checks(ops))
+        if self.model_info is None:
+            self.image_view.set_message("")  # the card says how to open a model; no text under it
         self.welcome.popup()
+
+    def show_welcome_when_ready(self) -> None:
+        """At start: the card once the model being opened is shown, so it does not appear over
+        "Opening…" and then grow over the face when the model's tips arrive."""
+        if self._loading_model:
+            self._welcome_pending = True
+        else:
+            self.show_welcome()
+
+    def _on_welcome_dismissed(self, show_again: bool) -> None:
+        self.settings.setValue("show_welcome", show_again)
+        if self.model_info is None and not self._loading_model:
+            self.image_view.set_message(NO_MODEL_HTML)
 
     def show_model_info(self) -> None:
         self.notify("information", "Model info", self.model_info_text())

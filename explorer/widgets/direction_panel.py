@@ -160,6 +160,7 @@ class DirectionPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.rows: dict[str, DirectionRow] = {}
+        self._has_model = False
         self._num_ws = 1
         self._updating = False
         layout = QVBoxLayout(self)
@@ -239,6 +240,7 @@ class DirectionPanel(QWidget):
 
     def set_model(self, info: dict | None, directions: list[dict]) -> None:
         self._num_ws = 1 if info is None else int(info["num_ws"])
+        self._has_model = info is not None
         self.setEnabled(info is not None)
         self.blend_slider.setEnabled(False)
         self.blend_res_combo.setEnabled(False)
@@ -263,10 +265,16 @@ class DirectionPanel(QWidget):
             self.rows_layout.insertWidget(self.rows_layout.count() - 1, row)
             self.rows[d["name"]] = row
         self.empty_label.setVisible(not directions)
-        self.empty_label.setText(
-            "No directions for this model yet. Click “Compute PCA directions” to find the main "
-            "directions of variation (takes a little while; you can keep exploring)."
-        )
+        if self._has_model:
+            self.empty_label.setText(
+                "No directions for this model yet. Click “Compute PCA directions” to find the main "
+                "directions of variation (takes a little while; you can keep exploring)."
+            )
+        else:
+            self.empty_label.setText(
+                "No model is open. Open one (File ▸ Open…, or drop a model file on the window) to get "
+                "its direction sliders."
+            )
         self.reset_button.setEnabled(bool(directions))
 
     def set_state(self, state: ExplorerState) -> None:

@@ -6,6 +6,8 @@ Plain data in: the model info dict (or None) and the system check rows (name, ok
 from __future__ import annotations
 
 import html
+import os
+import re
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -60,14 +62,40 @@ def tips_html(model_info: dict | None) -> str:
     )
 
 
+_URL = re.compile(r"https?://\S+?(?=[.,;)]?(?:\s|$))")
+_PATH = re.compile(r"(?<![\w.])(?:~|/)[\w.~+-]*(?:/[\w.~+-]+)+/?")
+ZWSP = "\u200b"  # a break opportunity that shows nothing
+
+
+def readable(text: str) -> str:
+    """Escaped text for a narrow label: a URL becomes a link named by its file, a path may break
+    after its slashes (and shows the home folder as ~); without this Qt breaks long paths
+    anywhere, in the middle of a word."""
+    home = os.path.expanduser("~")
+    out, pos = [], 0
+    for m in re.finditer(f"{_URL.pattern}|{_PATH.pattern}", text):
+        out.append(html.escape(text[pos : m.start()]))
+        token = m.group(0)
+        if token.startswith(("http://", "https://")):
+            name = token.rstrip("/").rsplit("/", 1)[-1]
+            out.append(f"<a href='{html.escape(token)}' style='color:#8cb8ff'>{html.escape(name)}</a>")
+        else:
+            if home != "/" and (token == home or token.startswith(home + "/")):
+                token = "~" + token[len(home) :]
+            out.append(html.escape(token).replace("/", "/" + ZWSP))
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
 def checks_html(checks: list[dict]) -> str:
     """The failed checks with their fixes; empty when all is well."""
     bad = [c for c in checks if not c.get("ok", True)]
     if not bad:
         return ""
     rows = "".join(
-        f"<li style='margin-bottom:5px'><b>{html.escape(c['name'])}:</b> {html.escape(c['summary'])}"
-        + (f"<br><span style='color:#f0c27b'>Fix: {html.escape(c['fix'])}</span>" if c.get("fix") else "")
+        f"<li style='margin-bottom:5px'><b>{html.escape(c['name'])}:</b> {readable(c['summary'])}"
+        + (f"<br><span style='color:#f0c27b'>Fix: {readable(c['fix'])}</span>" if c.get("fix") else "")
         + "</li>"
         for c in bad
     )
@@ -95,7 +123,10 @@ class WelcomeOverlay(QFrame):
         self.problems = QLabel()
         self.problems.setWordWrap(True)
         self.problems.setTextFormat(Qt.TextFormat.RichText)
-        self.problems.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.problems.setOpenExternalLinks(True)
         self.show_at_start = QCheckBox("Show this at start")
         self.show_at_start.setChecked(True)
         close = QPushButton("Start exploring")

@@ -49,7 +49,7 @@ def test_tips_follow_the_model_and_problems_show_their_fixes():
         {"name": "FID weights", "ok": False, "summary": "missing", "fix": "put it at /x/y.pth"},
     ]
     html = checks_html(rows)
-    assert "FID weights" in html and "/x/y.pth" in html and "GPU" not in html
+    assert "FID weights" in html and "/x/y.pth" in html.replace("\u200b", "") and "GPU" not in html
     assert checks_html(rows[:1]) == ""
 
 
@@ -77,3 +77,42 @@ def test_app_prints_when_the_first_image_is_shown_and_screenshots_the_welcome_ca
     r = run_app("--model", explorer_models["sg2"], "--screenshot", str(out), "--panel", "welcome")
     assert r.returncode == 0, r.stderr
     assert "first image shown" in r.stderr and out.stat().st_size > 1000
+
+
+def test_long_paths_break_at_slashes_and_urls_become_links():
+    from explorer.widgets.welcome_overlay import ZWSP
+
+    url = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015.pth"
+    rows = [
+        {
+            "name": "FID weights",
+            "ok": False,
+            "summary": "missing",
+            "fix": f"Download {url} to /opt/x/cache/w.pth",
+        }
+    ]
+    text = checks_html(rows)
+    assert f"<a href='{url}'" in text and ">pt_inception-2015.pth</a>" in text
+    assert f"/{ZWSP}opt/{ZWSP}x/{ZWSP}cache/{ZWSP}w.pth" in text  # breaks only after slashes
+
+
+def test_card_waits_for_the_model_and_never_sits_on_other_text(qtbot, make_window, explorer_models):
+    window = make_window(force_sync=False)
+    window.show()
+    # Nothing open, no load: the card replaces the "No model loaded" text instead of covering it.
+    window.show_welcome_when_ready()
+    assert window.welcome.isVisible() and window.image_view._message.toPlainText().strip() == ""
+    assert "No model is open" in window.direction_panel.empty_label.text()
+    window.welcome.dismiss()
+    assert "No model loaded" in window.image_view._message.toPlainText()
+    # A model on its way: "Opening …", and the card only once the model (and its tips) are there.
+    with qtbot.waitSignal(window.bridge.rendered, timeout=60_000):
+        window.load_model(explorer_models["sg2"])
+        assert "Opening tiny_sg2.safetensors" in window.image_view._message.toPlainText()
+        window.show_welcome_when_ready()
+        assert not window.welcome.isVisible()
+    qtbot.waitUntil(window.welcome.isVisible, timeout=10_000)
+    assert "Anime-ify" in window.welcome.tips.text()
+    geometry = window.welcome.geometry()
+    window.show_welcome()  # the same content again: the card keeps its place and size
+    assert window.welcome.geometry() == geometry
