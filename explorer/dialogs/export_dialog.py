@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from explorer.dialogs.saved_choices import load_choices, save_choices
 from explorer.dialogs.spin_boxes import float_spin, int_spin
+from explorer.widgets.direction_panel import display_name
 
 SETTINGS_KEY = "export/video"  # JSON of the last encoder choices and output folder
 UPSCALE_FACTORS = (1, 2, 3, 4, 6, 8)
@@ -203,6 +204,8 @@ class ExportDialog(QDialog):
         self._update_frames()
         name = "stylegan-compare.mp4" if self.compare else "stylegan-video.mp4"
         self.out_path = QLineEdit(os.path.join(os.path.expanduser("~"), name))
+        self.out_path.textChanged.connect(self._fit_out_path)
+        self._fit_out_path(self.out_path.text())
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         out_row = QWidget()
@@ -272,7 +275,7 @@ class ExportDialog(QDialog):
             settings.update(seeds=self.seeds.text().strip(), interp_space=self.space.currentData())
         else:
             settings.update(
-                direction_name=self.direction.currentText(),
+                direction_name=self.direction.currentData() or self.direction.currentText(),
                 strength=float(self.strength.value()),
                 layer_start=int(self.layer_start.value()),
                 layer_end=int(self.layer_end.value()) or None,
@@ -359,6 +362,7 @@ class ExportDialog(QDialog):
         self.result, self.last_error = None, None
         self._save_choices()
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self._set_status(f"Rendering {os.path.basename(out)}…")
         self._set_running(True)
         if self.compare:
@@ -403,18 +407,21 @@ class ExportDialog(QDialog):
 
     def _on_failed(self, message: str) -> None:
         self._set_running(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("failed")  # not "0% (48 / 48 frames)" from the last progress report
         self._show_error(message)
 
     def _on_cancelled(self, message: str) -> None:
         self._set_running(False)
         self.progress.setValue(0)
+        self.progress.setFormat("cancelled")
         self._set_status(f"Cancelled; no file was written. ({message})")
 
     def _on_directions(self, directions: list, message: str) -> None:
         self._directions = list(directions)
         self.direction.clear()
         for d in self._directions:
-            self.direction.addItem(d["name"])
+            self.direction.addItem(display_name(d), d["name"])  # "Anime-ify", as on the slider
         self.direction.setPlaceholderText("no directions" if not directions else "")
         self.direction_note.setText(message)
         self.direction_note.setVisible(bool(message))
@@ -426,6 +433,13 @@ class ExportDialog(QDialog):
             d = self._directions[index]
             self.layer_start.setValue(int(d.get("layer_start") or 0))
             self.layer_end.setValue(int(d.get("layer_end") or 0))
+
+    def _fit_out_path(self, text: str) -> None:
+        """Wide enough for the whole path (up to a limit), the full path as tooltip: the field
+        used to cut the file name off."""
+        width = self.out_path.fontMetrics().horizontalAdvance(text) + 24
+        self.out_path.setMinimumWidth(min(max(width, 200), 560))
+        self.out_path.setToolTip(text)
 
     def _show_error(self, message: str) -> None:
         self.last_error = message

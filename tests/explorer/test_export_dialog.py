@@ -143,6 +143,7 @@ def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
         assert dialog.start_export() is True
     wait_done(qtbot, dialog)
     assert "does not exist" in dialog.last_error and dialog.export_button.isEnabled()
+    assert dialog.progress.format() == "failed" and dialog.progress.value() == 0  # no "0% (48 / 48 frames)"
     assert os.listdir(tmp_path) == []
 
 
@@ -280,4 +281,24 @@ def test_comparison_export(qtbot, sg2_path, sg3_path, tmp_path):
     assert sum(1 for _ in gen) == 3 == result["frames"]
     assert meta["size"] == (result["width"], result["height"]) == (2 * 32 + 2, 32 + 18)  # two panels, labels
     assert "Note: Only StyleGAN3-R" in dialog.status.text()
+    dialog.bridge.shutdown()
+
+
+def test_directions_are_listed_by_their_slider_names_and_the_path_fits(qtbot, sg2_path, tmp_path):
+    import shutil
+
+    from gan.edit.directions import Direction, save_directions
+
+    model_path = str(shutil.copy(sg2_path, tmp_path / "m.safetensors"))
+    vec = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    save_directions(model_path, [Direction(name="anime", kind="attribute", vector=vec / np.linalg.norm(vec))])
+    dialog = ExportDialog(model_path, recipe_for(model_path))
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
+    dialog.kind.setCurrentIndex(3)
+    assert dialog.direction.currentText() == "Anime-ify" and dialog.settings()["direction_name"] == "anime"
+    path = str(tmp_path / "videos" / "stylegan-video.mp4")
+    dialog.out_path.setText(path)
+    assert dialog.out_path.minimumWidth() >= min(dialog.out_path.fontMetrics().horizontalAdvance(path), 536)
+    assert dialog.out_path.toolTip() == path
     dialog.bridge.shutdown()
