@@ -1,4 +1,4 @@
-"""Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma).
+"""Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma, modconv).
 
 Each op has a pure-torch reference ('ref', the ground truth) and may gain fused 'cpu'/'cuda'
 implementations; `impl='auto'` picks the fastest that is available (see `_dispatch`).
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
+from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, modconv, upfirdn2d
 from ops_cuda._dispatch import get_registry, prefer_impl
 
 __all__ = [
-    "bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "prefer_impl", "upfirdn2d",
+    "bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "modconv", "prefer_impl",
+    "upfirdn2d",
 ]  # fmt: skip
 
 

@@ -62,6 +62,12 @@ IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
             "cuda": "ops_cuda._cuda_ops:filtered_lrelu_cuda",
         },
         "fma": {"ref": "ops_cuda.fma:fma_ref"},
+        # Plain torch on both devices (no build): the cheaper formulation of the same maths.
+        "modulated_conv2d": {
+            "ref": "ops_cuda.modconv:modulated_conv2d_ref",
+            "cpu": "ops_cuda.modconv:modulated_conv2d_fast",
+            "cuda": "ops_cuda.modconv:modulated_conv2d_fast",
+        },
     }
 )
 

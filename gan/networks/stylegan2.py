@@ -29,9 +29,9 @@ import torch
 from gan.networks.generator import GeneratorBase
 from gan.networks.layers import FullyConnectedLayer
 from gan.networks.mapping import MappingNetwork
+from ops_cuda import modconv
 from ops_cuda.bias_act import ACTIVATIONS, bias_act
 from ops_cuda.conv2d_resample import conv2d_resample
-from ops_cuda.fma import fma
 from ops_cuda.upfirdn2d import downsample2d, setup_filter, upsample2d
 
 DEFAULT_FILTER = (1, 3, 3, 1)
@@ -80,9 +80,7 @@ def modulated_conv2d(
 
     fused_modconv=True runs one grouped convolution with the per-sample weights; False scales the
     activations before and after a shared convolution instead (cheaper to back-propagate)."""
-    batch_size = x.shape[0]
-    out_channels, in_channels, kh, kw = weight.shape
-
+    _out_channels, in_channels, kh, kw = weight.shape
     if x.dtype == torch.float16 and demodulate:
         # Rescale before forming the products so nothing overflows float16; demodulation removes
         # any constant factor again.
@@ -91,42 +89,12 @@ def modulated_conv2d(
         )
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    w = None
-    dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
-
-    if not fused_modconv:
-        x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        x = conv2d_resample(
-            x,
-            weight.to(x.dtype),
-            f=resample_filter,
-            up=up,
-            down=down,
-            padding=padding,
-            flip_weight=flip_weight,
-        )
-        if demodulate and noise is not None:
-            return fma(x, dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1), noise.to(x.dtype))
-        if demodulate:
-            return x * dcoefs.to(x.dtype).reshape(batch_size, -1, 1, 1)
-        if noise is not None:
-            return x.add_(noise.to(x.dtype))
-        return x
-
-    if demodulate:
-        w = w * dcoefs.reshape(batch_size, -1, 1, 1, 1)
-    # Fold the batch into the channel axis: one group per sample.
-    x = x.reshape(1, -1, *x.shape[2:])
-    w = w.reshape(-1, in_channels, kh, kw)
-    x = conv2d_resample(
-        x, w.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
-        groups=batch_size, flip_weight=flip_weight,
+    # The ops impl switch picks NVIDIA's formulation ('ref': the fused grouped convolution or, with
+    # fused_modconv=False, its non-fused path) or the cheaper one with the same result.
+    x = modconv.modulated_conv2d(
+        x, weight, styles, demodulate=demodulate, padding=padding, up=up, down=down,
+        resample_filter=resample_filter, flip_weight=flip_weight, fused=fused_modconv,
     )  # fmt: skip
-    x = x.reshape(batch_size, -1, *x.shape[2:])
     if noise is not None:
         x = x.add_(noise.to(x.dtype))
     return x

@@ -1,0 +1,124 @@
+"""Modulated convolution of StyleGAN2/3: per-sample weights w[n, o, i] = weight[o, i] * styles[n, i],
+optionally demodulated (each output channel of each sample scaled to unit expected magnitude).
+
+Two formulations of the same maths, behind the usual impl switch:
+
+- 'ref' is NVIDIA's: the per-sample weights [N, O, I, kh, kw] are formed and demodulated
+  elementwise, then one grouped convolution runs over the batch (or, with fused=False, NVIDIA's
+  non-fused path: activations scaled, a shared convolution, demodulation coefficients from the full
+  per-sample product).
+- 'cpu' / 'cuda' (plain torch, no build): the demodulation coefficients come from a small matmul,
+  styles^2 [N, I] @ (sum over the taps of weight^2) [I, O]. For a batch, the styles scale the
+  input channels, one convolution with the shared weight runs over the batch and the coefficients
+  scale the output channels, so nothing of size N * O * I * kh * kw is formed (NVIDIA's non-fused
+  path, also cheaper to back-propagate). For one sample, both scales are folded into the weight in
+  one pass. Results equal 'ref' up to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ops_cuda._dispatch import get_registry
+from ops_cuda.conv2d_resample import conv2d_resample
+
+DEMOD_EPS = 1e-8  # added to the squared weight norm before rsqrt, as in the official code
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool = True,
+    padding: int = 0,
+    up: int = 1,
+    down: int = 1,
+    resample_filter: torch.Tensor | None = None,
+    flip_weight: bool = True,
+    input_gain: torch.Tensor | None = None,
+    normalize: bool = False,
+    fused: bool = True,
+    impl: str = "auto",
+) -> torch.Tensor:
+    """x [N, I, H, W], weight [O, I, kh, kw], styles [N, I] -> [N, O, H', W'].
+
+    padding / up / down / resample_filter / flip_weight: as conv2d_resample. input_gain: scalar or
+    [N, I], scales the input channels after demodulation (StyleGAN3). normalize: StyleGAN3's
+    rescaling of weight (per output channel) and styles (over the whole tensor) to unit mean square
+    before demodulating (demodulation cancels it up to the epsilon). fused: which of NVIDIA's two
+    formulations 'ref' uses; the fast impls always take the cheaper one."""
+    if x.ndim != 4 or weight.ndim != 4 or styles.ndim != 2:
+        raise ValueError(
+            f"modulated_conv2d expects x [N, I, H, W], weight [O, I, kh, kw], styles [N, I]; got "
+            f"{tuple(x.shape)}, {tuple(weight.shape)}, {tuple(styles.shape)}"
+        )
+    if styles.shape != (x.shape[0], weight.shape[1]) or x.shape[1] != weight.shape[1]:
+        raise ValueError(
+            f"modulated_conv2d: styles {tuple(styles.shape)} and x {tuple(x.shape)} do not match "
+            f"weight {tuple(weight.shape)} (need styles [N, I] and x [N, I, ...] with I = {weight.shape[1]})"
+        )
+    fn = get_registry().resolve("modulated_conv2d", impl, x.device)
+    return fn(
+        x, weight, styles, bool(demodulate), int(padding), int(up), int(down), resample_filter,
+        bool(flip_weight), input_gain, bool(normalize), bool(fused),
+    )  # fmt: skip
+
+
+def _input_gain(input_gain: torch.Tensor, n: int, in_ch: int) -> torch.Tensor:
+    return input_gain.expand(n, in_ch) if input_gain.ndim else input_gain.reshape(1, 1).expand(n, in_ch)
+
+
+def modulated_conv2d_ref(x, weight, styles, demodulate, padding, up, down, resample_filter, flip_weight,
+                         input_gain, normalize, fused):  # fmt: skip
+    """NVIDIA's formulations (arguments already validated)."""
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if demodulate and normalize:
+        weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt() if demodulate else None  # [N, O]
+    conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight, impl="ref")
+    if not fused:
+        s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
+        x = conv2d_resample(x * s.to(x.dtype).reshape(n, -1, 1, 1), weight.to(x.dtype), **conv)
+        return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if demodulate else x
+    if demodulate:
+        w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
+    if input_gain is not None:
+        w = w * _input_gain(input_gain, n, in_ch).reshape(n, 1, in_ch, 1, 1)
+    x = x.reshape(1, n * in_ch, *x.shape[2:])
+    x = conv2d_resample(x, w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype), groups=n, **conv)
+    return x.reshape(n, out_ch, *x.shape[2:])
+
+
+def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resample_filter, flip_weight,
+                          input_gain, normalize, fused):  # fmt: skip
+    """Styles scale the activations, one shared convolution, demodulation from a small matmul."""
+    n = x.shape[0]
+    in_ch, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
+    out_scale = None  # [N, O] or [1, O]
+    if demodulate:
+        wsq = weight.square().sum(dim=[2, 3])  # [O, I]: squared norm of each filter
+        if normalize:
+            # weight / rms(weight[o]) is folded into the output scale instead of forming a new weight.
+            inv_ms = wsq.sum(dim=1, keepdim=True).mul(1.0 / (in_ch * taps)).reciprocal()  # [O, 1]
+            wsq = wsq * inv_ms
+            styles = styles * styles.square().mean().rsqrt()
+        out_scale = (styles.square() @ wsq.t() + DEMOD_EPS).rsqrt()  # [N, O]
+        if normalize:
+            out_scale = out_scale * inv_ms.sqrt().t()
+    s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
+    conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+    if n == 1:
+        # One sample: fold both scales into the weight, a single pass over it (the outer product
+        # of the scales is only [O, I]). Scaling the activations instead would cost two passes over
+        # tensors that are much larger than the weight in the high-resolution layers.
+        scale = s.reshape(1, in_ch) if out_scale is None else out_scale.reshape(-1, 1) * s
+        w = weight * scale.reshape(scale.shape[0], in_ch, 1, 1)
+        return conv2d_resample(x, w.to(x.dtype), **conv)
+    x = x * s.to(x.dtype).reshape(n, in_ch, 1, 1)
+    x = conv2d_resample(x, weight.to(x.dtype), **conv)
+    if out_scale is not None:
+        x = x * out_scale.to(x.dtype).reshape(out_scale.shape[0], -1, 1, 1)
+    return x
