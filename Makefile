@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch is pinned here (a CPU build on this machine's disk); pyproject keeps a range for users.
 	$(PY) -m pip install -q -e '.[dev]' torch==2.13.0
+	# Face detection (gan/photo/mtcnn.py) reads only the MTCNN weight files shipped in this wheel; its
+	# metadata pins torch<2.3 and torchvision, so it is installed without its dependencies.
+	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 # The C++ kernels are compiled here, visibly (1-2 min once), not behind the app's first render.
