@@ -1,8 +1,9 @@
 """PNG files that carry their own recipe: everything needed to render the same pixels again.
 
 The recipe is JSON in an iTXt chunk named `stylegan-explorer.recipe`. Arrays (z, w, edit
-directions, the final ws) are stored as base64 of their little-endian float32 bytes, so a
-recipe restores bit-identical inputs (the renderer works in float32 throughout).
+directions, the final ws, a projection's noise buffers) are stored as base64 of their
+little-endian float32 bytes, so a recipe restores bit-identical inputs (the renderer works in
+float32 throughout).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def recipe_to_dict(args: RenderArgs, model: ModelRef, w: np.ndarray | None = Non
             for e in args.edits
         ],
         "final_w": None if w is None else _encode_array(w),
+        # A projection's StyleGAN2 noise buffers (absent for seeds and for StyleGAN3).
+        **({"noise": {k: _encode_array(v) for k, v in sorted(args.noise.items())}} if args.noise else {}),
     }
 
 
@@ -118,6 +121,7 @@ def recipe_from_dict(d: dict) -> Recipe:
             )
             for e in d.get("edits", [])
         ],
+        noise={str(k): _decode_array(v) for k, v in d["noise"].items()} if d.get("noise") else None,
     )
     m = d["model"]
     model = ModelRef(sha256=m["sha256"], path=m["path"], arch=m["arch"])

@@ -12,6 +12,7 @@ official tools do). Two caches make interactive use fast:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -84,6 +85,13 @@ class RenderArgs:
     )
     edits: list[Edit] = field(
         default_factory=list, metadata={"help": "Latent edits, applied in order after mixing."}
+    )
+    noise: dict[str, np.ndarray] | None = field(
+        default=None,
+        metadata={
+            "help": "StyleGAN2 noise buffers (full name, e.g. 'synthesis.b8.conv0.noise_const' -> [H, W]) "
+            "used instead of the model's own with noise_mode 'const': a projection's optimised noise."
+        },
     )
 
 
@@ -221,7 +229,8 @@ class Renderer:
         result.timings["mapping"] = (time.perf_counter() - t0) * 1000.0
 
         t0 = time.perf_counter()
-        img = self._synthesize(ws, transform, args.noise_mode, info)
+        with self._noise_override(args.noise) as noise_tag:
+            img = self._synthesize(ws, transform, args.noise_mode, info, noise_tag)
         img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].cpu().numpy()
         result.timings["synthesis"] = (time.perf_counter() - t0) * 1000.0
         if img.shape[2] == 1:
@@ -302,7 +311,43 @@ class Renderer:
             )
         ws[:, start:end] += torch.from_numpy(np.ascontiguousarray(d)).to(self.device) * float(edit.strength)
 
-    def _synthesize(self, ws: torch.Tensor, transform: np.ndarray | None, noise_mode: str, info: CacheInfo):
+    @contextlib.contextmanager
+    def _noise_override(self, noise: dict[str, np.ndarray] | None):
+        """Swap the given noise buffers into the generator for one render, then restore its own.
+        Yields a digest of the noise for the activation cache keys (None without noise)."""
+        if not noise:
+            yield None
+            return
+        buffers = dict(self.G.named_buffers())
+        for name, value in noise.items():
+            shape = tuple(np.shape(value))
+            if name not in buffers or not name.endswith("noise_const"):
+                raise RenderError(f"this model has no noise buffer {name!r}; the noise is another model's")
+            if shape != tuple(buffers[name].shape):
+                raise RenderError(
+                    f"noise buffer {name} has shape {list(shape)}; the model's is {list(buffers[name].shape)}"
+                )
+        hasher = hashlib.blake2b(digest_size=20)
+        saved = {}
+        try:
+            for name in sorted(noise):
+                value = np.ascontiguousarray(noise[name], dtype=np.float32)
+                hasher.update(name.encode() + value.tobytes())
+                saved[name] = buffers[name].clone()
+                buffers[name].copy_(torch.from_numpy(value))
+            yield hasher.digest()
+        finally:
+            for name, value in saved.items():
+                buffers[name].copy_(value)
+
+    def _synthesize(
+        self,
+        ws: torch.Tensor,
+        transform: np.ndarray | None,
+        noise_mode: str,
+        info: CacheInfo,
+        noise_tag: bytes | None = None,
+    ):
         stages = self.stages
         transform_t = None
         if transform is not None:
@@ -314,7 +359,7 @@ class Renderer:
         keys: list = []
         if use_cache:
             flat = ws[0].detach().cpu().numpy()
-            tag = (None if transform is None else transform.tobytes(), noise_mode)
+            tag = (None if transform is None else transform.tobytes(), noise_mode, noise_tag)
             hasher, done = hashlib.blake2b(digest_size=20), 0
             for end in stages.ws_end:
                 hasher.update(flat[done:end].tobytes())
