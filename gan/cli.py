@@ -13,7 +13,9 @@ import sys
 from gan.errors import UserError
 
 # Module names under gan.commands, in the order `gan --help` lists them.
-COMMANDS = ["generate", "video", "train", "metrics", "dataset", "directions", "blend", "convert", "info"]
+COMMANDS = [
+    "generate", "project", "video", "train", "metrics", "dataset", "directions", "blend", "convert", "info",
+]  # fmt: skip
 
 
 def _load_commands() -> list:

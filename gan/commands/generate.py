@@ -1,4 +1,6 @@
-"""`gan generate`: render seeds to PNG files that carry their recipe."""
+"""`gan generate`: render seeds (or a projection's latents, `--latents`) to PNG files that carry
+their recipe, optionally moved along the model's directions (`--direction NAME=VALUE`) and
+rendered through a blend with a fine-tuned model (`--blend FILE`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from gan.render import NOISE_MODES, RenderArgs, Renderer
 from gan.seeds import parse_seeds
 
 NAME = "generate"
-HELP = "Render images for a list of seeds into PNG files (with the recipe in a text chunk)."
+HELP = (
+    "Render images for a list of seeds, or a projection's latents (--latents), into PNG files "
+    "(with the recipe in a text chunk)."
+)
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -31,8 +36,39 @@ def _pair(text: str) -> tuple[float, float]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
-    p.add_argument("--seeds", required=True, help="seeds, e.g. 0-7 or 1,5,9-11")
-    p.add_argument("--outdir", required=True, help="directory for the PNG files (created if needed)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--seeds", help="seeds, e.g. 0-7 or 1,5,9-11")
+    source.add_argument(
+        "--latents", metavar="FILE.npz", help="render a projection written by `gan project` instead of seeds"
+    )
+    p.add_argument("--outdir", default=None, help="directory for the PNG files (created if needed)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE.png",
+        help="--latents: the PNG to write (default: OUTDIR/<name>.png)",
+    )
+    p.add_argument(
+        "--direction",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="move along a stored direction by VALUE slider units, e.g. anime=4 (repeatable; "
+        "`gan directions list` shows them)",
+    )
+    p.add_argument(
+        "--blend",
+        default=None,
+        metavar="FILE",
+        help="render through MODEL blended with this fine-tuned model",
+    )
+    p.add_argument(
+        "--blend-resolution",
+        type=int,
+        default=None,
+        help="--blend: first blended resolution (default: middle)",
+    )
+    p.add_argument("--blend-weight", type=float, default=1.0, help="--blend: weight 0 (base) to 1 (tuned)")
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1 = none)")
     p.add_argument("--trunc-cutoff", type=int, default=None, metavar="K", help="truncate only the first K ws")
     p.add_argument(
@@ -80,15 +116,68 @@ def _make_outdir(outdir: str) -> Path:
     return path
 
 
+def _parse_directions(specs: list[str]) -> list[tuple[str, float]]:
+    out = []
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not sep or not name or not math.isfinite(number):
+            raise UserError(f"--direction {spec!r}: expected NAME=VALUE, e.g. anime=4")
+        out.append((name, number))
+    return out
+
+
+def _edits(model, wanted: list[tuple[str, float]]) -> list:
+    """gan.render.Edit for each (direction name, slider value)."""
+    if not wanted:
+        return []
+    from gan.edit.directions import load_directions
+
+    directions = {d.name: d for d in load_directions(model)}
+    edits = []
+    for name, value in wanted:
+        if name not in directions:
+            known = ", ".join(directions) or "none (compute some with `gan directions`)"
+            raise UserError(f"--direction {name}: this model has no such direction; it has {known}")
+        edits.append(directions[name].edit(value))
+    return edits
+
+
+def _blended(model, path: str, resolution: int | None, weight: float, device: str):
+    from gan.edit.blend import blend_models, check_blendable, default_blend_resolution
+    from gan.model_io import load_model
+
+    tuned = load_model(path, device=device, training_nets=False)
+    reason = check_blendable(model, tuned)
+    if reason is not None:
+        raise UserError(f"cannot blend {model.source} with {path}: {reason}")
+    resolution = resolution if resolution is not None else default_blend_resolution(model)
+    print(f"blending {path} from resolution {resolution} on, weight {weight:g}", file=sys.stderr)
+    return blend_models(model, tuned, resolution, weight)
+
+
 def run(args: argparse.Namespace) -> int:
     from gan.model_io import load_model  # heavy import; keep `gan --help` fast
     from gan.train.snapshot import save_image_grid
 
+    if args.latents is not None:
+        return _run_latents(args)
+    if args.outdir is None:
+        raise UserError("--seeds writes into a folder: give --outdir")
+    if args.out is not None:
+        raise UserError("--out is for --latents; seeds go to --outdir")
     seeds = parse_seeds(args.seeds)
     if not all(math.isfinite(v) for v in (args.psi, args.rotate, *args.translate)):
         raise UserError("--psi, --translate and --rotate must be finite numbers")
+    wanted = _parse_directions(args.direction)
     device = _check_device(args.device)
     model = load_model(args.model, device=device, training_nets=False)
+    edits = _edits(model, wanted)
+    if args.blend is not None:
+        model = _blended(model, args.blend, args.blend_resolution, args.blend_weight, device)
     G = model.G
     if G.c_dim > 0 and args.class_idx is None:
         raise UserError(f"{args.model} is a conditional model: give --class from 0 to {G.c_dim - 1}")
@@ -116,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             noise_mode=args.noise_mode,
             translate=args.translate,
             rotate=args.rotate,
+            edits=edits,
         )
         result = renderer.render(render_args)
         if result.error is not None:
@@ -133,4 +223,50 @@ def run(args: argparse.Namespace) -> int:
             save_image_grid(np.stack(images), str(path), cols=min(args.grid, len(images)))
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return 0
+
+
+def _run_latents(args: argparse.Namespace) -> int:
+    """Render a projection (.npz from `gan project`) with the edits, transform and blend asked for."""
+    from gan.model_io import load_model
+    from gan.photo.pipeline import projection_render_args
+    from gan.photo.project import load_projection
+
+    if args.out is None and args.outdir is None:
+        raise UserError("--latents needs --out FILE.png (or --outdir)")
+    if args.grid or args.class_idx is not None or args.trunc_cutoff is not None or args.psi != 1.0:
+        raise UserError("--grid, --class, --psi and --trunc-cutoff apply to seeds, not to --latents")
+    if args.noise_mode != "const":
+        raise UserError("--latents renders with the projection's own noise; leave out --noise-mode")
+    if not all(math.isfinite(v) for v in (args.rotate, *args.translate)):
+        raise UserError("--translate and --rotate must be finite numbers")
+    wanted = _parse_directions(args.direction)
+    projection = load_projection(args.latents)
+    device = _check_device(args.device)
+    model = load_model(args.model, device=device, training_nets=False)
+    projected_into = projection.model.get("sha256")
+    if projected_into and projected_into != model.sha256:
+        print(
+            f"note: {args.latents} was projected into {projection.model.get('path', 'another model')}, "
+            f"not {args.model}; the latents only mean the same in models of one lineage",
+            file=sys.stderr,
+        )
+    edits = _edits(model, wanted)
+    if args.blend is not None:
+        model = _blended(model, args.blend, args.blend_resolution, args.blend_weight, device)
+    render_args = projection_render_args(
+        projection, edits=edits, translate=args.translate, rotate=args.rotate
+    )
+    result = Renderer(model, device=device, activation_cache_bytes=0).render(render_args)
+    if result.error is not None:
+        raise UserError(f"{args.latents}: {result.error}")
+    if args.out is not None:
+        path = Path(args.out)
+    else:
+        path = _make_outdir(args.outdir) / (Path(args.latents).stem + ".png")
+    try:
+        write_png(path, result.image, recipe_to_dict(render_args, model_ref(model), result.w))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}", file=sys.stderr)
     return 0
