@@ -357,7 +357,7 @@ class TrainingBridge(QObject):
     def estimating(self) -> bool:
         return self._estimate is not None and self._estimate.isRunning()
 
-    def estimate(self, options: dict, max_seconds: float = 30.0) -> bool:
+    def estimate(self, options: dict, max_seconds: float = 60.0) -> bool:
         """Measure the speed of TrainConfig(**options) on a few passes, in the background; emits
         estimated(dict). False (and nothing emitted) when one is running already."""
         if self.estimating():

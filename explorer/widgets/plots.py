@@ -217,15 +217,19 @@ class TrainingPlots(QWidget):
 
     def _relayout(self) -> None:
         """Only panels with points (and the always-shown ones), filling the area: up to three in
-        one row, four as 2 x 2, more in rows of `columns`."""
+        one row, four as 2 x 2, more in rows of `columns` (a shorter last row as wide as the others)."""
         shown = [i for i, panel in enumerate(PANELS) if panel.always or self._has_points(panel)]
         if shown == self._shown:
             return
         for i in self._shown:
             self._view.removeItem(self._plots[i])
-        columns = len(shown) if len(shown) <= 3 else (2 if len(shown) == 4 else self._columns)
-        for n, i in enumerate(shown):
-            self._view.addItem(self._plots[i], row=n // columns, col=n % columns)
+        per_row = len(shown) if len(shown) <= 3 else (2 if len(shown) == 4 else self._columns)
+        rows = [shown[k : k + per_row] for k in range(0, len(shown), per_row)]
+        units = math.lcm(*(len(r) for r in rows))  # a shorter last row spreads over the width
+        for r, row in enumerate(rows):
+            span = units // len(row)
+            for c, i in enumerate(row):
+                self._view.addItem(self._plots[i], row=r, col=c * span, rowspan=1, colspan=span)
         self._shown = shown
 
 

@@ -20,6 +20,9 @@ def test_panels_without_points_are_not_shown(qtbot):
     # FID and EQ-R have no points: no space for them; four panels are laid out 2 x 2.
     layout = plots._view.ci.layout
     assert layout.rowCount() == 2 and layout.columnCount() == 2
+    plots.add_tick(1.0, {"Metrics/eqr50k": 20.0})
+    assert len(plots.visible_panels()) == 5  # three above, two as wide below
+    assert [layout.itemAt(1, c) is not None for c in (0, 3)] == [True, True]
     plots.clear()
     assert plots.visible_panels() == ["Loss", "Augment p", "sec / kimg"]
 
