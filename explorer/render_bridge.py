@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
+from explorer.project_bridge import LatentCache
+
 log = logging.getLogger(__name__)
 
 OPS = ("bias_act", "upfirdn2d", "filtered_lrelu", "fma")  # the custom ops shown in the status bar
@@ -320,6 +322,7 @@ class RenderBridge(QObject):
         self._blend: _Model | None = None
         self._blend_cache: tuple[tuple, object] | None = None  # (key, Renderer of the blended G)
         self._blend_lock = threading.Lock()
+        self._latents = LatentCache()  # projected photos' ws and noise, by .npz path
         self._stamp = 0
         self._load_stamp = 0
         self._model_generation = 0
@@ -672,6 +675,8 @@ class RenderBridge(QObject):
             else:
                 ws = [self._map(z, args) for z in zs]
                 args.w = ws[0] + x * (ws[1] - ws[0]) + y * (ws[2] - ws[0])
+        if request.get("projection"):  # a projected photo replaces the seed (and a seed plane)
+            args.w, args.noise = self._latents.get(request["projection"])
         return args
 
     def _map(self, z: np.ndarray, args) -> np.ndarray:
@@ -737,7 +742,7 @@ class RenderBridge(QObject):
     def _do_thumb(self, grid_gen: int, generation: int, seed: int, request: dict) -> None:
         if self._model is None or grid_gen != self._grid_generation or generation != self._model_generation:
             return
-        request = dict(request, translate=(0.0, 0.0), rotate=0.0, plane=None)
+        request = dict(request, translate=(0.0, 0.0), rotate=0.0, plane=None, projection=None)
         result = self._renderer_for(request).render(self.render_args(request))
         if result.image is not None:
             if self.force_sync:

@@ -59,6 +59,13 @@ class ExplorerState:
     blend_resolution: int | None = field(
         default=None, metadata={"help": "Layers from this resolution up are blended; None = model default."}
     )
+    projection: str | None = field(
+        default=None,
+        metadata={
+            "help": "A projected photo's latent (.npz of File > Open photo or `gan project`) shown instead "
+            "of the seed; None = the seed."
+        },
+    )
 
     # -- validation ------------------------------------------------------------------------
 
@@ -148,6 +155,7 @@ class ExplorerState:
             "rotate": float(self.rotate),
             "blend": float(self.blend),
             "blend_resolution": self.blend_resolution,
+            "projection": self.projection,
         }
 
 
