@@ -33,7 +33,10 @@ from explorer.widgets.transform_inspector import TransformInspector
 from explorer.widgets.welcome_overlay import WelcomeOverlay
 
 MODEL_FILTER = "Models (*.safetensors *.pkl);;All files (*)"
-OPEN_FILTER = "Models, sessions and PNGs (*.safetensors *.pkl *.json *.png);;All files (*)"
+OPEN_FILTER = (
+    "Models, sessions, PNGs and photos (*.safetensors *.pkl *.json *.png *.jpg *.jpeg *.webp);;All files (*)"
+)
+PHOTO_FILTER = "Photos (*.jpg *.jpeg *.png *.webp);;All files (*)"
 MAX_RECENT = 8
 
 NO_MODEL_HTML = """
@@ -138,6 +141,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._action(file_menu, "Open second model to &blend…", self.open_blend_dialog)
+        self._action(
+            file_menu, "Open &photo (project it into the model)…", self.open_photo_dialog, "Ctrl+Shift+O"
+        )
         file_menu.addSeparator()
         self._action(file_menu, "&Save session…", self.save_session_dialog, QKeySequence.StandardKey.Save)
         self._action(file_menu, "&Export PNG…", self.export_png_dialog, "Ctrl+E")
@@ -249,6 +255,8 @@ class MainWindow(QMainWindow):
 
     def apply_fields(self, fields: dict, merge_key: str = "") -> None:
         state = self.history.state
+        if "seed" in fields:
+            state.projection = None  # picking a seed leaves a projected photo
         for key, value in fields.items():
             setattr(state, key, value)
         self.commit(state, merge_key)
@@ -405,11 +413,15 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str) -> None:
         """Open a model, a session (.json) or a PNG with a recipe, by file contents/extension."""
+        from explorer.project_bridge import PHOTO_SUFFIXES, png_has_recipe
+
         ext = os.path.splitext(path)[1].lower()
         if ext == ".json":
             self.load_session(path)
-        elif ext == ".png":
+        elif ext == ".png" and png_has_recipe(path):
             self.open_png(path)
+        elif ext in PHOTO_SUFFIXES:
+            self.open_photo(path)  # any other picture: a photo to project
         else:
             self.load_model(path)
 
@@ -691,9 +703,46 @@ class MainWindow(QMainWindow):
             state = state.with_edit(
                 e["name"], strength=round(strength, 6), layer_start=e["layer_start"], layer_end=e["layer_end"]
             )
-        if r["has_explicit_latent"]:
+        from explorer.project_bridge import latent_file_from_png
+
+        state.projection = (
+            latent_file_from_png(path, self.projections_dir()) if r["has_explicit_latent"] else None
+        )
+        if r["has_explicit_latent"] and state.projection is None:
             self.statusBar().showMessage("The PNG used an explicit latent; restored its seed settings", 6000)
         self._apply_loaded_state(state, r["model_path"], r["model_sha256"], path)
+
+    # -- photos ----------------------------------------------------------------------------
+
+    def projections_dir(self) -> str:
+        """Where projected photos' latents are kept (setting "projections_dir")."""
+        from PySide6.QtCore import QStandardPaths
+
+        default = os.path.join(
+            QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation),
+            "projections",
+        )
+        return str(self.settings.value("projections_dir", default))
+
+    def open_photo_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open photo", self._last_dir(), PHOTO_FILTER)
+        if path:
+            self._remember_dir(path)
+            self.open_photo(path)
+
+    def open_photo(self, path: str):
+        """The photo dialog (faces, crop box, projection) for path; returns it (None without a model)."""
+        if self.model_info is None:
+            self.notify("information", "Open photo", "Open a model first: the photo is projected into it.")
+            return None
+        from explorer.dialogs.project_dialog import ProjectDialog
+
+        dialog = ProjectDialog(self.model_path, self.model_info["resolution"], self.projections_dir(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.projected.connect(lambda npz: self.apply_fields({"projection": npz}))
+        dialog.show()
+        dialog.open_photo(path)
+        return dialog
 
     # -- other dialogs ---------------------------------------------------------------------
 
