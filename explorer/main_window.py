@@ -404,8 +404,10 @@ class MainWindow(QMainWindow):
         reuse = ""
         if cache.get("stages_total"):
             reuse = f" · {cache['stages_reused']}/{cache['stages_total']} stages cached"
+        state = self.history.state
+        what = "Projected photo" if state.projection else f"Seed {state.seed}"
         self.status_render.setText(
-            f"Seed {self.history.state.seed} · render {t.get('total', 0):.0f} ms "
+            f"{what} · render {t.get('total', 0):.0f} ms "
             f"(mapping {t.get('mapping', 0):.0f}, synthesis {t.get('synthesis', 0):.0f}){reuse}"
         )
 

@@ -77,6 +77,7 @@ def test_open_photo_project_edit_export_reopen(qtbot, window_with_model, make_wi
     assert state.projection == result["path"]
     projected = image_of(window)
     np.testing.assert_array_equal(projected, result["image"])  # the explorer renders the same latent
+    assert window.status_render.text().startswith("Projected photo")
     assert not np.array_equal(projected, seed_image)
 
     # The direction slider moves the projected face.
