@@ -39,6 +39,7 @@ INSTALL_HINT = (
     "install its weights with `pip install --no-deps facenet-pytorch==2.6.0` (`make run` / `make test` "
     f"do it), set {WEIGHTS_ENV} to a folder holding pnet.pt, rnet.pt and onet.pt, or give a crop box instead"
 )
+WEIGHT_FILES = ("pnet.pt", "rnet.pt", "onet.pt")
 LANDMARK_NAMES = ("left eye", "right eye", "nose", "mouth left", "mouth right")
 
 
@@ -149,24 +150,30 @@ class ONet(torch.nn.Module):
 
 
 def weights_dir() -> Path:
-    """The folder holding pnet.pt, rnet.pt and onet.pt (UserError with the fix when missing)."""
+    """The folder holding pnet.pt, rnet.pt and onet.pt (UserError with the fix when missing):
+    $GAN_MTCNN_WEIGHTS, else the installed facenet-pytorch package's data folder, else
+    resources/mtcnn/ (where the standalone app bundles them)."""
+    from gan.resources import RESOURCES
+
     env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        folder = Path(env)
-    else:
+    candidates = [Path(env)] if env else []
+    if not env:
         # find_spec locates the installed package without running its __init__ (which would
         # import torchvision).
         try:
             spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
         except (ImportError, ValueError):
             spec = None
-        if spec is None or not spec.submodule_search_locations:
-            raise UserError(f"face detection needs the MTCNN weights: {INSTALL_HINT}")
-        folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-    missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
-    if missing:
-        raise UserError(f"{folder} lacks {', '.join(missing)}; {INSTALL_HINT}")
-    return folder
+        if spec is not None and spec.submodule_search_locations:
+            candidates.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+        candidates.append(RESOURCES / "mtcnn")
+    for folder in candidates:
+        if all((folder / n).is_file() for n in WEIGHT_FILES):
+            return folder
+    if env:
+        missing = [n for n in WEIGHT_FILES if not (candidates[0] / n).is_file()]
+        raise UserError(f"{env} lacks {', '.join(missing)}; {INSTALL_HINT}")
+    raise UserError(f"face detection needs the MTCNN weights: {INSTALL_HINT}")
 
 
 def _load(net: torch.nn.Module, path: Path) -> torch.nn.Module:

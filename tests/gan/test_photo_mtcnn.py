@@ -58,6 +58,23 @@ def test_missing_weights_say_how_to_install(tmp_path, monkeypatch):
         weights_dir()
 
 
+def test_weights_are_found_in_resources_when_the_package_is_missing(tmp_path, monkeypatch):
+    """The standalone app bundles the three files in resources/mtcnn/."""
+    import importlib.util
+
+    import gan.resources
+
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(gan.resources, "RESOURCES", tmp_path)
+    with pytest.raises(UserError, match="needs the MTCNN weights"):
+        weights_dir()
+    (tmp_path / "mtcnn").mkdir()
+    for name in ("pnet.pt", "rnet.pt", "onet.pt"):
+        (tmp_path / "mtcnn" / name).write_bytes(b"x")
+    assert weights_dir() == tmp_path / "mtcnn"
+
+
 def test_damaged_weights_are_an_error(tmp_path, monkeypatch):
     for name in ("pnet.pt", "rnet.pt", "onet.pt"):
         (tmp_path / name).write_bytes(b"not a torch file")
