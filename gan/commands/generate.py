@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="FILE.png",
-        help="--latents: the PNG to write (default: OUTDIR/<name>.png)",
+        help="--latents: the PNG to write (default: OUTDIR/<name>.png, or <name>-render.png next to it)",
     )
     p.add_argument(
         "--direction",
@@ -232,8 +232,6 @@ def _run_latents(args: argparse.Namespace) -> int:
     from gan.photo.pipeline import projection_render_args
     from gan.photo.project import load_projection
 
-    if args.out is None and args.outdir is None:
-        raise UserError("--latents needs --out FILE.png (or --outdir)")
     if args.grid or args.class_idx is not None or args.trunc_cutoff is not None or args.psi != 1.0:
         raise UserError("--grid, --class, --psi and --trunc-cutoff apply to seeds, not to --latents")
     if args.noise_mode != "const":
@@ -262,8 +260,10 @@ def _run_latents(args: argparse.Namespace) -> int:
         raise UserError(f"{args.latents}: {result.error}")
     if args.out is not None:
         path = Path(args.out)
-    else:
+    elif args.outdir is not None:
         path = _make_outdir(args.outdir) / (Path(args.latents).stem + ".png")
+    else:
+        path = Path(args.latents).with_name(Path(args.latents).stem + "-render.png")
     try:
         write_png(path, result.image, recipe_to_dict(render_args, model_ref(model), result.w))
     except OSError as exc:
