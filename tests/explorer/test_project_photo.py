@@ -54,8 +54,8 @@ def project(qtbot, dialog, steps: int = 12) -> dict:
     try:
         qtbot.waitUntil(lambda: dialog.result is not None, timeout=120_000)
     except Exception:
-        state = f"status {dialog.status.text()!r} progress {dialog.progress.value()} busy {dialog.bridge.busy}"
-        raise AssertionError(state) from None
+        progress, busy = dialog.progress.value(), dialog.bridge.busy
+        raise AssertionError(f"status {dialog.status.text()!r} progress {progress} busy {busy}") from None
     return dialog.result
 
 
