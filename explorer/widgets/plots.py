@@ -114,6 +114,7 @@ class TrainingPlots(QWidget):
         self._notes: list[pg.TextItem] = []
         self._columns = columns
         self._shown: list[int] = []  # indices of PANELS in the layout, in order
+        self._rows: list[tuple] = []  # (row sub-layout, indices of PANELS in it)
         for panel in PANELS:
             plot = pg.PlotItem(axisItems={"left": PlainAxis("left"), "bottom": PlainAxis("bottom")})
             plot.setTitle(_title(panel), color=foreground.name(), size="10pt")
@@ -124,6 +125,7 @@ class TrainingPlots(QWidget):
                 plot.getAxis(axis).setTextPen(foreground)
                 plot.getAxis(axis).setPen(fainter)
             plot.setMenuEnabled(False)
+            plot.setPreferredWidth(120)  # equal shares of a row, whatever the title's length
             for s in panel.series:
                 pen = pg.mkPen(s.color, width=2)
                 curve = plot.plot([], [], pen=pen, name=s.label, symbol="o", symbolSize=5,
@@ -221,15 +223,21 @@ class TrainingPlots(QWidget):
         shown = [i for i, panel in enumerate(PANELS) if panel.always or self._has_points(panel)]
         if shown == self._shown:
             return
-        for i in self._shown:
-            self._view.removeItem(self._plots[i])
+        # One sub-layout per row: each row shares its width equally, whatever the panel count
+        # (column spans in one grid did not: panels overlapped).
+        for row_layout, row in self._rows:
+            for i in row:
+                row_layout.removeItem(self._plots[i])
+            self._view.ci.removeItem(row_layout)
         per_row = len(shown) if len(shown) <= 3 else (2 if len(shown) == 4 else self._columns)
-        rows = [shown[k : k + per_row] for k in range(0, len(shown), per_row)]
-        units = math.lcm(*(len(r) for r in rows))  # a shorter last row spreads over the width
-        for r, row in enumerate(rows):
-            span = units // len(row)
+        self._rows = []
+        for r, k in enumerate(range(0, len(shown), per_row)):
+            row = shown[k : k + per_row]
+            row_layout = self._view.ci.addLayout(row=r, col=0)
             for c, i in enumerate(row):
-                self._view.addItem(self._plots[i], row=r, col=c * span, rowspan=1, colspan=span)
+                row_layout.addItem(self._plots[i], row=0, col=c)
+                row_layout.layout.setColumnStretchFactor(c, 1)  # equal widths, not by content
+            self._rows.append((row_layout, row))
         self._shown = shown
 
 

@@ -18,11 +18,20 @@ def test_panels_without_points_are_not_shown(qtbot):
     shown = plots.visible_panels()
     assert shown[0] == "Loss" and shown[1].startswith("EQ-T dB") and shown[2:] == ["Augment p", "sec / kimg"]
     # FID and EQ-R have no points: no space for them; four panels are laid out 2 x 2.
-    layout = plots._view.ci.layout
-    assert layout.rowCount() == 2 and layout.columnCount() == 2
+    assert [len(row) for _, row in plots._rows] == [2, 2]
     plots.add_tick(1.0, {"Metrics/eqr50k": 20.0})
-    assert len(plots.visible_panels()) == 5  # three above, two as wide below
-    assert [layout.itemAt(1, c) is not None for c in (0, 3)] == [True, True]
+    assert len(plots.visible_panels()) == 5 and [len(row) for _, row in plots._rows] == [3, 2]
+    plots.resize(840, 420)
+    plots.show()
+    qtbot.waitExposed(plots)
+    # No two panels overlap, and each row fills the width.
+    boxes = [
+        plots._plots[i].mapRectToScene(plots._plots[i].boundingRect()) for _, row in plots._rows for i in row
+    ]
+    assert not any(a.intersects(b) for n, a in enumerate(boxes) for b in boxes[n + 1 :])
+    for _, row in plots._rows:
+        rects = [plots._plots[i].mapRectToScene(plots._plots[i].boundingRect()) for i in row]
+        assert max(r.right() for r in rects) - min(r.left() for r in rects) > 0.9 * 840
     plots.clear()
     assert plots.visible_panels() == ["Loss", "Augment p", "sec / kimg"]
 
