@@ -165,4 +165,4 @@ def build_bounded(
         ) from None
     except Exception as exc:  # anything the constructors raise for settings they cannot take
         detail = f"{type(exc).__name__}: {str(exc)[:200]}"
-        raise ModelLoadError(f"{what}: cannot build it from its settings: {detail}") from None
+        raise ModelLoadError(f"cannot build {what} from its settings: {detail}") from None

@@ -34,11 +34,11 @@ import safetensors.torch
 import torch
 
 from gan.errors import ModelLoadError
-from gan.io.alloc_budget import AllocationBudget, OverBudget
+from gan.io.alloc_budget import build_bounded
 from gan.io.files import atomic_write_bytes
 from gan.io.loaded_model import LoadedModel
 from gan.io.weights import check_file_dtypes, check_finite, check_layout, load_weights
-from gan.networks import ARCHS, NetworkKind, build_network, generator_arch, kind_of, network_kind
+from gan.networks import ARCHS, NetworkKind, generator_arch, kind_of, network_kind
 
 FORMAT_NAME = "stylegan-explorer"
 FORMAT_VERSION = 1
@@ -49,7 +49,6 @@ _CHUNK = 1 << 22
 # Header entries this version writes; others are accepted only in files with a digest (which
 # covers them), so that damage to the digest's own name cannot disable the check.
 _HEADER_KEYS = frozenset({"format", "format_version", "config", "metadata", DIGEST_KEY})
-_BUILD_SLACK = 64 << 20  # bytes a network may allocate beyond 4x its weights (filters, temporaries)
 
 
 def _network_entry(net: torch.nn.Module, role: str) -> tuple[NetworkKind, dict]:
@@ -246,21 +245,8 @@ def _build(
             "does not know; it may need a newer program version."
         )
     kwargs = entry["kwargs"]
-    weight_bytes = 4 * sum(math.prod(s) for s in shapes.values())  # as float32 in memory
-    budget = AllocationBudget(max_bytes=4 * weight_bytes + _BUILD_SLACK, max_calls=8 * len(shapes) + 256)
-    try:
-        with budget:
-            return build_network(kind, kwargs), kind, kwargs
-    except OverBudget as exc:
-        raise ModelLoadError(
-            f"{source}: the settings of {role} describe a network far bigger than the weights the file "
-            f"holds ({exc}); the file is damaged or was made to exhaust memory. Not loaded."
-        ) from None
-    except Exception as exc:  # anything the constructors raise for settings they cannot take
-        raise ModelLoadError(
-            f"{source}: cannot build {role} from the settings {_short(kwargs)}: {type(exc).__name__}: "
-            f"{_short(exc, 200)}"
-        ) from None
+    float32_bytes = 4 * sum(math.prod(s) for s in shapes.values())
+    return build_bounded(kind, kwargs, float32_bytes, len(shapes), f"{role} of {source}"), kind, kwargs
 
 
 def load(
