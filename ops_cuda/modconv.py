@@ -76,7 +76,9 @@ def modulated_conv2d_ref(x, weight, styles, demodulate, padding, up, down, resam
     if demodulate and normalize:
         weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)  # [N, O, I, kh, kw]
+    w = None  # the per-sample weights [N, O, I, kh, kw], formed when NVIDIA's code forms them
+    if demodulate or fused:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
     dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt() if demodulate else None  # [N, O]
     conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight, impl="ref")
     if not fused:
