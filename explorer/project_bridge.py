@@ -105,7 +105,7 @@ class ProjectBridge(QObject):
     def __init__(self, projections_dir: str, parent=None, *, threads: int | None = None):
         super().__init__(parent)
         self.projections_dir = projections_dir
-        self.threads = threads  # torch threads for projecting (None: torch's default)
+        self.threads = threads  # torch threads for projecting (None: gan.photo.project.threads_for_load)
         self._photo = None  # gan.photo.image.Photo of the open photo
         self._faces: list = []
         self._stop = threading.Event()
@@ -248,14 +248,15 @@ class ProjectBridge(QObject):
         from gan.errors import Cancelled, UserError
         from gan.photo.losses import psnr, ssim_uint8
         from gan.photo.pipeline import discriminator_for, model_description
-        from gan.photo.project import ProjectConfig, project, save_projection
+        from gan.photo.project import ProjectConfig, project, save_projection, threads_for_load
 
         out = {"path": None, "image": None, "target": target, "psnr": None, "ssim": None, "seconds": None,
                "error": None, "cancelled": False, "d": None}  # fmt: skip
         before = torch.get_num_threads()
         try:
-            if self.threads:
-                torch.set_num_threads(self.threads)
+            threads = self.threads or threads_for_load()
+            if threads:
+                torch.set_num_threads(threads)
             overrides = {k: settings[k] for k in ("steps", "w_plus") if settings.get(k) is not None}
             config = ProjectConfig.preset(settings.get("preset", "default"), **overrides)
             model = self._model(model_path)

@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch CPU threads (default: torch's choice; 1 is faster on a machine busy with other jobs)",
+        help="torch CPU threads (default: torch's choice, 1 when other jobs keep every core busy)",
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, ...")
 
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_target,
         projection_render_args,
     )
-    from gan.photo.project import ProjectConfig, project, save_projection
+    from gan.photo.project import ProjectConfig, project, save_projection, threads_for_load
     from gan.recipe import model_ref, recipe_to_dict, write_png
     from gan.render import Renderer
 
@@ -109,10 +109,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["w_plus"] = True
     config = ProjectConfig.preset(args.preset, **overrides)
     config.validate()
-    if args.threads is not None:
-        if args.threads < 1:
+    threads = args.threads if args.threads is not None else threads_for_load()
+    if threads is not None:
+        if threads < 1:
             raise UserError("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
+        if args.threads is None:
+            print("the machine is busy: projecting on 1 torch thread (--threads to choose)", file=sys.stderr)
+        torch.set_num_threads(threads)
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
     if args.lpips_lin and not args.vgg:

@@ -152,6 +152,17 @@ class Projection:
 # --- set-up ----------------------------------------------------------------------------------
 
 
+def threads_for_load() -> int | None:
+    """1 when other processes keep every core busy (1-minute load average above the core count),
+    else None (torch's default). On a busy 2-core machine two torch threads mostly wait for each
+    other's time slices: a 64 px projection step took 7x longer with two than with one."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    return 1 if load > (os.cpu_count() or 1) else None
+
+
 @torch.no_grad()
 def w_stats(
     G: torch.nn.Module, samples: int, seed: int, class_idx: int | None = None

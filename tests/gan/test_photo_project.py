@@ -263,3 +263,13 @@ def test_a_projection_recipe_drives_videos():
     assert all(np.array_equal(f.w, result.ws) and set(f.noise) == set(result.noise) for f in frames)
     np.testing.assert_array_equal(renderer.render(frames[1]).image, result.image)  # strength 0
     assert not np.array_equal(renderer.render(frames[0]).image, result.image)
+
+
+def test_one_thread_when_the_machine_is_busy(monkeypatch):
+    from gan.photo import project as module
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (5.0, 5.0, 5.0))
+    assert module.threads_for_load() == 1
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert module.threads_for_load() is None
