@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
     if args.write:
-        write_section(f"Side by side: {fast} vs {slow}, {args.res} px generators", body)
+        batches = ", ".join(str(b) for b in args.batch)
+        write_section(f"Side by side: {fast} vs {slow}, {args.res} px generators, batch {batches}", body)
     print(body)
     return 0
 
