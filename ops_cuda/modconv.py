@@ -8,11 +8,13 @@ Two formulations of the same maths, behind the usual impl switch:
   non-fused path: activations scaled, a shared convolution, demodulation coefficients from the full
   per-sample product).
 - 'cpu' / 'cuda' (plain torch, no build): the demodulation coefficients come from a small matmul,
-  styles^2 [N, I] @ (sum over the taps of weight^2) [I, O]. For a batch, the styles scale the
-  input channels, one convolution with the shared weight runs over the batch and the coefficients
-  scale the output channels, so nothing of size N * O * I * kh * kw is formed (NVIDIA's non-fused
-  path, also cheaper to back-propagate). For one sample, both scales are folded into the weight in
-  one pass. Results equal 'ref' up to float rounding.
+  styles^2 [N, I] @ (sum over the taps of weight^2) [I, O], and are applied the cheaper way for the
+  layer's sizes: folded with the styles into per-sample weights in one pass (then one grouped
+  convolution), where a sample's activations are larger than the weight (batch 1, high
+  resolutions, few channels); else the styles scale the input channels, one convolution with the
+  shared weight runs over the batch and the coefficients scale the output channels, so nothing of
+  size N * O * I * kh * kw is formed (NVIDIA's non-fused path). Results equal 'ref' up to float
+  rounding.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def modulated_conv2d_ref(x, weight, styles, demodulate, padding, up, down, resam
 
 def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resample_filter, flip_weight,
                           input_gain, normalize, fused):  # fmt: skip
-    """Styles scale the activations, one shared convolution, demodulation from a small matmul."""
+    """Demodulation from a small matmul; the scales folded into per-sample weights or applied to
+    the activations, whichever touches fewer elements."""
     n = x.shape[0]
     in_ch, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
     out_scale = None  # [N, O] or [1, O]
@@ -112,13 +115,21 @@ def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resa
             out_scale = out_scale * inv_ms.sqrt().t()
     s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
     conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
-    if n == 1:
-        # One sample: fold both scales into the weight, a single pass over it (the outer product
-        # of the scales is only [O, I]). Scaling the activations instead would cost two passes over
-        # tensors that are much larger than the weight in the high-resolution layers.
-        scale = s.reshape(1, in_ch) if out_scale is None else out_scale.reshape(-1, 1) * s
-        w = weight * scale.reshape(scale.shape[0], in_ch, 1, 1)
-        return conv2d_resample(x, w.to(x.dtype), **conv)
+    out_ch, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    if n == 1 or weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3]:
+        # Fold both scales into per-sample weights, one pass over them (the outer product of the
+        # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over
+        # the activations (forward and backward) wherever a sample's activations outweigh the
+        # weight, as in the high-resolution and all small-channel layers.
+        scale = (
+            s.reshape(n, 1, in_ch)
+            if out_scale is None
+            else out_scale.reshape(n, -1, 1) * s.reshape(n, 1, in_ch)
+        )
+        w = weight.unsqueeze(0) * scale.unsqueeze(-1).unsqueeze(-1)  # [N, O or 1 -> O, I, kh, kw]
+        w = w.expand(n, out_ch, in_ch, kh, kw).reshape(n * out_ch, in_ch, kh, kw)
+        x = conv2d_resample(x.reshape(1, n * in_ch, *x.shape[2:]), w.to(x.dtype), groups=n, **conv)
+        return x.reshape(n, out_ch, *x.shape[2:])
     x = x * s.to(x.dtype).reshape(n, in_ch, 1, 1)
     x = conv2d_resample(x, weight.to(x.dtype), **conv)
     if out_scale is not None:

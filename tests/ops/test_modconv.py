@@ -26,6 +26,9 @@ CASES = {
     "sg2_torgb": (dict(demodulate=False), 5, 3, 1, 8),
     "down": (dict(padding=1, down=2, resample_filter=FIR), 3, 4, 3, 10),
     "per_sample_gain": (dict(padding=1, normalize=True), 4, 4, 3, 7),
+    # Weight larger than a sample's activations: the fast impl scales the activations instead.
+    "wide_small": (dict(padding=1, normalize=True, input_gain=torch.tensor(0.9)), 24, 20, 3, 3),
+    "wide_small_up": (dict(padding=1, up=2, resample_filter=FIR, flip_weight=False), 24, 20, 3, 3),
 }
 
 
@@ -66,7 +69,7 @@ def test_fast_matches_ref_forward_and_backward(case, batch, fused):
         _close(a, b)
 
 
-@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up", "per_sample_gain"])
+@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up", "per_sample_gain", "wide_small", "wide_small_up"])
 def test_fast_matches_ref_in_float64_to_rounding(case):
     x, weight, styles, kwargs = _inputs(case, 2, dtype=torch.float64)
     y_fast, g_fast = _run("cpu", x, weight, styles, kwargs)
@@ -76,7 +79,7 @@ def test_fast_matches_ref_in_float64_to_rounding(case):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
 
 
-@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up"])
+@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up", "wide_small"])
 def test_second_order_gradients_match(case):
     """Path-length regularisation differentiates d(output)/d(styles) again."""
     x, weight, styles, kwargs = _inputs(case, 2, dtype=torch.float64)
