@@ -104,7 +104,10 @@ def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resa
     in_ch, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
     out_scale = None  # [N, O] or [1, O]
     if demodulate:
-        wsq = weight.square().sum(dim=[2, 3])  # [O, I]: squared norm of each filter
+        if torch.is_grad_enabled() and weight.requires_grad:
+            wsq = weight.square().sum(dim=[2, 3])  # [O, I]: squared norm of each filter
+        else:  # one pass, no temporary (but its gradient is undefined for an all-zero filter)
+            wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square()
         if normalize:
             # weight / rms(weight[o]) is folded into the output scale instead of forming a new weight.
             inv_ms = wsq.sum(dim=1, keepdim=True).mul(1.0 / (in_ch * taps)).reciprocal()  # [O, 1]
