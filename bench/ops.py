@@ -16,12 +16,20 @@ calls + torch elementwise passes over the full-size upsampled tensor) and the fu
 alternately in the same process (best of --repeat each):
 
     python -m bench.ops --flrelu-backward sg3t-64:16 sg3t-256:1 --write
+
+With --other-build SO CONFIG:BATCH ..., it times the filtered_lrelu forward and fused backward kernels
+of another compiled build of the extension (e.g. one built from an older commit: its
+ops_cuda_cpu_<hash>.so) against the current build, loaded side by side in this process and run
+alternately, as process CPU time per output pixel (best of --repeat):
+
+    python -m bench.ops --other-build OLD.so --builds-at sg3r-256:1 sg3t-256:1 sg3t-64:8 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import time
@@ -210,6 +218,106 @@ def flrelu_backward_main(args, argv) -> int:
     return 0
 
 
+def load_build(path: str):
+    """Import a compiled ops_cuda extension file (another build) without compiling anything."""
+    import importlib.machinery
+    import importlib.util
+
+    name = os.path.basename(path).split(".")[0]  # must match the file's PyInit_<name>
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def bench_builds(other_path: str, name: str, batch: int, repeat: int) -> tuple[list[str], list[float]]:
+    """Per distinct layer call: CPU ns per output pixel of forward and fused backward, other build vs
+    the current one (alternating), and the totals over one generator forward's calls."""
+    from ops_cuda import _native, _native_ops
+    from ops_cuda.upfirdn2d import parse_padding
+
+    builds = {"other": load_build(other_path), "current": _native.load_extension("cpu")}
+    arch, res, cbase, cmax = CONFIGS[name]
+    groups: dict[tuple, list] = {}
+    for shape, kw in record_layer_calls(arch, res, cbase, cmax):
+        groups.setdefault(_key(shape, kw), [shape, kw, 0])[2] += 1
+    rows, totals = [], [0.0, 0.0, 0.0, 0.0]  # fwd other, fwd current, bwd other, bwd current (s)
+    gen = torch.Generator().manual_seed(0)
+    for shape, kw, count in groups.values():
+        x = torch.randn((batch, *shape[1:]), generator=gen)
+        b = torch.randn(shape[1], generator=gen)
+        fu, fd, up, down = kw["fu"], kw["fd"], kw["up"], kw["down"]
+        pad = parse_padding(kw["padding"])
+        c = -1.0 if kw["clamp"] is None else float(kw["clamp"])
+        wu = _native_ops._prepare_filter(fu, float(up**2), False, x)
+        wd = _native_ops._prepare_filter(fd, 1.0, False, x)
+        args = (wu, wd, b, up, down, *pad, float(kw["gain"]), float(kw["slope"]), c)
+        y = builds["current"].filtered_lrelu_fwd(x, *args)
+        dy = torch.randn(y.shape, generator=gen)
+        diff = (builds["other"].filtered_lrelu_fwd(x, *args) - y).abs().max().item()
+        best = {(k, d): math.inf for k in builds for d in ("fwd", "bwd")}
+        for _ in range(repeat):
+            for k, ext in builds.items():
+                c0 = time.process_time()
+                ext.filtered_lrelu_fwd(x, *args)
+                c1 = time.process_time()
+                ext.filtered_lrelu_grad(dy, x, *args)
+                c2 = time.process_time()
+                best[k, "fwd"] = min(best[k, "fwd"], c1 - c0)
+                best[k, "bwd"] = min(best[k, "bwd"], c2 - c1)
+        ns = 1e9 / y.numel()
+        for i, key in enumerate([("other", "fwd"), ("current", "fwd"), ("other", "bwd"), ("current", "bwd")]):
+            totals[i] += best[key] * count
+        desc = f"{list(x.shape)} up {up} down {down} fu {_taps(fu)} fd {_taps(fd)} x{count}"
+        rows.append(
+            f"| {name} | {desc} | {best['other', 'fwd'] * ns:.1f} | {best['current', 'fwd'] * ns:.1f} | "
+            f"{best['other', 'fwd'] / best['current', 'fwd']:.2f}x | {best['other', 'bwd'] * ns:.1f} | "
+            f"{best['current', 'bwd'] * ns:.1f} | {best['other', 'bwd'] / best['current', 'bwd']:.2f}x | "
+            f"{diff:.0e} |"
+        )
+        print(rows[-1], flush=True)
+    return rows, totals
+
+
+def builds_main(args, argv) -> int:
+    rows, summary = [], []
+    for spec in args.builds_at:
+        name, _, batch = spec.partition(":")
+        if name not in CONFIGS or not batch.isdigit():
+            print(f"--builds-at expects CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}")
+            return 2
+        config_rows, t = bench_builds(args.other_build, name, int(batch), args.repeat)
+        rows += config_rows
+        summary.append(
+            f"| {name} | {batch} | {t[0]:.2f} | {t[1]:.2f} | {t[0] / t[1]:.2f}x | {t[2]:.2f} | {t[3]:.2f} "
+            f"| {t[2] / t[3]:.2f}x |"
+        )
+    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
+    body = (
+        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
+        + (f"{args.note}\n\n" if args.note else "")
+        + "filtered_lrelu CPU kernels of two builds loaded in one process: 'other' = "
+        f"`{os.path.basename(args.other_build)}`, "
+        "'current' = this checkout's. Process CPU time (best of the repeats, the builds alternating), "
+        "fp32. Totals: CPU seconds summed over one generator forward's calls (each counted as often as "
+        "the generator makes it) at the batch given.\n\n"
+        "| config | batch | fwd other s | fwd current s | speed-up | bwd other s | bwd current s "
+        "| speed-up |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(summary)
+        + "\n\nPer distinct layer call: CPU nanoseconds per output pixel (and max abs difference of the "
+        "two builds' forward outputs).\n\n"
+        "| config | layer call | fwd other | fwd current | speed-up | bwd other | bwd current | speed-up "
+        "| diff |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if args.write:
+        write_section("Ops: filtered_lrelu kernels, two builds", body)
+    print(body)
+    return 0
+
+
 def _taps(f: torch.Tensor | None) -> str:
     return "-" if f is None else "x".join(str(s) for s in f.shape)
 
@@ -232,7 +340,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CONFIG:BATCH",
         help="time filtered_lrelu forward + backward, old unfused vs fused backward (e.g. sg3t-64:16)",
     )
+    p.add_argument(
+        "--other-build", metavar="SO", help="another build's compiled extension file to compare with"
+    )
+    p.add_argument("--builds-at", nargs="+", metavar="CONFIG:BATCH", default=["sg3r-256:1", "sg3t-256:1"])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.other_build:
+        return builds_main(args, argv)
     if args.flrelu_backward:
         return flrelu_backward_main(args, argv)
 
