@@ -29,9 +29,9 @@ def main(argv: list[str]) -> int:
     report: dict = {"frozen": bool(getattr(sys, "frozen", False)), "executable": sys.executable}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        import ops_cuda
+        from gan.capabilities import op_capabilities
 
-        report["capabilities"] = ops_cuda.capabilities("cpu")
+        report["capabilities"] = op_capabilities("cpu")
     report["warnings"] = [str(w.message) for w in caught]
     if args.train_options:
         from explorer.training_bridge import run_training_in_child

@@ -243,41 +243,15 @@ class ProjectBridge(QObject):
         return model
 
     def _do_project(self, model_path: str, target: np.ndarray, settings: dict, source: dict) -> None:
-        import torch
-
+        from gan.capabilities import torch_threads
         from gan.errors import Cancelled, UserError
-        from gan.photo.losses import psnr, ssim_uint8
-        from gan.photo.pipeline import discriminator_for, model_description
-        from gan.photo.project import ProjectConfig, project, save_projection, threads_for_load
+        from gan.photo.project import threads_for_load
 
         out = {"path": None, "image": None, "target": target, "psnr": None, "ssim": None, "seconds": None,
                "error": None, "cancelled": False, "d": None}  # fmt: skip
-        before = torch.get_num_threads()
         try:
-            threads = self.threads or threads_for_load()
-            if threads:
-                torch.set_num_threads(threads)
-            overrides = {k: settings[k] for k in ("steps", "w_plus") if settings.get(k) is not None}
-            config = ProjectConfig.preset(settings.get("preset", "default"), **overrides)
-            model = self._model(model_path)
-            D, where = discriminator_for(model)
-            out["d"] = where if D is not None else None
-
-            def on_step(p) -> None:
-                self.progress.emit(
-                    {"step": p.step, "steps": p.steps, "phase": p.phase, "loss": p.loss, "image": p.image}
-                )
-
-            [result] = project(model.G, target, config, D=D, on_step=on_step, should_stop=self._stop.is_set)
-            result.model = model_description(model)
-            result.source = source
-            os.makedirs(self.projections_dir, exist_ok=True)
-            digest = hashlib.sha256(result.ws.tobytes() + target.tobytes()).hexdigest()[:16]
-            stem = os.path.splitext(os.path.basename(str(source.get("photo", "photo"))))[0] or "photo"
-            path = os.path.join(self.projections_dir, f"{stem}-{digest}.npz")
-            save_projection(path, result)
-            out.update(path=path, image=result.image, psnr=psnr(result.image, target),
-                       ssim=ssim_uint8(result.image, target), seconds=result.seconds)  # fmt: skip
+            with torch_threads(self.threads or threads_for_load()):
+                self._project(model_path, target, settings, source, out)
         except Cancelled:
             out["cancelled"] = True
         except UserError as exc:
@@ -285,9 +259,34 @@ class ProjectBridge(QObject):
         except Exception as exc:
             log.exception("projection failed")
             out["error"] = f"Projection failed: {type(exc).__name__}: {exc}"
-        finally:
-            torch.set_num_threads(before)
         self._emit(self.finished, out)
+
+    def _project(self, model_path: str, target: np.ndarray, settings: dict, source: dict, out: dict) -> None:
+        from gan.photo.losses import psnr, ssim_uint8
+        from gan.photo.pipeline import discriminator_for, model_description
+        from gan.photo.project import ProjectConfig, project, save_projection
+
+        overrides = {k: settings[k] for k in ("steps", "w_plus") if settings.get(k) is not None}
+        config = ProjectConfig.preset(settings.get("preset", "default"), **overrides)
+        model = self._model(model_path)
+        D, where = discriminator_for(model)
+        out["d"] = where if D is not None else None
+
+        def on_step(p) -> None:
+            self.progress.emit(
+                {"step": p.step, "steps": p.steps, "phase": p.phase, "loss": p.loss, "image": p.image}
+            )
+
+        [result] = project(model.G, target, config, D=D, on_step=on_step, should_stop=self._stop.is_set)
+        result.model = model_description(model)
+        result.source = source
+        os.makedirs(self.projections_dir, exist_ok=True)
+        digest = hashlib.sha256(result.ws.tobytes() + target.tobytes()).hexdigest()[:16]
+        stem = os.path.splitext(os.path.basename(str(source.get("photo", "photo"))))[0] or "photo"
+        path = os.path.join(self.projections_dir, f"{stem}-{digest}.npz")
+        save_projection(path, result)
+        out.update(path=path, image=result.image, psnr=psnr(result.image, target),
+                   ssim=ssim_uint8(result.image, target), seconds=result.seconds)  # fmt: skip
 
     def _emit(self, signal, out: dict) -> None:
         """The job's last word: marks the bridge free first, so a slot may start the next job."""

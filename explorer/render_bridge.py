@@ -15,7 +15,6 @@ returns. PCA directions are computed in a second thread with progress and cancel
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -28,9 +27,6 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from explorer.project_bridge import LatentCache
 
 log = logging.getLogger(__name__)
-
-OPS = ("bias_act", "upfirdn2d", "filtered_lrelu", "fma")  # the custom ops shown in the status bar
-
 
 @dataclass
 class DirectionInfo:
@@ -88,62 +84,6 @@ class _Model:
     directions: dict[str, DirectionInfo] = field(default_factory=dict)
 
 
-def _equivariance_note(arch: str) -> str:
-    """What moving the input does for this architecture (shown in the transform inspector)."""
-    if arch == "stylegan3-r":
-        return "StyleGAN3-R: translation- and rotation-equivariant by design."
-    if arch.startswith("stylegan3"):
-        return "StyleGAN3-T: translation-equivariant by design (not built for rotation)."
-    if arch == "stylegan2":
-        return (
-            "StyleGAN2: not translation-equivariant; expect texture sticking "
-            "(the 4x4 constant moves, noise and borders stay)."
-        )
-    return f"{arch}: equivariance unknown."
-
-
-def model_info(loaded, device: str, ops_impl: str = "auto") -> dict:
-    """Plain description of a LoadedModel for the About box and status bar."""
-    import ops_cuda
-    from gan.io.origin import origin_lines
-    from gan.metrics.equivariance import has_input_transform
-    from gan.model_defaults import default_seed
-
-    G = loaded.G
-    params = sum(p.numel() for p in G.parameters())
-    if ops_impl != "auto":
-        # Forced: no need to look at (or wait for) compiled kernels.
-        reason = "forced with --ops"
-        caps = {op: {"impl": ops_impl, "reason": reason, "device": device, "state": "forced"} for op in OPS}
-    else:
-        try:
-            caps = ops_cuda.capabilities(device)
-        except Exception as exc:  # capabilities are informative only; never block opening a model
-            caps = {"error": {"impl": "?", "reason": str(exc), "device": device}}
-    return {
-        "path": os.path.abspath(str(loaded.source)),
-        "name": os.path.basename(str(loaded.source)),
-        "sha256": loaded.sha256,
-        "arch": loaded.arch,
-        # Translate / rotate work for StyleGAN2 and 3; only StyleGAN3 is built to follow them.
-        "has_input_transform": has_input_transform(G),
-        "equivariant_by_design": loaded.arch.startswith("stylegan3"),
-        "equivariance_note": _equivariance_note(loaded.arch),
-        "resolution": int(G.img_resolution),
-        "z_dim": int(G.z_dim),
-        "w_dim": int(G.w_dim),
-        "c_dim": int(G.c_dim),
-        "num_ws": int(G.num_ws),
-        "params": int(params),
-        "device": device,
-        "networks": list(loaded.networks),
-        "ops": caps,
-        "metadata_keys": sorted(loaded.metadata.keys()) if isinstance(loaded.metadata, dict) else [],
-        "default_seed": default_seed(loaded.metadata),  # the seed a fresh start shows (or None)
-        "origin": origin_lines(loaded.metadata if isinstance(loaded.metadata, dict) else {}),
-    }
-
-
 class _Jobs:
     """What the worker has to do, guarded by one condition variable."""
 
@@ -189,10 +129,10 @@ class _KernelBuild:
         self.thread.start()
 
     def _run(self, device: str) -> None:
-        import ops_cuda
+        from gan.capabilities import op_capabilities
 
         try:
-            self.ops = ops_cuda.capabilities(device, build=True)
+            self.ops = op_capabilities(device, build=True)
             slow = sorted({c["reason"] for c in self.ops.values() if c.get("state") == "unavailable"})
             self.message = (
                 "C++ kernels unavailable, rendering stays on the reference ops: " + "; ".join(slow)
@@ -471,14 +411,12 @@ class RenderBridge(QObject):
     # -- worker side (runs in the worker thread, or inline with force_sync) -----------------
 
     def ops_context(self):
-        """Context in which worker threads run torch work (ops_cuda.prefer_impl is per thread)."""
-        import contextlib
-
-        import ops_cuda
+        """Context in which worker threads run torch work (the ops' choice is per thread)."""
+        from gan.capabilities import prefer_ops
 
         if self.ops_impl == "auto" and self._kernels.running:
-            return ops_cuda.prefer_impl("ref")  # the compiled kernels are still being built
-        return contextlib.nullcontext() if self.ops_impl == "auto" else ops_cuda.prefer_impl(self.ops_impl)
+            return prefer_ops("ref")  # the compiled kernels are still being built
+        return prefer_ops(self.ops_impl)
 
     @property
     def kernels_building(self) -> bool:
@@ -546,6 +484,7 @@ class RenderBridge(QObject):
 
     def _do_load(self, path: str, role: str, stamp: int) -> None:
         from gan.errors import ModelLoadError, UserError
+        from gan.model_info import model_info
         from gan.model_io import load_model
         from gan.render import Renderer
         from gan.resources import shipped_blend_partners
@@ -673,27 +612,11 @@ class RenderBridge(QObject):
             if request.get("space", "w") == "z":
                 args.z = zs[0] + x * (zs[1] - zs[0]) + y * (zs[2] - zs[0])
             else:
-                ws = [self._map(z, args) for z in zs]
+                ws = [model.renderer.map_z(z, args) for z in zs]
                 args.w = ws[0] + x * (ws[1] - ws[0]) + y * (ws[2] - ws[0])
         if request.get("projection"):  # a projected photo replaces the seed (and a seed plane)
             args.w, args.noise = self._latents.get(request["projection"])
         return args
-
-    def _map(self, z: np.ndarray, args) -> np.ndarray:
-        import torch
-
-        G = self._model.loaded.G
-        c = torch.zeros([1, G.c_dim])
-        if G.c_dim and args.class_idx is not None and 0 <= int(args.class_idx) < G.c_dim:
-            c[0, int(args.class_idx)] = 1
-        with torch.no_grad():
-            ws = G.mapping(
-                torch.from_numpy(z)[None].to(self.device),
-                c.to(self.device),
-                truncation_psi=args.psi,
-                truncation_cutoff=args.truncation_cutoff,
-            )
-        return ws[0].cpu().numpy()
 
     def _do_render(self, stamp: int, generation: int, request: dict) -> None:
         if self._model is None:
@@ -756,97 +679,19 @@ class RenderBridge(QObject):
             self.thumbnail_ready.emit(grid_gen, seed, image)
 
     def _do_eq(self, stamp: int, generation: int, request: dict) -> None:
-        out = {
-            "stamp": stamp,
-            "generation": generation,
-            "image": None,
-            "psnr": None,
-            "error": None,
-            "reference": None,
-            "transformed": None,
-        }
+        from gan.render import EquivarianceView, RenderError
+
         if self._model is None:
             return
         try:
-            out.update(self._equivariance(request))
-        except Exception as exc:
-            log.exception("equivariance view failed")
-            out["error"] = f"{type(exc).__name__}: {exc}"
+            view = self._renderer_for(request).equivariance_view(self.render_args(request))
+        except RenderError as exc:  # e.g. models that cannot be blended
+            view = EquivarianceView(error=str(exc))
+        out = dict(vars(view), stamp=stamp, generation=generation)
         if self.force_sync:
             self._on_eq(out)
         else:
             self._eq_internal.emit(out)
-
-    def _equivariance(self, request: dict) -> dict:
-        """Output of the transformed input against the transformed output of the plain render
-        (the StyleGAN3 paper's EQ-T / EQ-R comparison, for the current latent)."""
-        import torch
-
-        from gan.metrics import equivariance as eq
-        from gan.render import input_transform_matrix
-
-        if not self._model.info["has_input_transform"]:
-            return {"error": "The equivariance view needs a StyleGAN2 or StyleGAN3 model (an input to move)."}
-        tx, ty = (float(v) for v in request.get("translate", (0.0, 0.0)))
-        angle_deg = float(request.get("rotate", 0.0))
-        if tx == 0 and ty == 0 and angle_deg == 0:
-            return {"error": "Translate or rotate the input to see the equivariance error."}
-        renderer = self._renderer_for(request)
-        plain = renderer.render(self.render_args(dict(request, translate=(0.0, 0.0), rotate=0.0)))
-        if plain.error:
-            return {"error": plain.error}
-        G = renderer.G
-        ws = torch.from_numpy(plain.w)[None].to(self.device)
-        m = input_transform_matrix((tx, ty), angle_deg)  # what the network's input gets
-        transforms = torch.stack([torch.eye(3, dtype=torch.float32), torch.from_numpy(m).float()])
-        noise = request.get("noise_mode", "const")
-        noise = "const" if noise == "random" else noise  # both renders need the same noise
-        with torch.no_grad():
-            images = (
-                G.synthesis(
-                    ws.repeat(2, 1, 1),
-                    noise_mode=noise,
-                    force_fp32=True,
-                    input_transform=transforms.to(self.device),
-                )
-                .float()
-                .cpu()
-            )
-        orig, out = images[:1], images[1:]
-        res = orig.shape[-1]
-        a = 3
-        if angle_deg == 0:
-            ref, mask = eq.fractional_translate(orig, tx * res, ty * res, a)
-            got = out
-        else:
-            forward = torch.from_numpy(np.linalg.inv(m))  # the output-space move of the same transform
-            ref, ref_mask = eq.affine_warp(orig, forward, up=4, a=a, amax=2 * a)
-            got, got_mask = eq.pseudo_rotate(out, math.radians(angle_deg), a)
-            mask = ref_mask * got_mask
-        err = (ref - got).square() * mask
-        count = float(mask.sum())
-        if count == 0:
-            return {"error": "The transform moves the image out of view: nothing left to compare."}
-        mse = float(err.sum()) / count
-        psnr = float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
-        # Error map: absolute error (0..2) amplified 4x, masked-out border dimmed blue.
-        e = ((ref - got).abs().mean(1)[0] * mask[0, 0]).numpy()
-        e8 = np.clip(e * 4.0 * 127.5, 0, 255).astype(np.uint8)
-        img = np.stack([e8, e8, e8], axis=-1)
-        outside = mask[0, 0].numpy() == 0
-        img[outside] = (20, 24, 60)
-
-        def to_u8(t):
-            return np.ascontiguousarray(
-                (t[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()[:, :, :3]
-            )
-
-        return {
-            "image": np.ascontiguousarray(img),
-            "psnr": psnr,
-            "reference": to_u8(ref),
-            "transformed": to_u8(got),
-        }
 
     # -- recipes ---------------------------------------------------------------------------
 
@@ -995,6 +840,6 @@ class RenderBridge(QObject):
 
 
 def _default_device() -> str:
-    import torch
+    from gan.capabilities import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()

@@ -72,10 +72,11 @@ def check_inception() -> Check:
 
 
 def check_gpu() -> Check:
-    import torch
+    from gan.capabilities import cuda_name
 
-    if torch.cuda.is_available():
-        return Check("GPU", True, f"CUDA: {torch.cuda.get_device_name(0)}.")
+    name = cuda_name()
+    if name is not None:
+        return Check("GPU", True, f"CUDA: {name}.")
     return Check(
         "GPU",
         True,

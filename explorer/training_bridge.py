@@ -267,9 +267,9 @@ class TrainingBridge(QObject):
 
     @staticmethod
     def has_gpu() -> bool:
-        import torch
+        from gan.capabilities import cuda_name
 
-        return bool(torch.cuda.is_available())
+        return cuda_name() is not None
 
     @staticmethod
     def cpu_sized(resolution: int | None) -> dict:

@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -113,6 +113,17 @@ class RenderResult:
     error: str | None = None
 
 
+@dataclass(eq=False)
+class EquivarianceView:
+    """Renderer.equivariance_view: uint8 [H, W, 3] images, or an error saying why there are none."""
+
+    image: np.ndarray | None = None  # error map: |reference - transformed|, amplified
+    reference: np.ndarray | None = None  # the plain render moved in output space
+    transformed: np.ndarray | None = None  # the render of the moved input
+    psnr: float | None = None  # dB, over the pixels both images cover; inf when equal
+    error: str | None = None
+
+
 def seed_to_z(seed: int, z_dim: int) -> np.ndarray:
     """The official seed -> z rule, as float32 [z_dim] (the mapping network casts to float32 anyway)."""
     if not 0 <= int(seed) <= MAX_SEED:
@@ -189,10 +200,27 @@ class Renderer:
         self._mapping_cache = _Lru(mapping_cache_items)
         self._stage_cache = _Lru(max_items=10_000, max_bytes=activation_cache_bytes)
 
-    def clear_cache(self) -> None:
-        """Forget cached results, e.g. after the generator's weights changed."""
-        self._mapping_cache.clear()
-        self._stage_cache.clear()
+    def map_z(self, z: np.ndarray, args: RenderArgs) -> np.ndarray:
+        """ws [num_ws, w_dim] float32 of z with the class and truncation of args (cached, the same
+        mapping a render of z uses); RenderError when the class or cutoff does not fit."""
+        with torch.no_grad():
+            return self._mapped(np.asarray(z, dtype=np.float32), args, CacheInfo())[0].cpu().numpy()
+
+    def map_seed(self, seed: int, args: RenderArgs) -> np.ndarray:
+        """map_z of the seed's z (seed_to_z)."""
+        return self.map_z(seed_to_z(seed, self.G.z_dim), args)
+
+    def equivariance_view(self, args: RenderArgs) -> EquivarianceView:
+        """The render of args' input transform against the plain render moved the same way in
+        output space (the StyleGAN3 paper's EQ-T / EQ-R comparison, for one latent). Never raises."""
+        try:
+            with torch.no_grad():
+                return self._equivariance_view(args)
+        except RenderError as exc:
+            return EquivarianceView(error=str(exc))
+        except Exception as exc:  # the boundary never raises; the caller shows the text
+            log.exception("equivariance view failed")
+            return EquivarianceView(error=f"{type(exc).__name__}: {exc}")
 
     def render(self, args: RenderArgs) -> RenderResult:
         t0 = time.perf_counter()
@@ -382,3 +410,63 @@ class Renderer:
             if use_cache:
                 self._stage_cache.put(keys[index], state, _state_bytes(state))
         return stages.finish(_clone_state(state))
+
+    def _equivariance_view(self, args: RenderArgs) -> EquivarianceView:
+        from gan.metrics import equivariance as eq
+
+        G = self.G
+        if not eq.has_input_transform(G):
+            return EquivarianceView(
+                error="The equivariance view needs a StyleGAN2 or StyleGAN3 model (an input to move)."
+            )
+        tx, ty = (float(v) for v in args.translate)
+        angle_deg = float(args.rotate)
+        if tx == 0 and ty == 0 and angle_deg == 0:
+            return EquivarianceView(error="Translate or rotate the input to see the equivariance error.")
+        plain = self.render(replace(args, translate=(0.0, 0.0), rotate=0.0))
+        if plain.error:
+            return EquivarianceView(error=plain.error)
+        ws = torch.from_numpy(plain.w)[None].to(self.device)
+        m = input_transform_matrix((tx, ty), angle_deg)  # what the network's input gets
+        transforms = torch.stack([torch.eye(3), torch.from_numpy(m).float()]).to(self.device)
+        # Both renders need the same noise.
+        noise = "const" if args.noise_mode == "random" else args.noise_mode
+        with self._noise_override(args.noise):
+            images = G.synthesis(
+                ws.repeat(2, 1, 1), noise_mode=noise, force_fp32=True, input_transform=transforms
+            )
+        images = images.float().cpu()
+        orig, out = images[:1], images[1:]
+        res = orig.shape[-1]
+        a = 3
+        if angle_deg == 0:
+            ref, mask = eq.fractional_translate(orig, tx * res, ty * res, a)
+            got = out
+        else:
+            forward = torch.from_numpy(np.linalg.inv(m))  # the output-space move of the same transform
+            ref, ref_mask = eq.affine_warp(orig, forward, up=4, a=a, amax=2 * a)
+            got, got_mask = eq.pseudo_rotate(out, math.radians(angle_deg), a)
+            mask = ref_mask * got_mask
+        count = float(mask.sum())
+        if count == 0:
+            return EquivarianceView(
+                error="The transform moves the image out of view: nothing left to compare."
+            )
+        mse = float(((ref - got).square() * mask).sum()) / count
+        psnr = float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
+        # Error map: absolute error (0..2) amplified 4x, masked-out border dimmed blue.
+        e = ((ref - got).abs().mean(1)[0] * mask[0, 0]).numpy()
+        e8 = np.clip(e * 4.0 * 127.5, 0, 255).astype(np.uint8)
+        img = np.stack([e8, e8, e8], axis=-1)
+        img[mask[0, 0].numpy() == 0] = (20, 24, 60)
+        return EquivarianceView(
+            image=np.ascontiguousarray(img), psnr=psnr, reference=_to_uint8(ref), transformed=_to_uint8(got)
+        )
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """The first image of a [N, C, H, W] batch in [-1, 1] as uint8 [H, W, 3]."""
+    img = (images[0].permute(1, 2, 0) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[:, :, :3])

@@ -33,13 +33,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from gan import config_help
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_file
-from gan.render import Edit, RenderArgs, Renderer, seed_to_z
+from gan.render import Edit, RenderArgs, Renderer, RenderError, seed_to_z
 
 KINDS = ("rotate", "translate", "interp", "sweep")
 TRANSLATE_PATHS = ("circle", "line")
@@ -263,16 +262,10 @@ def base_args(job: VideoJob) -> RenderArgs:
 
 def _mapped_ws(renderer: Renderer, seed: int, args: RenderArgs) -> np.ndarray:
     """[num_ws, w_dim] of a seed with the base view's class and truncation."""
-    G = renderer.G
-    c = torch.zeros([1, G.c_dim], device=renderer.device)
-    if G.c_dim > 0:
-        if args.class_idx is None or not 0 <= int(args.class_idx) < G.c_dim:
-            raise UserError(f"this model is conditional: choose a class from 0 to {G.c_dim - 1}")
-        c[0, int(args.class_idx)] = 1
-    z = torch.from_numpy(seed_to_z(seed, G.z_dim))[None].to(renderer.device)
-    with torch.no_grad():
-        ws = G.mapping(z, c, truncation_psi=float(args.psi), truncation_cutoff=args.truncation_cutoff)
-    return ws[0].cpu().numpy()
+    try:
+        return renderer.map_seed(seed, args)
+    except RenderError as exc:
+        raise UserError(str(exc)) from None
 
 
 def frame_args(
