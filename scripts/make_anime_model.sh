@@ -7,14 +7,14 @@
 #
 # Use the snapshot the shipped default model came from (scripts/make_default_model.sh), so the
 # pair blends. KIMG: length of the fine-tune (default 4; about 270 s/kimg on 2 CPU cores).
-# Environment: ANIME_DATA (default /work/data/toon64_anime.zip, made here if missing),
-# RUNS (default /work/runs).
+# Environment: ANIME_DATA (default toon64_anime.zip, made here if missing),
+# RUNS (default runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SNAPSHOT=${1:?usage: $0 SNAPSHOT.safetensors [KIMG]}
 KIMG=${2:-4}
-DATA=${ANIME_DATA:-/work/data/toon64_anime.zip}
-RUNS=${RUNS:-/work/runs}
+DATA=${ANIME_DATA:-toon64_anime.zip}
+RUNS=${RUNS:-runs}
 BASE=resources/models/default-toon64-sg3t.safetensors
 MODEL=resources/models/toon64-sg3t-anime.safetensors
 export PATH="$PWD/.venv/bin:$PATH"

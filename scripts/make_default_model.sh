@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SNAPSHOT=${1:?usage: $0 SNAPSHOT.safetensors [DATA.zip]}
-DATA=${2:-/work/data/toon64.zip}
+DATA=${2:-toon64.zip}
 MODEL=resources/models/default-toon64-sg3t.safetensors
 export PATH="$PWD/.venv/bin:$PATH"
 
@@ -46,5 +46,6 @@ cp "$tmp/grid.png" docs/default_model_samples.png
 gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-4}" \
     --seeds 1000-1199 --control --grid docs/default_model_anime_sweep.png --grid-steps 9 | tee docs/default_model_anime_measure.txt
 if [ "${QUALITY:-1}" != 0 ]; then
+    test -f "$DATA" || gan dataset toon --out "$DATA" --count 20000 --resolution 64 --seed 0
     python -m bench.toon_quality --model "$MODEL" --data "$DATA" --write
 fi

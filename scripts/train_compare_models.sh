@@ -10,8 +10,8 @@
 # defaults. Runs at low priority with one thread each, so other work on the machine goes first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-/work/runs}
-DATA=${DATA:-/work/data/toon64.zip}
+RUNS=${RUNS:-runs}
+DATA=${DATA:-toon64.zip}
 KIMG=${KIMG:-146}
 PY=${PY:-.venv/bin/python}
 SAVED=resources/models/training
