@@ -188,6 +188,31 @@ def child(spec: StepSpec, impls: list[str], rounds: int, threads: int) -> dict:
     return out
 
 
+def profile(spec: StepSpec, impl: str, threads: int, top: int) -> str:
+    """torch.profiler tables per phase (after one warm-up pass): the ops by self CPU time, so the
+    forward ops and their autograd backward nodes (`...Backward`) show where a step's time goes."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    import ops_cuda
+
+    torch.set_num_threads(threads)
+    s = build(spec)
+    start = snapshot_state(s)
+    time_phases(s, impl, seed=1000)  # warm-up: kernels built, caches filled
+    restore_state(s, start)
+    lines = []
+    with ops_cuda.prefer_impl(impl):
+        for i, phase in enumerate(phases_of(s)):
+            with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                c0 = time.process_time()
+                run_phase(s, phase, 1000 + i)
+                cpu = time.process_time() - c0
+            lines.append(f"== {phase} (impl {impl}, every {s.intervals[phase]} steps): {cpu:.3f} CPU s ==")
+            lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+    return "\n".join(lines)
+
+
 def _spec_args(spec: StepSpec) -> list[str]:
     return [f"--{k.replace('_', '-')}={v}" for k, v in vars(spec).items()]
 
@@ -217,8 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--profile",
+        type=int,
+        metavar="TOP",
+        default=0,
+        help="print torch.profiler tables (TOP ops by self CPU time per phase) for the first impl",
+    )
     args = p.parse_args(argv)
     spec = StepSpec(**{k: getattr(args, k) for k in vars(StepSpec())})
+    if args.profile:
+        print(profile(spec, args.impls[0], args.threads, args.profile))
+        return 0
     if args.child:
         print(json.dumps(child(spec, args.impls, args.rounds, args.threads)))
         return 0

@@ -59,12 +59,12 @@ SKIP = {
 # Seconds a command may run before it is stopped with Ctrl-C (prefix match; first hit wins).
 TIMEOUTS = [
     ("gan dataset toon --count 20000", 900),
-    ("gan dataset convert", 600),
+    ("gan dataset convert", 300),
     ("scripts/make_", 120),
     ("make run", 120),
     ("xvfb-run -a make run", 120),
 ]
-DEFAULT_TIMEOUT = 300
+DEFAULT_TIMEOUT = 120
 
 # Names of files a README reader has and this clone does not; make_standins makes one for each.
 STANDIN_NAMES = (
