@@ -15,6 +15,8 @@ toon-face JPEGs and PNGs (one unreadable file among them), and a 256 px StyleGAN
 NVIDIA's layout (tests/support/official_layout.py) for the 256 px fine-tune recipe. Nothing else
 in a command is changed.
 
+Without a DISPLAY the commands get one of their own (Xvfb :97), as a reader at a desktop has.
+
 Outcomes: `ok` (exit 0), `failed` (exit status and the last lines of its output), or `running`:
 a long command (training, a 20k-image data set, a display) still working when its time was up,
 then stopped with Ctrl-C (SIGINT) and given 60 s to stop cleanly; its last output line shows how
@@ -28,6 +30,7 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", default=None, help="write the Markdown report here too")
     p.add_argument("--only", default=None, help="run only commands containing this text")
     args = p.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)
 
     commands = readme_commands((ROOT / "README.md").read_text())
     if args.only:
@@ -282,13 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     standins = make_standins(Path(args.shared))
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("CI", None)
+    display = None
+    if not env.get("DISPLAY") and shutil.which("Xvfb"):
+        # A reader at a desktop has a display: `make run` opens its window there.
+        display = subprocess.Popen(["Xvfb", ":97", "-screen", "0", "1600x1000x24"], stderr=subprocess.DEVNULL)
+        env["DISPLAY"] = ":97"
     outcomes = []
-    for command in commands:
-        outcome = run(command, standins, env)
-        print(f"line {command.line}: {outcome.status} ({outcome.seconds:.0f} s) {command.text}", flush=True)
-        if outcome.status == "failed":
-            print(f"    {outcome.detail}", flush=True)
-        outcomes.append(outcome)
+    try:
+        for command in commands:
+            outcome = run(command, standins, env)
+            print(f"line {command.line}: {outcome.status} ({outcome.seconds:.0f} s) {command.text}")
+            if outcome.status == "failed":
+                print(f"    {outcome.detail}", flush=True)
+            outcomes.append(outcome)
+    finally:
+        if display is not None:
+            display.terminate()
     text = report(outcomes, standins)
     print(text)
     if args.report:
