@@ -13,8 +13,9 @@ Two formulations of the same maths, behind the usual impl switch:
   convolution), where a sample's activations are larger than the weight (batch 1, high
   resolutions, few channels); else the styles scale the input channels, one convolution with the
   shared weight runs over the batch and the coefficients scale the output channels, so nothing of
-  size N * O * I * kh * kw is formed (NVIDIA's non-fused path). Results equal 'ref' up to float
-  rounding.
+  size N * O * I * kh * kw is formed (NVIDIA's non-fused path). 1x1 layers without resampling
+  (StyleGAN3-R, every toRGB) are one batched matmul with the folded [N, O, I] weights. Results
+  equal 'ref' up to float rounding.
 """
 
 from __future__ import annotations
@@ -119,6 +120,18 @@ def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resa
     s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
     conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
     out_ch, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
+    if kh == 1 and kw == 1 and up == 1 and down == 1 and padding == 0:
+        # A 1x1 layer is a per-sample matmul: fold both scales into [N, O, I] weights (HW times
+        # fewer elements than the product) and run one bmm. torch's grouped 1x1 convolution on the
+        # CPU loops over the groups with its slow path and concatenates the gradients.
+        scale = (
+            s.reshape(n, 1, in_ch)
+            if out_scale is None
+            else out_scale.reshape(n, -1, 1) * s.reshape(n, 1, in_ch)
+        )
+        w = (weight.reshape(1, out_ch, in_ch) * scale).to(x.dtype)  # [N, O, I]
+        y = torch.bmm(w, x.reshape(n, in_ch, -1))
+        return y.reshape(n, out_ch, *x.shape[2:])
     if n == 1 or weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3]:
         # Fold both scales into per-sample weights, one pass over them (the outer product of the
         # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over

@@ -69,7 +69,10 @@ def test_fast_matches_ref_forward_and_backward(case, batch, fused):
         _close(a, b)
 
 
-@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up", "per_sample_gain", "wide_small", "wide_small_up"])
+@pytest.mark.parametrize(
+    "case",
+    ["sg3_layer", "sg3_r_layer", "sg2_torgb", "sg2_up", "per_sample_gain", "wide_small", "wide_small_up"],
+)
 def test_fast_matches_ref_in_float64_to_rounding(case):
     x, weight, styles, kwargs = _inputs(case, 2, dtype=torch.float64)
     y_fast, g_fast = _run("cpu", x, weight, styles, kwargs)
@@ -79,7 +82,7 @@ def test_fast_matches_ref_in_float64_to_rounding(case):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
 
 
-@pytest.mark.parametrize("case", ["sg3_layer", "sg2_up", "wide_small"])
+@pytest.mark.parametrize("case", ["sg3_layer", "sg3_r_layer", "sg2_torgb", "sg2_up", "wide_small"])
 def test_second_order_gradients_match(case):
     """Path-length regularisation differentiates d(output)/d(styles) again."""
     x, weight, styles, kwargs = _inputs(case, 2, dtype=torch.float64)
@@ -117,3 +120,20 @@ def test_inference_without_grad_matches_ref(case):
         fast = modconv.modulated_conv2d(x, weight, styles, impl="cpu", **kwargs)
         ref = modconv.modulated_conv2d(x, weight, styles, impl="ref", **kwargs)
     torch.testing.assert_close(fast, ref, rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["sg3_r_layer", "sg3_torgb", "sg2_torgb"])
+def test_1x1_layers_run_as_a_batched_matmul(case, monkeypatch):
+    """No (grouped) convolution for 1x1 layers: torch's CPU grouped 1x1 conv takes a slow path."""
+
+    def no_conv(*args, **kwargs):
+        raise AssertionError("a 1x1 modulated conv reached conv2d_resample")
+
+    monkeypatch.setattr(modconv, "conv2d_resample", no_conv)
+    x, weight, styles, kwargs = _inputs(case, 3)
+    y_fast, g_fast = _run("cpu", x, weight, styles, kwargs)
+    monkeypatch.undo()
+    y_ref, g_ref = _run("ref", x, weight, styles, kwargs)
+    _close(y_fast, y_ref)
+    for a, b in zip(g_fast, g_ref):
+        _close(a, b)
