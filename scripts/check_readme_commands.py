@@ -59,13 +59,13 @@ SKIP = {
     "python -m bench.startup --app dist/stylegan-explorer/stylegan-explorer --runs 3": "needs make dist",
 }
 
-# Seconds a command may run before it is stopped with Ctrl-C (prefix match; first hit wins).
+# Seconds a command may run before it is stopped with Ctrl-C (the first entry it contains wins).
 TIMEOUTS = [
-    ("gan dataset toon --count 20000", 900),
+    ("gan dataset toon --count 20000", 900),  # later commands need its data set
     ("gan dataset convert", 300),
+    ("screenshot_training_dialog.py", 1200),  # a Qt app: runs to its end, it does not stop on Ctrl-C
     ("scripts/make_", 120),
     ("make run", 120),
-    ("xvfb-run -a make run", 120),
 ]
 DEFAULT_TIMEOUT = 120
 
@@ -222,7 +222,13 @@ def substitute(command: str, standins: dict[str, str]) -> str:
 
 
 def timeout_for(command: str) -> int:
-    return next((t for prefix, t in TIMEOUTS if command.startswith(prefix)), DEFAULT_TIMEOUT)
+    return next((t for part, t in TIMEOUTS if part in command), DEFAULT_TIMEOUT)
+
+
+def _default_ctrl_c() -> None:
+    """Ctrl-C as in a terminal: a shell running this script in the background ignores SIGINT,
+    and ignored signals are inherited, so Python in the command would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(command: Command, standins: dict[str, str], env: dict) -> Outcome:
@@ -237,7 +243,7 @@ def run(command: Command, standins: dict[str, str], env: dict) -> Outcome:
         # Ctrl-C reaches the command and not this script.
         proc = subprocess.Popen(
             ["bash", "-c", text], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_ctrl_c,
         )  # fmt: skip
         try:
             rc = proc.wait(timeout=limit)
