@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         window.close()
         bridge.shutdown()  # the worker threads must end before Qt tears down
-        from explorer.training_bridge import wait_for_adopted_tasks
+        from explorer.tasks import wait_for_adopted_tasks
 
         wait_for_adopted_tasks()  # e.g. a training run still writing its stop snapshot
 

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         report["capabilities"] = op_capabilities("cpu")
     report["warnings"] = [str(w.message) for w in caught]
     if args.train_options:
-        from explorer.training_bridge import run_training_in_child
+        from explorer.training_process import run_training_in_child
 
         options = json.loads(Path(args.train_options).read_text(encoding="utf-8"))
         ticks: list[dict] = []

@@ -9,10 +9,12 @@ sidecar or the model file's metadata) are read when it has loaded; they travel a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
 from explorer.render_bridge import RenderBridge
+from explorer.state import ExplorerState
 
 MAX_PANES = 3
 
@@ -103,29 +105,29 @@ class CompareBridge(QObject):
 
     def request(
         self,
-        request: dict,
+        state: ExplorerState,
         continuous: bool = False,
         equivariance: bool = True,
         panes: list[int] | None = None,
     ) -> None:
-        """Render request (ExplorerState.to_render_request()) for every loaded pane (or those
-        listed); the equivariance error too, unless equivariance=False."""
+        """Render `state` in every loaded pane (or those listed); the equivariance error too,
+        unless equivariance=False."""
         for pane, bridge in self._bridges.items():
             if panes is not None and pane not in panes:
                 continue
             info = self._info.get(pane)
             if info is None:
                 continue  # still loading: rendered once it is there
-            own = dict(request)
-            if info["c_dim"] and own.get("class_idx") is None:
-                own["class_idx"] = 0  # conditional models show their first class
+            own = state
+            if info["c_dim"] and own.class_idx is None:
+                own = replace(state, class_idx=0)  # conditional models show their first class
             bridge.request_render(own, continuous=continuous)
             if equivariance and info["has_input_transform"]:
                 bridge.request_equivariance(own)
 
-    def recipe(self, pane: int, request: dict) -> dict:
-        """gan.recipe dict of the request for one pane's model (the base view of a video)."""
-        return self._bridges[pane].recipe(request)
+    def recipe(self, pane: int, state: ExplorerState):
+        """gan.recipe.Recipe of `state` with one pane's model (the base view of a video)."""
+        return self._bridges[pane].recipe(state)
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         return all(b.wait_idle(timeout_s) for b in list(self._bridges.values()))

@@ -115,10 +115,10 @@ class CompareWindow(QDialog):
         """The shared view: seed, psi, translate, rotate."""
         return self.controls.values()
 
-    def request(self) -> dict:
+    def view_state(self) -> ExplorerState:
+        """The shared view as explorer state (every other setting at its default)."""
         v = self.values()
-        state = ExplorerState(seed=v["seed"], psi=v["psi"], translate=v["translate"], rotate=v["rotate"])
-        return state.to_render_request()
+        return ExplorerState(seed=v["seed"], psi=v["psi"], translate=v["translate"], rotate=v["rotate"])
 
     def apply(self, fields: dict, continuous: bool = False) -> None:
         """Change the shared view (any of seed, psi, translate, rotate) and re-render every pane."""
@@ -128,7 +128,7 @@ class CompareWindow(QDialog):
     def _render(self, continuous: bool) -> None:
         # Like the main window: the equivariance error follows each settled change, not every
         # step of a drag (it costs two more synthesis passes per model).
-        self.bridge.request(self.request(), continuous=continuous, equivariance=not continuous)
+        self.bridge.request(self.view_state(), continuous=continuous, equivariance=not continuous)
 
     def _on_controls(self, fields: dict, continuous: bool) -> None:
         self._render(continuous)
@@ -183,7 +183,7 @@ class CompareWindow(QDialog):
             return
         pane.set_info(info)
         self._refresh()
-        self.bridge.request(self.request(), panes=[pane_id])
+        self.bridge.request(self.view_state(), panes=[pane_id])
 
     def _on_failed(self, pane_id: int, path: str, message: str) -> None:
         pane = self.panes.get(pane_id)
@@ -242,7 +242,7 @@ class CompareWindow(QDialog):
 
         infos = [self.bridge.info(p) for p in loaded]
         models = [{"path": i["path"], "name": i["name"], "arch": i["arch"]} for i in infos]
-        recipe = self.bridge.recipe(loaded[0], self.request())
+        recipe = self.bridge.recipe(loaded[0], self.view_state())
         resolution = max(i["resolution"] for i in infos)
         dialog = ExportDialog(models[0]["path"], recipe, self, resolution=resolution, compare=models)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -12,7 +12,8 @@ import dataclasses
 
 from PySide6.QtCore import QObject, Signal
 
-from explorer.training_bridge import BackgroundTask
+from explorer.render_bridge import direction_view
+from explorer.tasks import BackgroundTask, stop_tasks
 
 # Settings the dialog may send; everything else in a VideoJob is fixed by the bridge.
 SETTING_KEYS = (
@@ -22,8 +23,9 @@ SETTING_KEYS = (
 )  # fmt: skip
 
 
-def make_job(recipe: dict | None, settings: dict):
-    """A validated gan.video.VideoJob from the dialog's plain settings (UserError if bad)."""
+def make_job(recipe, settings: dict):
+    """A validated gan.video.VideoJob of a gan.recipe.Recipe (the view; None = seeds only) and
+    the dialog's plain settings (UserError if bad)."""
     from gan.errors import UserError
     from gan.seeds import parse_seeds
     from gan.video import VideoJob
@@ -35,9 +37,10 @@ def make_job(recipe: dict | None, settings: dict):
     seeds = values.get("seeds")
     if isinstance(seeds, str):
         values["seeds"] = parse_seeds(seeds)
-    elif seeds is None and recipe is not None and "seed" in recipe:
-        values["seeds"] = [int(recipe["seed"])]
-    job = VideoJob(recipe=recipe, **values)  # an interpolation replaces the recipe's latent per frame
+    elif seeds is None and recipe is not None:
+        values["seeds"] = [int(recipe.args.seed)]
+    view = None if recipe is None else recipe.args
+    job = VideoJob(view=view, **values)  # an interpolation replaces the view's latent per frame
     job.validate()
     return job
 
@@ -60,7 +63,7 @@ class ExportBridge(QObject):
         self._dir_task: BackgroundTask | None = None
 
     @staticmethod
-    def validate(recipe: dict | None, settings: dict) -> str | None:
+    def validate(recipe, settings: dict) -> str | None:
         """None if the settings make a valid job, else the message to show (no model needed)."""
         from gan.errors import UserError
 
@@ -89,7 +92,7 @@ class ExportBridge(QObject):
     def is_running(self) -> bool:
         return self._task is not None and self._task.isRunning()
 
-    def start(self, model_path: str, recipe: dict | None, settings: dict, out_path: str) -> bool:
+    def start(self, model_path: str, recipe, settings: dict, out_path: str) -> bool:
         def work(report, should_stop):
             from gan.model_io import load_model
             from gan.video import render_video
@@ -107,7 +110,7 @@ class ExportBridge(QObject):
         self,
         model_paths: list[str],
         labels: list[str] | None,
-        recipe: dict | None,
+        recipe,
         settings: dict,
         out_path: str,
     ) -> bool:
@@ -126,7 +129,7 @@ class ExportBridge(QObject):
 
         return self._start(work, recipe, settings)
 
-    def _start(self, work, recipe: dict | None, settings: dict) -> bool:
+    def _start(self, work, recipe, settings: dict) -> bool:
         if self.is_running():
             self.failed.emit("an export is already running")
             return False
@@ -154,29 +157,14 @@ class ExportBridge(QObject):
             self._task.request_stop()
 
     def request_directions(self, model_path: str) -> None:
-        """Emit directions_ready([{name, layer_start, layer_end}], message) from the background."""
+        """Emit directions_ready([DirectionView], message) from the background."""
 
         def work(report, should_stop):
+            from gan.edit.directions import load_directions
             from gan.model_io import load_model
 
             model = load_model(model_path, training_nets=False)
-            try:
-                from gan.edit.directions import load_directions
-            except ImportError:
-                return [], "this installation has no direction support (gan.edit.directions)"
-            found = load_directions(model)
-            items = found.values() if isinstance(found, dict) else found
-            out = [
-                {
-                    "name": str(getattr(d, "name", "")),
-                    "layer_start": int(getattr(d, "layer_start", 0) or 0),
-                    "layer_end": getattr(d, "layer_end", None),
-                }
-                for d in items
-            ]
-            if isinstance(found, dict):
-                for entry, name in zip(out, found):
-                    entry["name"] = str(name)
+            out = [direction_view(d) for d in load_directions(model)]
             return out, "" if out else "this model has no directions yet (compute them in the explorer)"
 
         task = BackgroundTask(work, "listing directions", self)
@@ -192,10 +180,7 @@ class ExportBridge(QObject):
         self.directions_ready.emit([], message)
 
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel and wait for the worker threads; True if they ended in time."""
-        ok = True
-        for task in (self._task, self._dir_task):
-            if task is not None:
-                task.request_stop()
-                ok = task.wait(timeout_ms) and ok
-        return ok
+        """Cancel the export and wait for the tasks; True if they ended in time. A task still
+        running then is handed to the application (explorer.tasks.stop_tasks), so the dialog
+        may be deleted right after this call."""
+        return stop_tasks([self._task, self._dir_task], timeout_ms)

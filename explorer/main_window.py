@@ -352,8 +352,7 @@ class MainWindow(QMainWindow):
     def _request_render(self, continuous: bool = False) -> None:
         if self.model_info is None:
             return
-        request = self.history.state.to_render_request()
-        self._requested_stamp = self.bridge.request_render(request, continuous=continuous)
+        self._requested_stamp = self.bridge.request_render(self.history.state, continuous=continuous)
         if not self._busy_timer.isActive():
             self._busy_timer.start()
 
@@ -379,14 +378,12 @@ class MainWindow(QMainWindow):
     def _request_equivariance(self) -> None:
         if self.model_info is None or not self.inspector.wants_equivariance():
             return
-        self.bridge.request_equivariance(self.history.state.to_render_request())
+        self.bridge.request_equivariance(self.history.state)
 
     def _request_thumbnails(self, seeds: list) -> None:
         if self.model_info is None:
             return
-        request = self.history.state.to_render_request()
-        request["edits"] = []
-        self.bridge.request_thumbnails([int(s) for s in seeds], request)
+        self.bridge.request_thumbnails([int(s) for s in seeds], self.history.state)
 
     def _show_busy(self) -> None:
         if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
@@ -672,7 +669,7 @@ class MainWindow(QMainWindow):
             self.notify("warning", "Cannot export PNG", f"The current image is not available: {error}")
             return
         try:
-            self.bridge.write_png(path, image, self.history.state.to_render_request())
+            self.bridge.write_png(path, image, self.history.state)
         except (OSError, ValueError, RuntimeError) as exc:
             self.notify("warning", "Cannot export PNG", f"Writing {path} failed: {exc}")
             return
@@ -680,39 +677,13 @@ class MainWindow(QMainWindow):
 
     def open_png(self, path: str) -> None:
         try:
-            r = self.bridge.read_png_recipe(path)
+            view = self.bridge.read_png(path, self.history.state, self.projections_dir())
         except ValueError as exc:
             self.notify("warning", "Cannot open PNG", str(exc))
             return
-        state = self.history.state
-        for key in (
-            "seed",
-            "psi",
-            "truncation_cutoff",
-            "noise_mode",
-            "class_idx",
-            "mix_seed",
-            "mix_start",
-            "mix_end",
-            "translate",
-            "rotate",
-        ):
-            setattr(state, key, r[key])
-        state.plane, state.blend = None, 0.0
-        state.edits = {}
-        for e in r["edits"]:
-            strength = e["strength"] / self.bridge.direction_scale(e["name"])
-            state = state.with_edit(
-                e["name"], strength=round(strength, 6), layer_start=e["layer_start"], layer_end=e["layer_end"]
-            )
-        from explorer.project_bridge import latent_file_from_png
-
-        state.projection = (
-            latent_file_from_png(path, self.projections_dir()) if r["has_explicit_latent"] else None
-        )
-        if r["has_explicit_latent"] and state.projection is None:
+        if view.explicit_latent and view.state.projection is None:
             self.statusBar().showMessage("The PNG used an explicit latent; restored its seed settings", 6000)
-        self._apply_loaded_state(state, r["model_path"], r["model_sha256"], path)
+        self._apply_loaded_state(view.state, view.model_path, view.model_sha256, path)
 
     # -- photos ----------------------------------------------------------------------------
 
@@ -752,12 +723,9 @@ class MainWindow(QMainWindow):
         if self.model_info is None:
             self.notify("information", "Export video", "Open a model first.")
             return
-        try:
-            from explorer.dialogs.export_dialog import ExportDialog
-        except ImportError as exc:
-            self.notify("information", "Export video", f"Video export is not available yet ({exc}).")
-            return
-        recipe = self.bridge.recipe(self.history.state.to_render_request())
+        from explorer.dialogs.export_dialog import ExportDialog
+
+        recipe = self.bridge.recipe(self.history.state)
         dialog = ExportDialog(self.model_path, recipe, self, resolution=self.model_info["resolution"])
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -775,11 +743,8 @@ class MainWindow(QMainWindow):
         window.show()
 
     def open_training_dialog(self) -> None:
-        try:
-            from explorer.dialogs.training_dialog import TrainingDialog
-        except ImportError as exc:
-            self.notify("information", "Training", f"Training is not available yet ({exc}).")
-            return
+        from explorer.dialogs.training_dialog import TrainingDialog
+
         dialog = TrainingDialog(self.model_path, self)
         dialog.open_snapshot_requested.connect(self.load_model)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

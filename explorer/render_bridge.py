@@ -1,7 +1,12 @@
 """The one module of the explorer that talks to `gan.render`, `gan.model_io` and `gan.edit`.
 
-Everything crossing this boundary towards the widgets is plain data: dicts, numpy uint8 images,
-floats and strings. Work runs in one worker thread (`_Worker`):
+A slider move: the widget commits an `ExplorerState` to the main window's `History`, which hands
+it to `request_render`; the worker turns it into `gan.render.RenderArgs` (`render_args`: direction
+names become vectors, slider units become strengths), `gan.render.Renderer.render` returns a
+`RenderResult`, and `rendered` carries its uint8 image to the image view. Everything crossing
+towards the widgets is plain data: dicts, numpy uint8 images, floats and strings.
+
+Work runs in one background task (explorer.tasks):
 
 - render requests are stamped; only the newest pending one is rendered (latest wins), and a
   result older than one already shown is dropped (`dropped_stale` counts them);
@@ -9,7 +14,7 @@ floats and strings. Work runs in one worker thread (`_Worker`):
 - thumbnails for the seed grid and the equivariance view run when no main render is pending.
 
 `force_sync=True` (tests) does all of it in the calling thread, signals emitted before the call
-returns. PCA directions are computed in a second thread with progress and cancel.
+returns. PCA directions are computed in a second task with progress and cancel.
 """
 
 from __future__ import annotations
@@ -19,57 +24,33 @@ import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-import numpy as np
-from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from explorer.project_bridge import LatentCache
+from explorer.project_bridge import LatentCache, latent_file_from_png
+from explorer.state import DirectionView, ExplorerState
+from explorer.tasks import BackgroundTask, stop_tasks
 
 log = logging.getLogger(__name__)
 
-@dataclass
-class DirectionInfo:
-    """A direction as the worker keeps it (vector included); widgets get `as_plain()`."""
 
-    name: str
-    kind: str  # 'pca' | 'attribute'
-    vector: np.ndarray  # [w_dim] or [num_ws, w_dim]
-    layer_start: int = 0
-    layer_end: int | None = None
-    scale: float = 1.0  # one slider unit, in the direction's units
-    help: str = ""
-    range: tuple[float, float] = (-4.0, 4.0)  # slider extent in slider units
-
-    def as_plain(self) -> dict:
-        return {
-            "help": self.help,
-            "range": (float(self.range[0]), float(self.range[1])),
-            "name": self.name,
-            "kind": self.kind,
-            "layer_start": self.layer_start,
-            "layer_end": self.layer_end,
-            "scale": self.scale,
-        }
+def direction_view(d) -> DirectionView:
+    """What the widgets know of a gan.edit.directions.Direction (its vector and scale stay here)."""
+    return {
+        "name": d.name,
+        "kind": d.kind,
+        "help": d.help,
+        "range": (float(d.range[0]), float(d.range[1])),
+        "layer_start": int(d.layer_start),
+        "layer_end": d.layer_end,
+    }
 
 
-def _direction_info(d) -> DirectionInfo:
-    return DirectionInfo(
-        name=str(d.name),
-        kind=str(d.kind),
-        vector=np.asarray(d.vector, dtype=np.float32),
-        layer_start=int(getattr(d, "layer_start", 0) or 0),
-        layer_end=getattr(d, "layer_end", None),
-        scale=float(getattr(d, "scale", 1.0) or 1.0),
-        help=str(getattr(d, "help", "") or ""),
-        range=tuple(getattr(d, "range", None) or (-4.0, 4.0)),
-    )
-
-
-def _sort_directions(dirs: list[DirectionInfo]) -> list[DirectionInfo]:
+def _sort_directions(dirs: list) -> list:
     """Anime-ify first, then attribute directions, then PCA components in order."""
 
-    def key(d: DirectionInfo):
+    def key(d):
         anime = "anime" in d.name.lower()
         return (0 if anime else 1, 0 if d.kind == "attribute" else 1)
 
@@ -80,8 +61,18 @@ def _sort_directions(dirs: list[DirectionInfo]) -> list[DirectionInfo]:
 class _Model:
     loaded: object  # gan.model_io.LoadedModel
     renderer: object  # gan.render.Renderer
-    info: dict
-    directions: dict[str, DirectionInfo] = field(default_factory=dict)
+    info: dict  # gan.model_info.model_info + what the bridge adds
+    directions: dict = field(default_factory=dict)  # name -> gan.edit.directions.Direction
+
+
+@dataclass
+class PngView:
+    """The view a PNG's recipe describes, as explorer state (see RenderBridge.read_png)."""
+
+    state: ExplorerState
+    model_path: str
+    model_sha256: str
+    explicit_latent: bool  # the recipe held a z or w (restored as a projection where it is a w)
 
 
 class _Jobs:
@@ -91,9 +82,9 @@ class _Jobs:
         self.cond = threading.Condition()
         self.stop = False
         self.load: tuple[str, str, int] | None = None  # (path, role, load stamp)
-        self.render: tuple[int, int, dict] | None = None  # (stamp, model generation, request)
-        self.eq: tuple[int, int, dict] | None = None
-        self.thumbs: deque = deque()  # (grid generation, model generation, seed, request)
+        self.render: tuple[int, int, ExplorerState] | None = None  # (stamp, model generation, state)
+        self.eq: tuple[int, int, ExplorerState] | None = None
+        self.thumbs: deque = deque()  # (grid generation, model generation, seed, state)
         self.save: tuple | None = None  # (model generation,): store the directions with the model
         self.busy = False
 
@@ -106,6 +97,15 @@ class _Jobs:
             or self.eq is not None
             or bool(self.thumbs)
         )
+
+    def take(self) -> tuple[str, tuple]:
+        """The next job in priority order: load, save, render, equivariance, thumbnails."""
+        for kind in ("load", "save", "render", "eq"):
+            payload = getattr(self, kind)
+            if payload is not None:
+                setattr(self, kind, None)
+                return kind, payload
+        return "thumb", self.thumbs.popleft()
 
 
 class _KernelBuild:
@@ -148,90 +148,16 @@ class _KernelBuild:
             self.done.set()
 
 
-class _Worker(QThread):
-    """Runs the jobs one at a time in priority order: load, render, equivariance, thumbnails."""
-
-    def __init__(self, bridge: RenderBridge):
-        super().__init__()
-        self.bridge = bridge
-        self.jobs = bridge._jobs
-
-    def run(self) -> None:
-        jobs = self.jobs
-        while True:
-            with jobs.cond:
-                while not jobs.has_work():
-                    jobs.cond.wait()
-                if jobs.stop:
-                    return
-                task = self._take()
-                jobs.busy = True
-            try:
-                self.bridge._run_task(task)
-            finally:
-                with jobs.cond:
-                    jobs.busy = False
-                    jobs.cond.notify_all()
-
-    def _take(self):
-        jobs = self.jobs
-        if jobs.load is not None:
-            task, jobs.load = ("load", jobs.load), None
-        elif jobs.save is not None:
-            task, jobs.save = ("save", jobs.save), None
-        elif jobs.render is not None:
-            task, jobs.render = ("render", jobs.render), None
-        elif jobs.eq is not None:
-            task, jobs.eq = ("eq", jobs.eq), None
-        else:
-            task = ("thumb", jobs.thumbs.popleft())
-        return task
-
-
-class _PcaThread(QThread):
-    def __init__(self, bridge: RenderBridge, model: _Model, num_samples: int, num_components: int):
-        super().__init__()
-        self.bridge, self.model, self.G = bridge, model, model.loaded.G
-        self.num_samples, self.num_components = num_samples, num_components
-        self.cancel = threading.Event()
-        self.result: list | None = None
-        self.error: str | None = None
-
-    def run(self) -> None:
-        try:
-            from gan.edit.pca import compute_pca_directions
-        except ImportError as exc:
-            self.error = f"PCA directions are not available in this build ({exc})."
-            return
-        from gan.errors import Cancelled, UserError
-
-        try:
-            with self.bridge.ops_context():
-                self.result = compute_pca_directions(
-                    self.G,
-                    num_samples=self.num_samples,
-                    num_components=self.num_components,
-                    progress=lambda done, total: self.bridge.pca_progress.emit(int(done), int(total)),
-                    should_stop=self.cancel.is_set,
-                )
-        except Cancelled:
-            self.cancel.set()
-        except UserError as exc:
-            self.error = str(exc)
-        except Exception as exc:
-            log.exception("PCA failed")
-            self.error = f"Computing PCA directions failed: {type(exc).__name__}: {exc}"
-
-
 class RenderBridge(QObject):
-    model_loaded = Signal(dict)  # model info (see model_info) + "directions": [plain dicts]
+    model_loaded = Signal(dict)  # gan.model_info.model_info + "directions": [DirectionView], ...
     model_failed = Signal(str, str)  # path, message (the previous model stays loaded)
     blend_loaded = Signal(dict)  # info of the second model
     blend_failed = Signal(str, str)
     rendered = Signal(dict)  # stamp, image (uint8 HxWx3 or None), timings, error, cache
     thumbnail_ready = Signal(int, int, object)  # grid generation, seed, uint8 image
-    equivariance_ready = Signal(dict)  # stamp, image (uint8 error map) or None, psnr, error
-    directions_changed = Signal(list)  # [plain direction dicts]
+    # stamp, image (uint8 error map), reference, transformed (uint8) or None, psnr, error
+    equivariance_ready = Signal(dict)
+    directions_changed = Signal(list)  # [DirectionView]
     pca_progress = Signal(int, int)  # done, total
     pca_finished = Signal(str)  # "" on success, else the reason (cancelled / error)
     directions_saved = Signal(str, str)  # file written (or ""), error message (or "")
@@ -271,14 +197,15 @@ class RenderBridge(QObject):
         self._last_eq_shown = 0
         self.dropped_stale = 0  # results dropped because a newer one was shown already
         self.renders_done = 0
-        self._pending_continuous: dict | None = None
+        self._pending_continuous: tuple[int, ExplorerState] | None = None  # (stamp, state)
         self._last_submit = 0.0
         self._rate_timer = QTimer(self)
         self._rate_timer.setSingleShot(True)
         self._rate_timer.timeout.connect(self._flush_continuous)
-        self._pca: _PcaThread | None = None
+        self._pca: BackgroundTask | None = None
+        self._pca_model: _Model | None = None  # the model the running PCA is for
         self._pca_next: tuple[int, int] | None = None  # PCA to start once the running one ends
-        self._worker: _Worker | None = None
+        self._worker: BackgroundTask | None = None
         self._kernels = _KernelBuild()
         self._kernel_timer = QTimer(self)  # polls the background build (GUI thread)
         self._kernel_timer.setInterval(500)
@@ -288,26 +215,23 @@ class RenderBridge(QObject):
         self._eq_internal.connect(self._on_eq)
         self._thumb_internal.connect(self._on_thumb)
         if not force_sync:
-            self._worker = _Worker(self)
+            self._worker = BackgroundTask(self._work, "rendering", self, on_stop=self._stop_worker)
             self._worker.start()
 
     # -- lifetime --------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Stop the threads and wait for them (the current render finishes first)."""
+        """Stop the tasks and wait for them (the current render or PCA batch finishes first)."""
         self._rate_timer.stop()
         self._kernel_timer.stop()
         self._pca_next = None
-        if self._pca is not None:
-            self._pca.cancel.set()
-            self._pca.wait()
-            self._pca = None
-        if self._worker is not None:
-            with self._jobs.cond:
-                self._jobs.stop = True
-                self._jobs.cond.notify_all()
-            self._worker.wait()
-            self._worker = None
+        stop_tasks([self._pca, self._worker])
+        self._pca = self._pca_model = self._worker = None
+
+    def _stop_worker(self) -> None:
+        with self._jobs.cond:
+            self._jobs.stop = True
+            self._jobs.cond.notify_all()
 
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """Block until the worker has nothing to do (tests; signals still need the event loop)."""
@@ -323,11 +247,8 @@ class RenderBridge(QObject):
     # -- model -----------------------------------------------------------------------------
 
     @property
-    def has_model(self) -> bool:
-        return self._model is not None
-
-    @property
     def info(self) -> dict | None:
+        """The current model's info (as model_loaded carried it), None before one is loaded."""
         return None if self._model is None else dict(self._model.info)
 
     def load_model(self, path: str, role: str = "main") -> None:
@@ -337,57 +258,52 @@ class RenderBridge(QObject):
         self._load_stamp += 1
         self._submit("load", (str(path), role, self._load_stamp))
 
-    def unload_blend(self) -> None:
-        self._blend = None
-        self._blend_cache = None
-
-    def directions(self) -> list[dict]:
-        if self._model is None:
-            return []
-        return [d.as_plain() for d in self._model.directions.values()]
+    def _direction_views(self) -> list[DirectionView]:
+        return [] if self._model is None else [direction_view(d) for d in self._model.directions.values()]
 
     # -- rendering -------------------------------------------------------------------------
 
-    def request_render(self, request: dict, continuous: bool = False) -> int:
-        """Queue a render of a plain request (ExplorerState.to_render_request()); returns its stamp.
-        Continuous requests (drags) are rate-limited; the newest request always gets rendered."""
+    def request_render(self, state: ExplorerState, continuous: bool = False) -> int:
+        """Queue a render of `state`; returns its stamp. Continuous requests (drags) are
+        rate-limited; the newest request always gets rendered."""
         self._stamp += 1
-        request = dict(request, _stamp=self._stamp)
         if continuous and not self.force_sync:
             elapsed = (time.monotonic() - self._last_submit) * 1000.0
             if elapsed < self.min_interval_ms:
-                self._pending_continuous = request
+                self._pending_continuous = (self._stamp, state)
                 if not self._rate_timer.isActive():
                     self._rate_timer.start(max(1, int(self.min_interval_ms - elapsed)))
                 return self._stamp
         self._pending_continuous = None
         self._rate_timer.stop()
-        self._submit_render(request)
+        self._submit_render(self._stamp, state)
         return self._stamp
 
     def _flush_continuous(self) -> None:
         if self._pending_continuous is not None:
-            request, self._pending_continuous = self._pending_continuous, None
-            self._submit_render(request)
+            (stamp, state), self._pending_continuous = self._pending_continuous, None
+            self._submit_render(stamp, state)
 
-    def _submit_render(self, request: dict) -> None:
+    def _submit_render(self, stamp: int, state: ExplorerState) -> None:
         self._last_submit = time.monotonic()
-        self._submit("render", (request["_stamp"], self._model_generation, request))
+        self._submit("render", (stamp, self._model_generation, state))
 
-    def request_equivariance(self, request: dict) -> int:
+    def request_equivariance(self, state: ExplorerState) -> int:
         self._stamp += 1
-        self._submit("eq", (self._stamp, self._model_generation, dict(request)))
+        self._submit("eq", (self._stamp, self._model_generation, state))
         return self._stamp
 
-    def request_thumbnails(self, seeds: list[int], request: dict) -> int:
-        """Render thumbnails of `seeds` with the other settings of `request`; returns the grid
-        generation that thumbnail_ready carries (older generations are dropped)."""
+    def request_thumbnails(self, seeds: list[int], state: ExplorerState) -> int:
+        """Render thumbnails of `seeds` with the settings of `state` (no edits, transform, seed
+        plane or projection); returns the grid generation that thumbnail_ready carries (older
+        generations are dropped)."""
         self._grid_generation += 1
         gen = self._grid_generation
+        plain = replace(state, edits={}, translate=(0.0, 0.0), rotate=0.0, plane=None, projection=None)
         with self._jobs.cond:
             self._jobs.thumbs.clear()
         for seed in seeds:
-            self._submit("thumb", (gen, self._model_generation, int(seed), dict(request, seed=int(seed))))
+            self._submit("thumb", (gen, self._model_generation, int(seed), replace(plain, seed=int(seed))))
         return gen
 
     def _submit(self, kind: str, payload) -> None:
@@ -396,19 +312,31 @@ class RenderBridge(QObject):
             return
         jobs = self._jobs
         with jobs.cond:
-            if kind == "load":
-                jobs.load = payload
-            elif kind == "render":
-                jobs.render = payload  # replaces an older pending request: latest wins
-            elif kind == "eq":
-                jobs.eq = payload
-            elif kind == "save":
-                jobs.save = payload
-            else:
+            if kind == "thumb":
                 jobs.thumbs.append(payload)
+            else:
+                setattr(jobs, kind, payload)  # replaces an older pending one: latest wins
             jobs.cond.notify_all()
 
-    # -- worker side (runs in the worker thread, or inline with force_sync) -----------------
+    # -- worker side (runs in the worker task, or inline with force_sync) -------------------
+
+    def _work(self, report, should_stop) -> None:
+        """The worker task: runs the jobs one at a time until shutdown."""
+        jobs = self._jobs
+        while True:
+            with jobs.cond:
+                while not jobs.has_work():
+                    jobs.cond.wait()
+                if jobs.stop:
+                    return
+                task = jobs.take()
+                jobs.busy = True
+            try:
+                self._run_task(task)
+            finally:
+                with jobs.cond:
+                    jobs.busy = False
+                    jobs.cond.notify_all()
 
     def ops_context(self):
         """Context in which worker threads run torch work (the ops' choice is per thread)."""
@@ -452,37 +380,25 @@ class RenderBridge(QObject):
         self.kernels_changed.emit({"state": "done", "message": self._kernels.message, "ops": ops})
 
     def _run_task(self, task) -> None:
-        with self.ops_context():
-            self._run_task_inner(task)
-
-    def _run_task_inner(self, task) -> None:
         kind, payload = task
+        run = {
+            "load": self._do_load,
+            "render": self._do_render,
+            "eq": self._do_eq,
+            "save": self._do_save_directions,
+            "thumb": self._do_thumb,
+        }[kind]
         try:
-            if kind == "load":
-                self._do_load(*payload)
-            elif kind == "render":
-                self._do_render(*payload)
-            elif kind == "eq":
-                self._do_eq(*payload)
-            elif kind == "save":
-                self._do_save_directions(*payload)
-            else:
-                self._do_thumb(*payload)
+            with self.ops_context():
+                run(*payload)
         except Exception as exc:  # a bug must not kill the worker; show it instead
             log.exception("explorer worker task %s failed", kind)
             if kind == "render":
-                self._deliver_render(
-                    {
-                        "stamp": payload[0],
-                        "image": None,
-                        "timings": {},
-                        "cache": {},
-                        "error": f"{type(exc).__name__}: {exc}",
-                    },
-                    payload[1],
-                )
+                error = {"stamp": payload[0], "image": None, "timings": {}, "cache": {}}
+                self._deliver_render(dict(error, error=f"{type(exc).__name__}: {exc}"), payload[1])
 
     def _do_load(self, path: str, role: str, stamp: int) -> None:
+        from gan.edit.directions import load_directions
         from gan.errors import ModelLoadError, UserError
         from gan.model_info import model_info
         from gan.model_io import load_model
@@ -505,8 +421,13 @@ class RenderBridge(QObject):
             self._load_blend(loaded, info, path)
             return
         model = _Model(loaded=loaded, renderer=Renderer(loaded, device=self.device), info=info)
-        model.directions = {d.name: d for d in self._load_directions(loaded)}
-        info["directions"] = [d.as_plain() for d in model.directions.values()]
+        try:
+            directions = _sort_directions(load_directions(loaded))
+        except Exception:  # a damaged sidecar must not keep the model from opening
+            log.exception("loading directions failed")
+            directions = []
+        model.directions = {d.name: d for d in directions}
+        info["directions"] = [direction_view(d) for d in directions]
         info["blend_partners"] = [
             {"name": os.path.splitext(os.path.basename(p))[0], "path": p}
             for p in shipped_blend_partners(path)
@@ -520,26 +441,12 @@ class RenderBridge(QObject):
         self._blend_cache = None
         self._model_generation += 1
 
-    def _load_directions(self, loaded) -> list[DirectionInfo]:
-        try:
-            from gan.edit.directions import load_directions
-        except ImportError:
-            return []  # the editing package is optional; the panel then says "no directions"
-        try:
-            return _sort_directions([_direction_info(d) for d in load_directions(loaded)])
-        except Exception:
-            log.exception("loading directions failed")
-            return []
-
     def _load_blend(self, loaded, info: dict, path: str) -> None:
         if self._model is None:
             self.blend_failed.emit(path, "Open a main model before loading a second model to blend with.")
             return
-        try:
-            from gan.edit.blend import blend_resolutions, check_blendable, default_blend_resolution
-        except ImportError as exc:
-            self.blend_failed.emit(path, f"Model blending is not available in this build ({exc}).")
-            return
+        from gan.edit.blend import blend_resolutions, check_blendable, default_blend_resolution
+
         problem = check_blendable(self._model.loaded, loaded)
         if problem:
             self.blend_failed.emit(path, problem)
@@ -550,14 +457,14 @@ class RenderBridge(QObject):
         self._blend_cache = None
         self.blend_loaded.emit(dict(info))
 
-    def _renderer_for(self, request: dict):
-        """The main renderer, or one of the blended generator for the request's blend weight."""
-        weight = float(request.get("blend", 0.0) or 0.0)
+    def _renderer_for(self, state: ExplorerState):
+        """The main renderer, or one of the blended generator for the state's blend weight."""
+        weight = float(state.blend or 0.0)
         blend = self._blend
         if blend is None or weight <= 0.0:
             return self._model.renderer
         weight = round(weight, 2)
-        resolution = request.get("blend_resolution") or blend.info["blend_default"]
+        resolution = state.blend_resolution or blend.info["blend_default"]
         key = (id(blend), weight, int(resolution))
         with self._blend_lock:
             if self._blend_cache is None or self._blend_cache[0] != key:
@@ -572,60 +479,52 @@ class RenderBridge(QObject):
                 self._blend_cache = (key, Renderer(blended, device=self.device))
             return self._blend_cache[1]
 
-    def render_args(self, request: dict):
-        """gan.render.RenderArgs for a plain request (direction names resolved to vectors)."""
-        from gan.render import Edit, RenderArgs, seed_to_z
+    def render_args(self, state: ExplorerState):
+        """gan.render.RenderArgs of `state` for the current model: its directions' slider values
+        become edits (gan.edit.directions.Direction.edit), a seed plane or projection the latent."""
+        from gan.render import RenderArgs, seed_to_z
 
         model = self._model
         edits = []
-        for e in request.get("edits", []):
-            d = model.directions.get(e["name"])
-            if d is None:
-                continue  # a direction of another model (old session): ignored, the panel shows it
-            edits.append(
-                Edit(
-                    direction=d.vector,
-                    strength=float(e["strength"]) * d.scale,
-                    layer_start=int(e.get("layer_start", d.layer_start) or 0),
-                    layer_end=e.get("layer_end", d.layer_end),
-                    name=d.name,
-                )
-            )
+        for name, e in state.edits.items():
+            d = model.directions.get(name)
+            if d is None or e.strength == 0.0:
+                continue  # a direction of another model (old session) is ignored; the panel shows it
+            edit = d.edit(e.strength)  # slider units -> strength along the vector
+            edits.append(replace(edit, layer_start=int(e.layer_start or 0), layer_end=e.layer_end))
         args = RenderArgs(
-            seed=int(request["seed"]),
-            class_idx=request.get("class_idx"),
-            psi=float(request["psi"]),
-            truncation_cutoff=request.get("truncation_cutoff"),
-            noise_mode=request["noise_mode"],
-            translate=tuple(request.get("translate", (0.0, 0.0))),
-            rotate=float(request.get("rotate", 0.0)),
-            mix_seed=request.get("mix_seed"),
-            mix_start=int(request.get("mix_start", 0)),
-            mix_end=request.get("mix_end"),
+            seed=int(state.seed),
+            class_idx=state.class_idx,
+            psi=float(state.psi),
+            truncation_cutoff=state.truncation_cutoff,
+            noise_mode=state.noise_mode,
+            translate=(float(state.translate[0]), float(state.translate[1])),
+            rotate=float(state.rotate),
+            mix_seed=state.mix_seed,
+            mix_start=int(state.mix_start),
+            mix_end=state.mix_end,
             edits=edits,
         )
-        plane = request.get("plane")
-        if plane:
-            G = model.loaded.G
-            zs = [seed_to_z(s, G.z_dim) for s in (args.seed, plane["seed_b"], plane["seed_c"])]
-            x, y = float(plane["x"]), float(plane["y"])
-            if request.get("space", "w") == "z":
+        plane = state.plane
+        if plane is not None and (plane.x != 0 or plane.y != 0):
+            zs = [seed_to_z(s, model.loaded.G.z_dim) for s in (args.seed, plane.seed_b, plane.seed_c)]
+            x, y = float(plane.x), float(plane.y)
+            if state.space == "z":
                 args.z = zs[0] + x * (zs[1] - zs[0]) + y * (zs[2] - zs[0])
             else:
                 ws = [model.renderer.map_z(z, args) for z in zs]
                 args.w = ws[0] + x * (ws[1] - ws[0]) + y * (ws[2] - ws[0])
-        if request.get("projection"):  # a projected photo replaces the seed (and a seed plane)
-            args.w, args.noise = self._latents.get(request["projection"])
+        if state.projection:  # a projected photo replaces the seed (and a seed plane)
+            args.w, args.noise = self._latents.get(state.projection)
         return args
 
-    def _do_render(self, stamp: int, generation: int, request: dict) -> None:
+    def _do_render(self, stamp: int, generation: int, state: ExplorerState) -> None:
         if self._model is None:
             return
         from gan.render import RenderError, RenderResult
 
-        args = self.render_args(request)
         try:
-            result = self._renderer_for(request).render(args)
+            result = self._renderer_for(state).render(self.render_args(state))
         except RenderError as exc:
             result = RenderResult(error=str(exc))
         self.renders_done += 1
@@ -662,11 +561,10 @@ class RenderBridge(QObject):
         self._last_eq_shown = out["stamp"]
         self.equivariance_ready.emit(out)
 
-    def _do_thumb(self, grid_gen: int, generation: int, seed: int, request: dict) -> None:
+    def _do_thumb(self, grid_gen: int, generation: int, seed: int, state: ExplorerState) -> None:
         if self._model is None or grid_gen != self._grid_generation or generation != self._model_generation:
             return
-        request = dict(request, translate=(0.0, 0.0), rotate=0.0, plane=None, projection=None)
-        result = self._renderer_for(request).render(self.render_args(request))
+        result = self._renderer_for(state).render(self.render_args(state))
         if result.image is not None:
             if self.force_sync:
                 self._on_thumb(grid_gen, generation, seed, result.image)
@@ -678,13 +576,13 @@ class RenderBridge(QObject):
         if grid_gen == self._grid_generation and generation == self._model_generation:
             self.thumbnail_ready.emit(grid_gen, seed, image)
 
-    def _do_eq(self, stamp: int, generation: int, request: dict) -> None:
+    def _do_eq(self, stamp: int, generation: int, state: ExplorerState) -> None:
         from gan.render import EquivarianceView, RenderError
 
         if self._model is None:
             return
         try:
-            view = self._renderer_for(request).equivariance_view(self.render_args(request))
+            view = self._renderer_for(state).equivariance_view(self.render_args(state))
         except RenderError as exc:  # e.g. models that cannot be blended
             view = EquivarianceView(error=str(exc))
         out = dict(vars(view), stamp=stamp, generation=generation)
@@ -695,59 +593,58 @@ class RenderBridge(QObject):
 
     # -- recipes ---------------------------------------------------------------------------
 
-    def recipe(self, request: dict, final_w: np.ndarray | None = None) -> dict:
-        """gan.recipe.recipe_to_dict for a plain request and the current model."""
-        from gan.recipe import model_ref, recipe_to_dict
+    def recipe(self, state: ExplorerState):
+        """gan.recipe.Recipe of `state` with the current model: a video's base view, a PNG's text."""
+        from gan.recipe import Recipe, model_ref
 
         if self._model is None:
             raise RuntimeError("no model is loaded")
-        model = self._renderer_for(request).model
-        return recipe_to_dict(self.render_args(request), model_ref(model), final_w)
+        return Recipe(args=self.render_args(state), model=model_ref(self._renderer_for(state).model))
 
-    def write_png(self, path: str, image: np.ndarray, request: dict) -> None:
-        from gan.recipe import write_png
+    def write_png(self, path: str, image, state: ExplorerState) -> None:
+        from gan.recipe import recipe_to_dict, write_png
 
-        write_png(path, image, self.recipe(request))
+        recipe = self.recipe(state)
+        write_png(path, image, recipe_to_dict(recipe.args, recipe.model))
 
-    def read_png_recipe(self, path: str) -> dict:
-        """{'request': partial plain request, 'model_path', 'model_sha256', 'edits': [...]} of a PNG;
-        raises ValueError (message for the user) when the file has no readable recipe."""
+    def read_png(self, path: str, state: ExplorerState, projections_dir: str) -> PngView:
+        """`state` changed to the view of a PNG's recipe (edit strengths in slider units of the
+        current model's directions; an explicit w becomes a projection file in projections_dir).
+        ValueError (message for the user) when the file has no readable recipe."""
         from gan.errors import UserError
         from gan.recipe import read_recipe
 
         try:
-            r = read_recipe(path)
+            recipe = read_recipe(path)
         except UserError as exc:
             raise ValueError(str(exc)) from None
-        a = r.args
-        return {
-            "seed": int(a.seed),
-            "psi": float(a.psi),
-            "truncation_cutoff": a.truncation_cutoff,
-            "noise_mode": a.noise_mode,
-            "class_idx": a.class_idx,
-            "mix_seed": a.mix_seed,
-            "mix_start": int(a.mix_start),
-            "mix_end": a.mix_end,
-            "translate": (float(a.translate[0]), float(a.translate[1])),
-            "rotate": float(a.rotate),
-            "edits": [
-                {
-                    "name": e.name,
-                    "strength": float(e.strength),
-                    "layer_start": int(e.layer_start),
-                    "layer_end": e.layer_end,
-                }
-                for e in a.edits
-            ],
-            "has_explicit_latent": a.z is not None or a.w is not None,
-            "model_path": r.model.path,
-            "model_sha256": r.model.sha256,
-        }
-
-    def direction_scale(self, name: str) -> float:
-        d = None if self._model is None else self._model.directions.get(name)
-        return 1.0 if d is None else d.scale
+        a = recipe.args
+        state = replace(
+            state,
+            seed=int(a.seed),
+            psi=float(a.psi),
+            truncation_cutoff=a.truncation_cutoff,
+            noise_mode=a.noise_mode,
+            class_idx=a.class_idx,
+            mix_seed=a.mix_seed,
+            mix_start=int(a.mix_start),
+            mix_end=a.mix_end,
+            translate=(float(a.translate[0]), float(a.translate[1])),
+            rotate=float(a.rotate),
+            plane=None,
+            blend=0.0,
+            edits={},
+        )
+        directions = {} if self._model is None else self._model.directions
+        for e in a.edits:
+            d = directions.get(e.name)
+            value = e.strength if d is None else d.slider_value(e.strength)
+            state = state.with_edit(
+                e.name, strength=round(value, 6), layer_start=int(e.layer_start), layer_end=e.layer_end
+            )
+        explicit = a.z is not None or a.w is not None
+        state.projection = latent_file_from_png(path, projections_dir) if explicit else None
+        return PngView(state, recipe.model.path, recipe.model.sha256, explicit)
 
     # -- storing directions ----------------------------------------------------------------
 
@@ -767,24 +664,11 @@ class RenderBridge(QObject):
                 "", "This model has no directions to save yet (compute PCA directions first)."
             )
             return
-        from gan.edit.directions import Direction, save_directions
+        from gan.edit.directions import save_directions
         from gan.errors import UserError
 
-        directions = [
-            Direction(
-                name=d.name,
-                kind=d.kind,
-                vector=d.vector,
-                layer_start=d.layer_start,
-                layer_end=d.layer_end,
-                scale=d.scale,
-                help=d.help,
-                range=d.range,
-            )
-            for d in model.directions.values()
-        ]
         try:
-            path = save_directions(model.loaded.source, directions)
+            path = save_directions(model.loaded.source, list(model.directions.values()))
         except (UserError, OSError, ValueError) as exc:
             self.directions_saved.emit("", f"Saving the directions failed: {exc}")
             return
@@ -793,49 +677,69 @@ class RenderBridge(QObject):
     # -- PCA -------------------------------------------------------------------------------
 
     def compute_pca(self, num_samples: int = 10_000, num_components: int = 10) -> None:
-        """PCA directions of the current model in a background thread (pca_progress, then
+        """PCA directions of the current model in a background task (pca_progress, then
         pca_finished). A run for an older model is cancelled and this one starts after it."""
-        if self._model is None:
+        model = self._model
+        if model is None:
             return
-        num_components = min(num_components, int(self._model.info["w_dim"]))
+        num_components = min(num_components, int(model.info["w_dim"]))
         if self._pca is not None:
-            if self._pca.model is self._model:
+            if self._pca_model is model:
                 return  # already computing for this model
-            self._pca.cancel.set()
+            self._pca.request_stop()
             self._pca_next = (num_samples, num_components)
             return
-        self._pca = _PcaThread(self, self._model, num_samples, num_components)
-        self._pca.finished.connect(self._on_pca_finished)
-        self._pca.start()
+
+        def work(report, should_stop):
+            from gan.edit.pca import compute_pca_directions
+
+            with self.ops_context():
+                return compute_pca_directions(
+                    model.loaded.G,
+                    num_samples=num_samples,
+                    num_components=num_components,
+                    progress=lambda done, total: report((int(done), int(total))),
+                    should_stop=should_stop,
+                )
+
+        task = BackgroundTask(work, "Computing PCA directions", self)
+        task.progress.connect(self._on_pca_progress)
+        task.finished.connect(self._on_pca_finished)
+        self._pca, self._pca_model = task, model
+        task.start()
 
     def cancel_pca(self) -> None:
         self._pca_next = None
         if self._pca is not None:
-            self._pca.cancel.set()
+            self._pca.request_stop()
 
     @property
     def pca_running(self) -> bool:
         return self._pca is not None
 
+    def _on_pca_progress(self, payload) -> None:
+        self.pca_progress.emit(*payload)
+
     def _on_pca_finished(self) -> None:
-        thread, self._pca = self._pca, None
-        if thread is None:
-            return
-        thread.wait()
+        task, model = self._pca, self._pca_model
+        if task is None or task.isRunning():
+            return  # shut down meanwhile (or a stale signal)
+        self._pca = self._pca_model = None
+        task.deleteLater()
         if self._pca_next is not None:
             (num_samples, num_components), self._pca_next = self._pca_next, None
             self.compute_pca(num_samples, num_components)
             return
-        if thread.error:
-            self.pca_finished.emit(thread.error)
+        if task.error:
+            self.pca_finished.emit(task.error)
             return
-        if thread.cancel.is_set() or thread.result is None or thread.model is not self._model:
+        if task.stop_requested() or task.result is None or model is not self._model:
             self.pca_finished.emit("cancelled")
             return
-        new = {d.name: d for d in (_direction_info(x) for x in thread.result)}
-        kept = {k: v for k, v in self._model.directions.items() if v.kind != "pca"}
-        self._model.directions = {d.name: d for d in _sort_directions(list({**kept, **new}.values()))}
-        self.directions_changed.emit(self.directions())
+        new = {d.name: d for d in task.result}
+        kept = {k: v for k, v in model.directions.items() if v.kind != "pca"}
+        model.directions = {d.name: d for d in _sort_directions(list({**kept, **new}.values()))}
+        self.directions_changed.emit(self._direction_views())
         self.pca_finished.emit("")
 
 

@@ -1,7 +1,7 @@
 """The explorer state: a plain, serialisable, undoable model of what the user has set.
 
 No Qt and no torch here. Widgets change a copy of the state and commit it to `History`; the
-render bridge turns `ExplorerState.to_render_request()` (a plain dict) into `gan.render.RenderArgs`.
+render bridge turns the state into `gan.render.RenderArgs` (`RenderBridge.render_args`).
 
     history = History(ExplorerState(seed=3))
     history.commit(replace(history.state, psi=0.5), merge_key="psi")   # slider drag: one undo step
@@ -13,11 +13,23 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import asdict, dataclass, field, fields
+from typing import TypedDict
 
 NOISE_MODES = ("const", "random", "none")
 LATENT_SPACES = ("w", "z")
 MAX_SEED = 2**32 - 1
 SESSION_VERSION = 1
+
+
+class DirectionView(TypedDict):
+    """A latent direction as the widgets see it; its vector and scale stay in the render bridge."""
+
+    name: str
+    kind: str  # 'pca' | 'attribute'
+    help: str
+    range: tuple[float, float]  # slider extent in slider units
+    layer_start: int
+    layer_end: int | None
 
 
 @dataclass
@@ -125,38 +137,6 @@ class ExplorerState:
         state = cls(**d)
         state.validate()
         return state
-
-    def to_render_request(self) -> dict:
-        """Plain data for the render bridge (direction names, not vectors)."""
-        return {
-            "seed": int(self.seed),
-            "space": self.space,
-            "psi": float(self.psi),
-            "truncation_cutoff": self.truncation_cutoff,
-            "noise_mode": self.noise_mode,
-            "class_idx": self.class_idx,
-            "mix_seed": self.mix_seed,
-            "mix_start": int(self.mix_start),
-            "mix_end": self.mix_end,
-            "edits": [
-                {
-                    "name": name,
-                    "strength": float(e.strength),
-                    "layer_start": e.layer_start,
-                    "layer_end": e.layer_end,
-                }
-                for name, e in self.edits.items()
-                if e.strength != 0.0
-            ],
-            "plane": None
-            if self.plane is None or (self.plane.x == 0 and self.plane.y == 0)
-            else asdict(self.plane),
-            "translate": (float(self.translate[0]), float(self.translate[1])),
-            "rotate": float(self.rotate),
-            "blend": float(self.blend),
-            "blend_resolution": self.blend_resolution,
-            "projection": self.projection,
-        }
 
 
 def session_to_json(state: ExplorerState, model_path: str | None, model_sha256: str | None) -> str:

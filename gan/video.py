@@ -11,7 +11,7 @@ Frame sources (all loop seamlessly: frame N would equal frame 0, so it is not re
 - sweep:     one direction's strength -s .. +s .. -s (a cosine) over a layer range.
 
 Frames come from `gan.render.Renderer`, so the base view (seed or w, psi, style mix, edits,
-transform) is any `RenderArgs`, e.g. the explorer's current view given as a recipe dict.
+transform) is any `RenderArgs`, e.g. the explorer's current view.
 Small models can be upscaled by an integer factor, with hard pixels (nearest) or smoothly
 (Lanczos). `job_warnings` says when a video will look broken for reasons of the model, e.g. the
 rotation loop of a model not built for rotation (only StyleGAN3-R is).
@@ -60,18 +60,18 @@ class VideoJob:
     `render_video` also checks them against the model."""
 
     kind: str = _opt("rotate", "rotate (SG3 rotation loop), translate (SG3 translation loop), interp, sweep")
-    recipe: dict | None = _opt(
+    view: RenderArgs | None = _opt(
         None,
-        "base view as gan.recipe.recipe_to_dict(...) (latent, psi, edits, transform); "
+        "base view (latent, psi, edits, transform), e.g. a PNG recipe's args; "
         "None = seeds[0] with psi, class_idx and noise_mode below",
     )
     seeds: list[int] = field(
         default_factory=lambda: [0],
         metadata={"help": "interp: the seeds to pass through (2 or more, loops back); others: seeds[0]"},
     )
-    psi: float = _opt(1.0, "truncation psi when no recipe is given")
-    class_idx: int | None = _opt(None, "class of a conditional model (no recipe)")
-    noise_mode: str = _opt("const", "const, random or none (no recipe)")
+    psi: float = _opt(1.0, "truncation psi when no view is given")
+    class_idx: int | None = _opt(None, "class of a conditional model (no view)")
+    noise_mode: str = _opt("const", "const, random or none (no view)")
     # --- source parameters ------------------------------------------------------------------
     turns: int = _opt(1, "rotate: full turns per loop (negative = clockwise)")
     translate_path: str = _opt("circle", "translate: circle, or line (back and forth along x)")
@@ -250,13 +250,8 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 def base_args(job: VideoJob) -> RenderArgs:
     """The view every frame starts from."""
-    if job.recipe is not None:
-        from gan.recipe import recipe_from_dict
-
-        try:
-            return recipe_from_dict(job.recipe).args
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise UserError(f"the view to export is damaged or from an unknown version: {exc}") from None
+    if job.view is not None:
+        return job.view
     return RenderArgs(seed=int(job.seeds[0]), psi=job.psi, class_idx=job.class_idx, noise_mode=job.noise_mode)
 
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from bench.toon_quality import format_report, main
+from gan.data.dataset import seeded_subset
 from gan.data.toon import ToonConfig, make_toon_dataset
 from gan.edit.classifier import load_classifier
 from gan.edit.quality import fresh_generator, head_stats, measure_quality
 from gan.errors import UserError
 from gan.model_io import save_model
 from gan.resources import SHIPPED_CLASSIFIER
-from gan.train.dataset import seeded_subset
 
 TINY_32 = dict(
     z_dim=16,

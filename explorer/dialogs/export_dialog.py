@@ -49,13 +49,13 @@ KINDS = (
 
 
 class ExportDialog(QDialog):
-    """`ExportDialog(model_path, recipe)`: recipe is gan.recipe.recipe_to_dict(...) of the view.
+    """`ExportDialog(model_path, recipe)`: recipe is the view's gan.recipe.Recipe (RenderBridge.recipe).
     resolution: the model's (for the upscale choice; None = unknown). compare: the models of a
     side-by-side video, [{'path', 'name', 'arch'}]; model_path is then the first one's."""
 
     export_finished = Signal(dict)  # the result: path, frames, width, height, fps, seconds, bytes
 
-    def __init__(self, model_path: str, recipe: dict, parent: QWidget | None = None, bridge=None,
+    def __init__(self, model_path: str, recipe, parent: QWidget | None = None, bridge=None,
                  qsettings: QSettings | None = None, resolution: int | None = None,
                  compare: list[dict] | None = None):  # fmt: skip
         """qsettings: where the last encoder choices are kept (default: the parent window's
@@ -94,7 +94,7 @@ class ExportDialog(QDialog):
     # --- layout --------------------------------------------------------------------------
 
     def _build(self) -> None:
-        seed = int((self.recipe or {}).get("seed", 0))
+        seed = 0 if self.recipe is None else int(self.recipe.args.seed)
 
         self.kind = QComboBox()
         for key, label in KINDS:
@@ -296,7 +296,7 @@ class ExportDialog(QDialog):
         """The architectures in the video (from the models, or the recipe's model reference)."""
         if self.compare:
             return [str(m.get("arch", "")) for m in self.compare]
-        return [str(((self.recipe or {}).get("model") or {}).get("arch", ""))]
+        return [self.recipe.model.arch if self.recipe is not None else ""]
 
     def _update_kind_warning(self) -> None:
         messages = self.bridge.warnings(self.kind.currentData(), self.archs())

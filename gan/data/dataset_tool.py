@@ -2,7 +2,7 @@
 
 Output: square, power-of-two sized RGB PNGs named `00000/img00000000.png` in a zip or a folder,
 plus `dataset.json` (`{"labels": [[name, label], ...] | null}`), i.e. the official layout read by
-`gan.train.dataset.ImageDataset`. Unreadable files are skipped and reported by name with the
+`gan.data.dataset.ImageDataset`. Unreadable files are skipped and reported by name with the
 reason: sub-folders that cannot be read, anything but a regular file (a FIFO named `x.png` would
 block), files larger than `max_file_mb` (never read whole). The output appears atomically: it is
 written under a temporary name next to the destination and renamed into place only when complete,
@@ -31,15 +31,15 @@ import PIL.ImageOps
 from tqdm import tqdm
 
 from gan.config_help import field_help
-from gan.errors import Cancelled, UserError
-from gan.io.files import create_temp_dir, create_temp_file
-from gan.train.dataset import (
+from gan.data.dataset import (
     LABELS_FILE,
     FileSource,
     FileTooLarge,
     image_error_text,
     read_dataset_json,
 )
+from gan.errors import Cancelled, UserError
+from gan.io.files import create_temp_dir, create_temp_file
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)

@@ -239,7 +239,7 @@ def load_toon_arrays(
     path: str | os.PathLike, heads: dict[str, list[str]]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Images (uint8 NHWC) and per-head labels (int64) of a data set written by `gan dataset toon`."""
-    from gan.train.dataset import LABELS_FILE, FileSource, ImageDataset, read_dataset_json
+    from gan.data.dataset import LABELS_FILE, FileSource, ImageDataset, read_dataset_json
 
     dataset = ImageDataset(path)
     files = FileSource(os.fspath(path))

@@ -92,6 +92,10 @@ class Direction:
             name=self.name,
         )
 
+    def slider_value(self, strength: float) -> float:
+        """The slider position of an edit's strength along the vector (the inverse of `edit`)."""
+        return float(strength) / self.scale
+
     def to_json(self) -> dict:
         return {
             "name": self.name,

@@ -99,7 +99,7 @@ def _load_real(
 
 def _toon_labels(dataset, indices: np.ndarray, heads: dict[str, list[str]]) -> dict[str, np.ndarray] | None:
     """True class per head of the items from dataset.json `attributes` (toon data sets), else None."""
-    from gan.train.dataset import FileSource, read_dataset_json
+    from gan.data.dataset import FileSource, read_dataset_json
 
     files = FileSource(dataset.path)
     try:
@@ -186,7 +186,7 @@ def measure_quality(
 
     swd_num = 0 skips SWD. G_init: a model at initialisation for the SWD baseline (same image size).
     """
-    from gan.train.dataset import ImageDataset, seeded_subset
+    from gan.data.dataset import ImageDataset, seeded_subset
 
     seeds = [int(s) for s in seeds]
     if not seeds:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.data.dataset import seeded_subset
 from gan.errors import UserError
 from gan.metrics import equivariance, fid, inception, swd, toon_features
-from gan.train.dataset import seeded_subset
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -194,7 +194,7 @@ def _open_dataset(dataset, use_labels: bool) -> tuple[object, str | None]:
     if isinstance(dataset, (str, os.PathLike)):
         if not os.path.exists(dataset):
             raise UserError(f"data set {dataset} does not exist")
-        from gan.train.dataset import ImageDataset  # only needed when given a path
+        from gan.data.dataset import ImageDataset  # only needed when given a path
 
         return ImageDataset(dataset, use_labels=use_labels), os.fspath(dataset)
     path = getattr(dataset, "path", None)

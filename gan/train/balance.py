@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import torch
 
+from gan.data.dataset import LABELS_FILE, FileSource, read_dataset_json
 from gan.edit.classifier import load_classifier, random_shift, to_input
 from gan.errors import UserError
-from gan.train.dataset import LABELS_FILE, FileSource, read_dataset_json
 
 SHIFT = 2  # pixels of random shift before classifying (the classifier's training augmentation)
 SHARE_IMAGES = 200  # the running share averages over about this many recent images

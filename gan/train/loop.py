@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from gan.data.dataset import InfiniteSampler
 from gan.errors import UserError
 from gan.io.files import file_sha256
 from gan.train import distributed
@@ -33,7 +34,6 @@ from gan.train import snapshot as snap
 from gan.train.augment import AdaController, AugmentPipe, augment_preset
 from gan.train.balance import ClassBalance
 from gan.train.config import OPTIONS_FILE, ResolvedConfig, TrainConfig, resolve_device
-from gan.train.dataset import InfiniteSampler
 from gan.train.loss import LossSettings, StyleGANLoss
 from gan.train.prepare import Prepared, ResumeSource, build_networks, prepare
 from gan.train.stats import StatsCollector, StatsWriter

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
+from gan.data.dataset import ImageDataset
 from gan.errors import ModelLoadError, UserError
 from gan.train import snapshot as snap
 from gan.train.config import DataInfo, ResolvedConfig, ResumeNets, TrainConfig, resolve_config
-from gan.train.dataset import ImageDataset
 
 
 @dataclass

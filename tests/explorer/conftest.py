@@ -84,7 +84,7 @@ def adopted_tasks_end_before_qt(qapp):
     """A test that fails while training runs leaves its thread to the application (see
     TrainingBridge.shutdown); it must end before Qt is torn down at exit, or the process aborts."""
     yield
-    from explorer.training_bridge import wait_for_adopted_tasks
+    from explorer.tasks import wait_for_adopted_tasks
 
     wait_for_adopted_tasks(180_000)
 

@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from explorer.dialogs.export_dialog import ExportDialog  # noqa: E402
 from gan.model_io import load_model, save_model  # noqa: E402
-from gan.recipe import model_ref, recipe_to_dict  # noqa: E402
+from gan.recipe import Recipe, model_ref  # noqa: E402
 from gan.render import RenderArgs  # noqa: E402
 
 TINY = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2))
@@ -49,8 +49,8 @@ def sg3_path(tmp_path_factory) -> str:
     return _tiny_model(tmp_path_factory.mktemp("m") / "sg3.safetensors", "stylegan3-t")
 
 
-def recipe_for(path: str, seed: int = 3) -> dict:
-    return recipe_to_dict(RenderArgs(seed=seed, psi=0.8), model_ref(load_model(path, training_nets=False)))
+def recipe_for(path: str, seed: int = 3) -> Recipe:
+    return Recipe(RenderArgs(seed=seed, psi=0.8), model_ref(load_model(path, training_nets=False)))
 
 
 def frame_count(path) -> int:

@@ -14,7 +14,7 @@ from tests.explorer.conftest import OPS
 
 
 def _request(**kw):
-    return ExplorerState(**kw).to_render_request()
+    return ExplorerState(**kw)
 
 
 @pytest.fixture
@@ -243,3 +243,24 @@ def test_unbuilt_kernels_build_in_the_background_while_the_reference_ops_render(
     finally:
         release.set()
         b.shutdown()
+
+
+def test_slider_units_become_strengths_in_one_place_and_back(qtbot, bridge, tmp_path):
+    """Edits of zero strength are left out; a slider value v moves v * scale along the vector
+    (gan.edit.directions.Direction.edit), and a PNG's recipe comes back in slider units."""
+    from gan.edit.directions import Direction, save_directions
+    from tests.gan.conftest import save_tiny
+
+    path = save_tiny(tmp_path / "m.safetensors", "stylegan2")
+    vector = np.eye(16, dtype=np.float32)[0]
+    save_directions(path, [Direction(name="d", kind="pca", vector=vector, scale=2.5, layer_end=3)])
+    b = bridge(force_sync=True)
+    _load(qtbot, b, path)
+    state = ExplorerState(seed=1).with_edit("zero", strength=0.0).with_edit("d", strength=2.0, layer_end=3)
+    args = b.render_args(state)
+    assert [(e.name, e.strength, e.layer_end) for e in args.edits] == [("d", 5.0, 3)]
+    png = str(tmp_path / "view.png")
+    b.write_png(png, np.zeros([16, 16, 3], np.uint8), state)
+    view = b.read_png(png, ExplorerState(seed=9), str(tmp_path / "projections"))
+    assert view.state.seed == 1 and not view.explicit_latent
+    assert view.state.edits["d"].strength == 2.0 and view.state.edits["d"].layer_end == 3

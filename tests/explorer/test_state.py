@@ -1,6 +1,5 @@
 """ExplorerState, History (undo/redo with merged drags) and session JSON, without Qt."""
 
-import json
 
 import pytest
 
@@ -82,11 +81,3 @@ def test_session_json_round_trip():
 def test_bad_session_files_say_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         session_from_json(text)
-
-
-def test_render_request_is_plain_and_skips_zero_edits():
-    s = ExplorerState(seed=3).with_edit("a", strength=0.0).with_edit("b", strength=2.0, layer_end=3)
-    req = s.to_render_request()
-    json.dumps(req)  # plain data only
-    assert [e["name"] for e in req["edits"]] == ["b"]
-    assert req["edits"][0]["layer_end"] == 3 and req["plane"] is None

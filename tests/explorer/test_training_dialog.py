@@ -311,7 +311,8 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication, QMessageBox
 from explorer.dialogs.training_dialog import TrainingDialog
-from explorer.training_bridge import TrainingBridge, wait_for_adopted_tasks
+from explorer.tasks import wait_for_adopted_tasks
+from explorer.training_bridge import TrainingBridge
 from tests.explorer.test_training_dialog import FakeSummary
 
 def slow_step(config, should_stop=None, on_tick=None):

@@ -15,9 +15,9 @@ import torch
 
 from gan.cli import main as gan_main
 from gan.data import dataset_tool
+from gan.data.dataset import ImageDataset, InfiniteSampler
 from gan.data.dataset_tool import ConvertConfig, DatasetWriter, apply_transform, convert_dataset
 from gan.errors import UserError
-from gan.train.dataset import ImageDataset, InfiniteSampler
 
 
 def _rgb(size, seed=0, w=None) -> PIL.Image.Image:
@@ -440,7 +440,7 @@ def test_fifo_and_device_named_like_images_are_skipped_without_hanging(tmp_path,
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_an_entry_swapped_for_a_fifo_after_listing_does_not_block(tmp_path, no_hang):
-    from gan.train.dataset import FileSource
+    from gan.data.dataset import FileSource
 
     _make_folder(tmp_path / "src", n=2, size=8)
     files = FileSource(tmp_path / "src")
@@ -451,7 +451,7 @@ def test_an_entry_swapped_for_a_fifo_after_listing_does_not_block(tmp_path, no_h
 
 
 def test_files_larger_than_the_limit_are_named_and_never_read(tmp_path, monkeypatch):
-    from gan.train import dataset as dataset_mod
+    from gan.data import dataset as dataset_mod
 
     _make_folder(tmp_path / "src", n=2, size=8)
     with open(tmp_path / "src" / "huge.png", "wb") as f:

@@ -10,8 +10,8 @@ import pytest
 
 from gan.cli import main as gan_main
 from gan.data import toon
+from gan.data.dataset import ImageDataset
 from gan.errors import Cancelled, UserError
-from gan.train.dataset import ImageDataset
 
 
 def _pixels(seed, index, res=32, styles=toon.STYLES):

@@ -15,7 +15,6 @@ import pytest
 from gan.cli import main as cli_main
 from gan.errors import Cancelled, UserError
 from gan.model_io import load_model
-from gan.recipe import model_ref, recipe_to_dict
 from gan.render import Edit, RenderArgs, Renderer
 from gan.video import Mp4Writer, VideoJob, frame_args, render_video, resolve_direction, slerp
 
@@ -109,11 +108,10 @@ def test_sweep_strength_goes_minus_plus_minus(sg2):
     assert strengths == pytest.approx([-2.0, 0.0, 2.0, 0.0], abs=1e-9)
 
 
-def test_recipe_is_the_base_view(sg3, tiny_sg3t_model_path):
-    model = sg3.model
+def test_view_is_the_base_view(sg3):
     edit = Edit(direction=np.full(16, 0.5, np.float32), strength=1.5, name="e")
     base = RenderArgs(seed=42, psi=0.7, rotate=10.0, edits=[edit])
-    job = VideoJob(kind="rotate", recipe=recipe_to_dict(base, model_ref(model)), fps=4, duration=1)
+    job = VideoJob(kind="rotate", view=base, fps=4, duration=1)
     args = list(frame_args(job, sg3))
     assert [a.seed for a in args] == [42] * 4 and args[0].psi == pytest.approx(0.7)
     assert [a.rotate for a in args] == pytest.approx([10.0, 100.0, 190.0, 280.0])
