@@ -1,5 +1,6 @@
-"""The export dialog's link to `gan.video`: runs a VideoJob in a QThread with progress and cancel,
-for one model or for several side by side (`gan.compare.render_compare_video`).
+"""The export dialog's link to `gan.video`: runs a VideoJob in a background task (explorer.tasks)
+with progress and cancel, for one model or for several side by side
+(`gan.compare.render_compare_video`).
 
 Plain data in (model path, recipe dict, settings dict of VideoJob fields, output path) and out
 (progress counts, a result dict, message strings). `gan` is imported lazily so importing the

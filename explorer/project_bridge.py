@@ -24,7 +24,9 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
+
+from explorer.tasks import BackgroundTask, stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +88,6 @@ class LatentCache:
         return value
 
 
-class _Job(QThread):
-    """Runs one function in a thread; the bridge's signals carry its results."""
-
-    def __init__(self, fn, parent=None):
-        super().__init__(parent)
-        self._fn = fn
-
-    def run(self) -> None:
-        self._fn()
-
-
 class ProjectBridge(QObject):
     photo_opened = Signal(dict)  # path, image (uint8, shrunk for alignment), size, faces, error
     progress = Signal(dict)  # step, steps, phase, loss, image (uint8 or None)
@@ -111,7 +102,7 @@ class ProjectBridge(QObject):
         self._stop = threading.Event()
         self._done = threading.Event()  # the job's work is over (its thread may still be ending)
         self._done.set()
-        self._job: _Job | None = None
+        self._job: BackgroundTask | None = None  # its function emits the bridge's own signals
         self._models: dict = {}  # path -> LoadedModel with D (the last one only)
         self._auto_template = "ffhq"  # the open model's alignment template (see template_for_model)
 
@@ -123,9 +114,8 @@ class ProjectBridge(QObject):
 
     def shutdown(self) -> None:
         self._stop.set()
-        if self._job is not None:
-            self._job.wait()
-            self._job = None
+        stop_tasks([self._job])
+        self._job = None
 
     def _start(self, fn) -> bool:
         if self.busy:
@@ -141,7 +131,7 @@ class ProjectBridge(QObject):
             finally:
                 self._done.set()
 
-        self._job = _Job(guarded, self)
+        self._job = BackgroundTask(lambda report, should_stop: guarded(), "photo work", self)
         self._job.start()
         return True
 
