@@ -18,10 +18,24 @@ from explorer.tasks import BackgroundTask, stop_tasks
 
 # Settings the dialog may send; everything else in a VideoJob is fixed by the bridge.
 SETTING_KEYS = (
-    "kind", "seeds", "turns", "translate_path", "translate_amount", "interp_space", "direction_name",
-    "strength", "layer_start", "layer_end", "size", "upscale", "upscale_filter", "fps", "duration", "crf",
+    "kind",
+    "seeds",
+    "turns",
+    "translate_path",
+    "translate_amount",
+    "interp_space",
+    "direction_name",
+    "strength",
+    "layer_start",
+    "layer_end",
+    "size",
+    "upscale",
+    "upscale_filter",
+    "fps",
+    "duration",
+    "crf",
     "preset",
-)  # fmt: skip
+)
 
 
 def make_job(recipe, settings: dict):

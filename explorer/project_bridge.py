@@ -148,8 +148,15 @@ class ProjectBridge(QObject):
         from gan.photo.image import open_photo
         from gan.photo.pipeline import find_faces
 
-        out = {"path": path, "image": None, "size": None, "faces": [], "error": None, "face_error": None,
-               "template": self._auto_template}  # fmt: skip
+        out = {
+            "path": path,
+            "image": None,
+            "size": None,
+            "faces": [],
+            "error": None,
+            "face_error": None,
+            "template": self._auto_template,
+        }
         if model_path is not None:
             try:
                 self._auto_template = template_for_model(self._model(model_path).metadata).name
@@ -237,8 +244,17 @@ class ProjectBridge(QObject):
         from gan.errors import Cancelled, UserError
         from gan.photo.project import threads_for_load
 
-        out = {"path": None, "image": None, "target": target, "psnr": None, "ssim": None, "seconds": None,
-               "error": None, "cancelled": False, "d": None}  # fmt: skip
+        out = {
+            "path": None,
+            "image": None,
+            "target": target,
+            "psnr": None,
+            "ssim": None,
+            "seconds": None,
+            "error": None,
+            "cancelled": False,
+            "d": None,
+        }
         try:
             with torch_threads(self.threads or threads_for_load()):
                 self._project(model_path, target, settings, source, out)
@@ -275,8 +291,13 @@ class ProjectBridge(QObject):
         stem = os.path.splitext(os.path.basename(str(source.get("photo", "photo"))))[0] or "photo"
         path = os.path.join(self.projections_dir, f"{stem}-{digest}.npz")
         save_projection(path, result)
-        out.update(path=path, image=result.image, psnr=psnr(result.image, target),
-                   ssim=ssim_uint8(result.image, target), seconds=result.seconds)  # fmt: skip
+        out.update(
+            path=path,
+            image=result.image,
+            psnr=psnr(result.image, target),
+            ssim=ssim_uint8(result.image, target),
+            seconds=result.seconds,
+        )
 
     def _emit(self, signal, out: dict) -> None:
         """The job's last word: marks the bridge free first, so a slot may start the next job."""

@@ -23,7 +23,6 @@ from explorer.training_process import TRAINING_NICE, default_run, process_work, 
 log = logging.getLogger(__name__)
 
 
-
 class TrainingBridge(QObject):
     """Start / stop training and make data sets in the background; all signals carry plain data.
 
@@ -47,8 +46,13 @@ class TrainingBridge(QObject):
     inspected = Signal(dict)
     estimated = Signal(dict)
 
-    def __init__(self, run_fn: Callable | None = None, parent: QObject | None = None,
-                 in_process: bool | None = None, nice: int = TRAINING_NICE):  # fmt: skip
+    def __init__(
+        self,
+        run_fn: Callable | None = None,
+        parent: QObject | None = None,
+        in_process: bool | None = None,
+        nice: int = TRAINING_NICE,
+    ):
         """run_fn(config, should_stop, on_tick) -> RunSummary, default gan.train.loop.run.
         in_process: run it in a thread of this process (default only for an injected run_fn) or in
         a child process (default for the real loop; run_fn must then be a module-level function).

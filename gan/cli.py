@@ -14,8 +14,17 @@ from gan.errors import UserError
 
 # Module names under gan.commands, in the order `gan --help` lists them.
 COMMANDS = [
-    "generate", "project", "video", "train", "metrics", "dataset", "directions", "blend", "convert", "info",
-]  # fmt: skip
+    "generate",
+    "project",
+    "video",
+    "train",
+    "metrics",
+    "dataset",
+    "directions",
+    "blend",
+    "convert",
+    "info",
+]
 
 
 def _load_commands() -> list:

@@ -359,8 +359,14 @@ class Mp4Writer:
     temporary file and leaves the target untouched.
     """
 
-    def __init__(self, path: str | os.PathLike, size: tuple[int, int], fps: float, crf: int = 18,
-                 preset: str = "medium"):  # fmt: skip
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        size: tuple[int, int],
+        fps: float,
+        crf: int = 18,
+        preset: str = "medium",
+    ):
         import imageio_ffmpeg
 
         width, height = size
@@ -373,11 +379,36 @@ class Mp4Writer:
         self._tmp: Path | None = self._make_temp()
         self._log = tempfile.TemporaryFile()  # ffmpeg's messages, for error reports (no pipe deadlock)
         cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", _rate(fps), "-i", "-",
-            "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
-            "-movflags", "+faststart", "-f", "mp4", str(self._tmp),
-        ]  # fmt: skip
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            _rate(fps),
+            "-i",
+            "-",
+            "-an",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(int(crf)),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(self._tmp),
+        ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def _check_target(self) -> None:

@@ -37,9 +37,18 @@ def three_models(tmp_path_factory) -> list[str]:
         paths.append(str(path))
     torch.manual_seed(0)
     G = Generator(
-        z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=16,
-        num_fp16_res=0, conv_kernel=1, use_radial_filters=True, mapping_kwargs=dict(num_layers=2),
-    ).eval()  # fmt: skip
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=512,
+        channel_max=16,
+        num_fp16_res=0,
+        conv_kernel=1,
+        use_radial_filters=True,
+        mapping_kwargs=dict(num_layers=2),
+    ).eval()
     path = root / "tiny-stylegan3-r.safetensors"
     save_model(path, G, arch="stylegan3-r")
     paths.append(str(path))
@@ -50,8 +59,23 @@ def test_table_for_three_architectures(three_models, toon16, tmp_path, capsys, m
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("GAN_INCEPTION_WEIGHTS", raising=False)
     out = tmp_path / "docs" / "cmp.md"
-    argv = ["--models", *three_models, "--data", toon16, "--num", "4", "--swd-num", "4", "--batch", "4",
-            "--out", str(out), "--sidecar", "--note", "A tiny test."]  # fmt: skip
+    argv = [
+        "--models",
+        *three_models,
+        "--data",
+        toon16,
+        "--num",
+        "4",
+        "--swd-num",
+        "4",
+        "--batch",
+        "4",
+        "--out",
+        str(out),
+        "--sidecar",
+        "--note",
+        "A tiny test.",
+    ]
     assert main(argv) == 0
     doc = out.read_text()
     rows = [line for line in doc.splitlines() if line.startswith("| `tiny-")]
@@ -69,8 +93,13 @@ def test_table_for_three_architectures(three_models, toon16, tmp_path, capsys, m
     assert "**Note:** A tiny test." in doc
     raw = json.loads(out.with_suffix(".json").read_text())
     assert set(raw["tiny-stylegan2"]["values"]) == {
-        "eqt8_int", "eqt8_frac", "eqr8", "swd4", "fd_toon4_full", "kid_toon4_full",
-    }  # fmt: skip
+        "eqt8_int",
+        "eqt8_frac",
+        "eqr8",
+        "swd4",
+        "fd_toon4_full",
+        "kid_toon4_full",
+    }
     # The explorer's table reads the sidecars.
     cells = table_cells(read_recorded_metrics(three_models[2]))
     assert (

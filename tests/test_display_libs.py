@@ -31,9 +31,13 @@ def fake_tools(tmp_path):
 
 def run(env, **extra):
     return subprocess.run(
-        ["bash", str(SCRIPT)], env=dict(env, **extra), stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=60,
-    )  # fmt: skip
+        ["bash", str(SCRIPT)],
+        env=dict(env, **extra),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_without_a_terminal_it_only_prints_the_command(fake_tools):

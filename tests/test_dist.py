@@ -117,10 +117,23 @@ def test_prebuilt_kernels_and_training_in_a_child_process(app, tmp_path):
 
     data = make_blobs(tmp_path / "blobs.zip")
     options = dict(
-        cfg="stylegan2", data=data, outdir=str(tmp_path / "runs"), batch=8, aug="noaug", kimg=0.016,
-        tick_kimg=0.008, snap=100, cbase=256, cmax=16, z_dim=16, w_dim=16, map_depth=2, device="cpu",
-        grid_rows=1, workers=0,
-    )  # fmt: skip
+        cfg="stylegan2",
+        data=data,
+        outdir=str(tmp_path / "runs"),
+        batch=8,
+        aug="noaug",
+        kimg=0.016,
+        tick_kimg=0.008,
+        snap=100,
+        cbase=256,
+        cmax=16,
+        z_dim=16,
+        w_dim=16,
+        map_depth=2,
+        device="cpu",
+        grid_rows=1,
+        workers=0,
+    )
     (tmp_path / "options.json").write_text(json.dumps(options))
     report_path = tmp_path / "report.json"
     result = run_app(

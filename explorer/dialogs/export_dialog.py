@@ -55,9 +55,16 @@ class ExportDialog(QDialog):
 
     export_finished = Signal(dict)  # the result: path, frames, width, height, fps, seconds, bytes
 
-    def __init__(self, model_path: str, recipe, parent: QWidget | None = None, bridge=None,
-                 qsettings: QSettings | None = None, resolution: int | None = None,
-                 compare: list[dict] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model_path: str,
+        recipe,
+        parent: QWidget | None = None,
+        bridge=None,
+        qsettings: QSettings | None = None,
+        resolution: int | None = None,
+        compare: list[dict] | None = None,
+    ):
         """qsettings: where the last encoder choices are kept (default: the parent window's
         `settings`, if it is a QSettings; none otherwise, e.g. in tests)."""
         super().__init__(parent)
@@ -328,8 +335,15 @@ class ExportDialog(QDialog):
             self.out_path.setText(path)
 
     def _choice_widgets(self) -> dict:
-        return {"fps": self.fps, "duration": self.duration, "crf": self.crf, "size": self.size,
-                "turns": self.turns, "amount": self.amount, "strength": self.strength}  # fmt: skip
+        return {
+            "fps": self.fps,
+            "duration": self.duration,
+            "crf": self.crf,
+            "size": self.size,
+            "turns": self.turns,
+            "amount": self.amount,
+            "strength": self.strength,
+        }
 
     def _save_choices(self) -> None:
         values = {k: w.value() for k, w in self._choice_widgets().items()}

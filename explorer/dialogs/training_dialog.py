@@ -64,8 +64,14 @@ class TrainingDialog(QDialog):
     # TrainingBridge.shutdown); the window stays unresponsive meanwhile.
     shutdown_timeout_ms = 60_000
 
-    def __init__(self, current_model_path: str | None, parent: QWidget | None = None, bridge=None,
-                 outdir: str | None = None, settings: QSettings | None = None):  # fmt: skip
+    def __init__(
+        self,
+        current_model_path: str | None,
+        parent: QWidget | None = None,
+        bridge=None,
+        outdir: str | None = None,
+        settings: QSettings | None = None,
+    ):
         """settings: where the last options are kept (default: the parent window's `settings`,
         if it has a QSettings; none otherwise, e.g. in tests)."""
         super().__init__(parent)
@@ -519,8 +525,17 @@ class TrainingDialog(QDialog):
                 getattr(self, key).setChecked(bool(value))
             elif key == "start_from":
                 self.start_from.setCurrentIndex(self.start_from.findData(value))
-            elif key in ("batch", "gamma", "kimg", "tick_kimg", "snap", "metrics_num", "cbase", "cmax",
-                         "map_depth"):  # fmt: skip
+            elif key in (
+                "batch",
+                "gamma",
+                "kimg",
+                "tick_kimg",
+                "snap",
+                "metrics_num",
+                "cbase",
+                "cmax",
+                "map_depth",
+            ):
                 getattr(self, key).setValue(0 if value is None else value)
             else:
                 raise KeyError(f"unknown option {key!r}")
@@ -741,9 +756,27 @@ class TrainingDialog(QDialog):
             self.headline.setText("Starting… (building the networks)")
         elif state == "stopping":
             self.headline.setText("Stopping — writing a snapshot…")
-        for w in (self.data_path, self.cfg, self.start_from, self.cond, self.cbase, self.cmax, self.zw_dim,
-                  self.map_depth, self.batch, self.gamma, self.kimg, self.tick_kimg, self.snap, self.aug,
-                  self.mirror, self.metrics_num, self.device, self.outdir, self.make_box):  # fmt: skip
+        for w in (
+            self.data_path,
+            self.cfg,
+            self.start_from,
+            self.cond,
+            self.cbase,
+            self.cmax,
+            self.zw_dim,
+            self.map_depth,
+            self.batch,
+            self.gamma,
+            self.kimg,
+            self.tick_kimg,
+            self.snap,
+            self.aug,
+            self.mirror,
+            self.metrics_num,
+            self.device,
+            self.outdir,
+            self.make_box,
+        ):
             w.setEnabled(not running)
         for box in self.metric_boxes.values():
             box.setEnabled(not running)

@@ -128,8 +128,16 @@ class TrainingPlots(QWidget):
             plot.setPreferredWidth(120)  # equal shares of a row, whatever the title's length
             for s in panel.series:
                 pen = pg.mkPen(s.color, width=2)
-                curve = plot.plot([], [], pen=pen, name=s.label, symbol="o", symbolSize=5,
-                                  symbolBrush=s.color, symbolPen=None)  # fmt: skip
+                curve = plot.plot(
+                    [],
+                    [],
+                    pen=pen,
+                    name=s.label,
+                    symbol="o",
+                    symbolSize=5,
+                    symbolBrush=s.color,
+                    symbolPen=None,
+                )
                 self._curves[s.key] = curve
                 self._data[s.key] = ([], [])
             note = pg.TextItem(panel.empty, color=faint, anchor=(0.5, 0.5))

@@ -152,9 +152,12 @@ def _print_tick(info) -> None:
         f"eta {_duration(info.eta_sec)}",
     ]
     for key, label in (
-        ("Loss/G/loss", "G"), ("Loss/D/loss", "D"), ("Loss/r1_penalty", "r1"), ("Loss/pl_penalty", "pl"),
+        ("Loss/G/loss", "G"),
+        ("Loss/D/loss", "D"),
+        ("Loss/r1_penalty", "r1"),
+        ("Loss/pl_penalty", "pl"),
         ("Progress/augment", "p"),
-    ):  # fmt: skip
+    ):
         if key in s and math.isfinite(s[key]):
             parts.append(f"{label} {s[key]:.3f}")
     for key, value in s.items():

@@ -37,10 +37,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=KINDS, default="rotate", help=field_help("kind"))
     p.add_argument("--seeds", default="0", help="seed(s), e.g. 3 or 0,5,9; " + field_help("seeds"))
     p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1 = none)")
-    p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
-                   help=field_help("class_idx"))  # fmt: skip
-    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const",
-                   help="per-pixel noise (default const)")  # fmt: skip
+    p.add_argument(
+        "--class", dest="class_idx", type=int, default=None, metavar="N", help=field_help("class_idx")
+    )
+    p.add_argument(
+        "--noise-mode",
+        choices=("const", "random", "none"),
+        default="const",
+        help="per-pixel noise (default const)",
+    )
     p.add_argument("--fps", type=float, default=30.0, help=field_help("fps"))
     p.add_argument("--duration", type=float, default=4.0, metavar="SEC", help=field_help("duration"))
     p.add_argument(
@@ -64,18 +69,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crf", type=int, default=18, help=field_help("crf"))
     p.add_argument("--preset", default="medium", help=field_help("preset"))
     p.add_argument("--turns", type=int, default=1, help=field_help("turns"))
-    p.add_argument("--path", dest="translate_path", choices=TRANSLATE_PATHS, default="circle",
-                   help=field_help("translate_path"))  # fmt: skip
-    p.add_argument("--amount", dest="translate_amount", type=float, default=0.25,
-                   help=field_help("translate_amount"))  # fmt: skip
-    p.add_argument("--space", dest="interp_space", choices=INTERP_SPACES, default="z",
-                   help=field_help("interp_space"))  # fmt: skip
+    p.add_argument(
+        "--path",
+        dest="translate_path",
+        choices=TRANSLATE_PATHS,
+        default="circle",
+        help=field_help("translate_path"),
+    )
+    p.add_argument(
+        "--amount", dest="translate_amount", type=float, default=0.25, help=field_help("translate_amount")
+    )
+    p.add_argument(
+        "--space", dest="interp_space", choices=INTERP_SPACES, default="z", help=field_help("interp_space")
+    )
     p.add_argument("--direction", default="", metavar="NAME", help=field_help("direction_name"))
-    p.add_argument("--direction-file", default=None, metavar="FILE.npy",
-                   help="sweep: a direction saved with numpy.save, [w_dim] or [num_ws, w_dim]")  # fmt: skip
+    p.add_argument(
+        "--direction-file",
+        default=None,
+        metavar="FILE.npy",
+        help="sweep: a direction saved with numpy.save, [w_dim] or [num_ws, w_dim]",
+    )
     p.add_argument("--strength", type=float, default=3.0, help=field_help("strength"))
-    p.add_argument("--layers", default=None, metavar="START:END",
-                   help="sweep: w index range the direction applies to, e.g. 0:6 (default all)")  # fmt: skip
+    p.add_argument(
+        "--layers",
+        default=None,
+        metavar="START:END",
+        help="sweep: w index range the direction applies to, e.g. 0:6 (default all)",
+    )
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
 
 

@@ -35,8 +35,13 @@ _FIX = "convert the images with `gan dataset convert --source SRC --dest OUT.zip
 # What Pillow raises for files it cannot identify or decode.
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
 MAX_FILE_BYTES = 256 << 20  # per image or dataset.json; far above any training image
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}  # fmt: skip
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
 _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
@@ -228,9 +233,10 @@ class ImageDataset(torch.utils.data.Dataset):
         self.name = os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
         self._names = [n for n in self._files.names() if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS]
         unusable = [
-            (n, why) for n, why in self._files.skipped
+            (n, why)
+            for n, why in self._files.skipped
             if n.endswith("/") or os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS
-        ]  # fmt: skip
+        ]
         if unusable:
             shown = "; ".join(f"{n}: {why}" for n, why in unusable[:3])
             more = f" and {len(unusable) - 3} more" if len(unusable) > 3 else ""

@@ -22,9 +22,15 @@ from gan.networks import NetworkKind, build_network
 
 # Factories whose size is given by a shape argument: charged before they allocate.
 _SHAPED = {
-    torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn, torch.randint,
+    torch.empty,
+    torch.zeros,
+    torch.ones,
+    torch.full,
+    torch.rand,
+    torch.randn,
+    torch.randint,
     torch.empty_strided,
-}  # fmt: skip
+}
 # Factories whose size follows from their data (already in memory) or range: charged after.
 _OTHER = {torch.tensor, torch.as_tensor, torch.from_numpy, torch.arange, torch.linspace, torch.eye}
 

@@ -316,10 +316,26 @@ def _module_record_class(qualname: str) -> type[ModuleRecord]:
 
 
 _TORCH_DTYPE_NAMES = (
-    "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool",
-    "complex64", "complex128", "uint16", "uint32", "uint64",
-    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
-)  # fmt: skip
+    "float32",
+    "float64",
+    "float16",
+    "bfloat16",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+    "complex64",
+    "complex128",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+)
 
 _TORCH_CONTAINERS = ("ModuleList", "ModuleDict", "Sequential")
 
@@ -524,9 +540,17 @@ def load_restricted(file: BinaryIO, source: str) -> Any:
             f"{source} is truncated or not a valid pickle ({detail}). Re-download or re-copy the file."
         ) from exc
     except (
-        ValueError, TypeError, AttributeError, IndexError, KeyError, OverflowError, RecursionError,
-        MemoryError, RuntimeError, struct.error,
-    ) as exc:  # fmt: skip
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        RecursionError,
+        MemoryError,
+        RuntimeError,
+        struct.error,
+    ) as exc:
         raise ModelLoadError(
             f"{source} is damaged ({type(exc).__name__}: {exc}). Re-download or re-copy the file."
         ) from exc

@@ -31,8 +31,13 @@ MAX_COMPONENT_DEPTH = 4  # G -> synthesis is 1 deep; anything deeper is not a St
 
 # TF settings that only affected sampling or how the TF graph was built, not the weights.
 _IGNORED_G = {
-    "truncation_psi", "truncation_cutoff", "style_mixing_prob", "structure", "conditioning", "fused_modconv"
-}  # fmt: skip
+    "truncation_psi",
+    "truncation_cutoff",
+    "style_mixing_prob",
+    "structure",
+    "conditioning",
+    "fused_modconv",
+}
 _IGNORED_D = {"structure", "conditioning"}
 
 

@@ -8,8 +8,14 @@ from gan.errors import ModelLoadError
 
 # safetensors dtype names a floating-point network tensor may be stored as (converted on load).
 FLOAT_FILE_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
-_FILE_DTYPE = {torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
-               torch.uint8: "U8", torch.bool: "BOOL"}  # fmt: skip
+_FILE_DTYPE = {
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
 
 
 def _listing(names: list[str], limit: int = 5) -> str:

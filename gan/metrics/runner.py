@@ -51,11 +51,17 @@ METRICS: dict[str, MetricSpec] = {
     "eqr50k": MetricSpec("eq", 50000, eq="eqr", help="EQ-R: PSNR (dB) under rotation"),
     "swd": MetricSpec("swd", 2048, 2048, help="sliced Wasserstein distance x1e3 on Laplacian pyramids"),
     "fd_toon10k_full": MetricSpec(
-        "fid", 10000, None, features="toon",
+        "fid",
+        10000,
+        None,
+        features="toon",
         help="Fréchet distance in the toon classifier's feature space (not FID), 10k generated vs all real",
     ),
     "kid_toon10k_full": MetricSpec(
-        "kid", 10000, 1000000, features="toon",
+        "kid",
+        10000,
+        1000000,
+        features="toon",
         help="KID in the toon classifier's feature space (not Inception KID), 10k generated",
     ),
     "fd_toon50k_full": MetricSpec(
@@ -64,7 +70,7 @@ METRICS: dict[str, MetricSpec] = {
     "kid_toon50k_full": MetricSpec(
         "kid", 50000, 1000000, features="toon", help="as kid_toon10k_full with 50k generated images"
     ),
-}  # fmt: skip
+}
 
 
 @dataclass

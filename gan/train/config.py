@@ -358,11 +358,17 @@ def _network_kwargs(c: TrainConfig, data: DataInfo, device: str, batch: int, bat
     cbase, cmax = (c.cbase * 2, c.cmax * 2) if c.cfg == "stylegan3-r" else (c.cbase, c.cmax)
     map_depth = c.map_depth if c.map_depth is not None else (8 if c.cfg == "stylegan2" else 2)
     g = dict(
-        z_dim=c.z_dim, w_dim=c.w_dim, c_dim=data.label_dim if c.cond else 0,
-        img_resolution=data.resolution, img_channels=data.channels,
-        mapping_kwargs=dict(num_layers=map_depth), channel_base=cbase, channel_max=cmax,
-        num_fp16_res=fp16_res, conv_clamp=conv_clamp,
-    )  # fmt: skip
+        z_dim=c.z_dim,
+        w_dim=c.w_dim,
+        c_dim=data.label_dim if c.cond else 0,
+        img_resolution=data.resolution,
+        img_channels=data.channels,
+        mapping_kwargs=dict(num_layers=map_depth),
+        channel_base=cbase,
+        channel_max=cmax,
+        num_fp16_res=fp16_res,
+        conv_clamp=conv_clamp,
+    )
     if c.cfg == "stylegan2":
         g["fused_modconv_default"] = "inference_only"  # plain convs train faster than grouped ones
     else:
@@ -370,11 +376,17 @@ def _network_kwargs(c: TrainConfig, data: DataInfo, device: str, batch: int, bat
     if c.cfg == "stylegan3-r":
         g.update(conv_kernel=1, use_radial_filters=True)
     d = dict(
-        c_dim=g["c_dim"], img_resolution=data.resolution, img_channels=data.channels,
-        channel_base=c.cbase, channel_max=c.cmax, num_fp16_res=fp16_res, conv_clamp=conv_clamp,
-        block_kwargs={}, mapping_kwargs={},
+        c_dim=g["c_dim"],
+        img_resolution=data.resolution,
+        img_channels=data.channels,
+        channel_base=c.cbase,
+        channel_max=c.cmax,
+        num_fp16_res=fp16_res,
+        conv_clamp=conv_clamp,
+        block_kwargs={},
+        mapping_kwargs={},
         epilogue_kwargs=dict(mbstd_group_size=min(c.mbstd_group, batch_gpu)),
-    )  # fmt: skip
+    )
     return g, d
 
 

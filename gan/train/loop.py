@@ -354,10 +354,11 @@ class _Trainer:
     def train(self, should_stop, on_tick) -> RunSummary:
         if self.already_done:
             summary = self._summary(
-                False, "done",
+                False,
+                "done",
                 f"the run is already finished: it reached {self.cur_nimg / 1000:.3f} kimg of "
                 f"{self.cfg.kimg:g}; nothing was trained or written. To train further, raise --kimg",
-            )  # fmt: skip
+            )
             summary.already_done = True
             return summary
         batches = self._batches()
@@ -502,10 +503,15 @@ class _Trainer:
 
     def _stop_between_ticks(self) -> TickInfo:
         info = TickInfo(
-            tick=self.tick - 1, kimg=self.cur_nimg / 1000, total_kimg=float(self.cfg.kimg),
-            sec_per_kimg=math.nan, eta_sec=math.nan, run_dir=self.run_dir, done=True,
+            tick=self.tick - 1,
+            kimg=self.cur_nimg / 1000,
+            total_kimg=float(self.cfg.kimg),
+            sec_per_kimg=math.nan,
+            eta_sec=math.nan,
+            run_dir=self.run_dir,
+            done=True,
             message="stopped on request",
-        )  # fmt: skip
+        )
         if self.snapshot_at != self._position():
             self._snapshot_and_metrics(info, info.stats)
         return info
@@ -577,9 +583,13 @@ class _Trainer:
         if names:
             try:
                 report = run_metrics(
-                    names, self.G_ema, dataset=self.cfg.data, num=self.cfg.metrics_num,
-                    batch_size=self.r.batch_gpu, seed=self.cfg.seed,
-                )  # fmt: skip
+                    names,
+                    self.G_ema,
+                    dataset=self.cfg.data,
+                    num=self.cfg.metrics_num,
+                    batch_size=self.r.batch_gpu,
+                    seed=self.cfg.seed,
+                )
             except UserError as exc:
                 self.metrics_skipped.update({n: str(exc) for n in names})
             else:
@@ -593,11 +603,17 @@ class _Trainer:
     def _fail(self, message: str, clock: _TickClock, on_tick) -> RunSummary:
         stats = self.stats.collect(_REPORTED)
         info = TickInfo(
-            tick=self.tick, kimg=self.cur_nimg / 1000, total_kimg=float(self.cfg.kimg),
-            sec_per_kimg=clock.sec_per_kimg(self.cur_nimg), eta_sec=math.nan, stats=stats,
-            snapshot_path=None, run_dir=self.run_dir, done=True,
+            tick=self.tick,
+            kimg=self.cur_nimg / 1000,
+            total_kimg=float(self.cfg.kimg),
+            sec_per_kimg=clock.sec_per_kimg(self.cur_nimg),
+            eta_sec=math.nan,
+            stats=stats,
+            snapshot_path=None,
+            run_dir=self.run_dir,
+            done=True,
             message=f"{message} ({self.last_snapshot or 'no snapshot was written yet'})",
-        )  # fmt: skip
+        )
         if on_tick is not None and self.dist.is_main:
             on_tick(info)
         return self._summary(True, "nonfinite", info.message)

@@ -168,9 +168,13 @@ def _parse_latest(run_dir: str) -> Latest:
     if not isinstance(data, dict):
         raise UserError(damaged.format(f"expected a JSON object, found {type(data).__name__}"))
     checks = {
-        "snapshot": ("file", True), "state": ("file", True), "cur_nimg": ("count", True),
-        "tick": ("count", True), "snapshot_sha256": ("digest", False), "state_sha256": ("digest", False),
-    }  # fmt: skip
+        "snapshot": ("file", True),
+        "state": ("file", True),
+        "cur_nimg": ("count", True),
+        "tick": ("count", True),
+        "snapshot_sha256": ("digest", False),
+        "state_sha256": ("digest", False),
+    }
     for key, (kind, required) in checks.items():
         value = data.get(key)
         if value is None and not required:
@@ -262,10 +266,13 @@ def commit_snapshot(
     fault = fault or (lambda point: None)
     model_name, state_name = snapshot_names(cur_nimg, phases_done)
     latest = Latest(
-        model_name, state_name, cur_nimg, tick,
+        model_name,
+        state_name,
+        cur_nimg,
+        tick,
         snapshot_sha256=hashlib.sha256(model_bytes).hexdigest(),
         state_sha256=hashlib.sha256(state).hexdigest(),
-    )  # fmt: skip
+    )
     try:
         _write_file(os.path.join(run_dir, state_name), state, fault, "state")
         _write_file(os.path.join(run_dir, model_name), model_bytes, fault, "model")

@@ -25,9 +25,18 @@ def sg3r_path(tmp_path_factory) -> str:
 
     torch.manual_seed(0)
     G = Generator(
-        z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=16,
-        num_fp16_res=0, conv_kernel=1, use_radial_filters=True, mapping_kwargs=dict(num_layers=2),
-    ).eval()  # fmt: skip
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=512,
+        channel_max=16,
+        num_fp16_res=0,
+        conv_kernel=1,
+        use_radial_filters=True,
+        mapping_kwargs=dict(num_layers=2),
+    ).eval()
     path = tmp_path_factory.mktemp("r") / "tiny_sg3r.safetensors"
     save_model(path, G, arch="stylegan3-r")
     return str(path)
@@ -203,8 +212,19 @@ def test_standalone_entry_point_takes_a_screenshot(tmp_path, explorer_models):
     from PIL import Image
 
     out = tmp_path / "compare.png"
-    cmd = [sys.executable, "-m", "explorer.compare_window", explorer_models["sg2"], explorer_models["sg3"],
-           "--rotate", "20", "--size", "1000x700", "--screenshot", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "explorer.compare_window",
+        explorer_models["sg2"],
+        explorer_models["sg3"],
+        "--rotate",
+        "20",
+        "--size",
+        "1000x700",
+        "--screenshot",
+        str(out),
+    ]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stderr

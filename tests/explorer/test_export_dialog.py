@@ -29,8 +29,15 @@ def _tiny_model(path, arch: str) -> str:
     elif arch == "stylegan3-r":
         from gan.networks.stylegan3 import Generator
 
-        G = Generator(c_dim=0, channel_base=512, channel_max=16, num_fp16_res=0, conv_kernel=1,
-                      use_radial_filters=True, **TINY)  # fmt: skip
+        G = Generator(
+            c_dim=0,
+            channel_base=512,
+            channel_max=16,
+            num_fp16_res=0,
+            conv_kernel=1,
+            use_radial_filters=True,
+            **TINY,
+        )
     else:
         from gan.networks.stylegan3 import Generator
 
@@ -154,8 +161,19 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path):
 
     model_path = str(shutil.copy(sg2_path, tmp_path / "m.safetensors"))
     vec = np.random.default_rng(0).standard_normal(16).astype(np.float32)
-    save_directions(model_path, [Direction(name="smile", kind="pca", vector=vec / np.linalg.norm(vec),
-                                           layer_start=1, layer_end=3, scale=2.0)])  # fmt: skip
+    save_directions(
+        model_path,
+        [
+            Direction(
+                name="smile",
+                kind="pca",
+                vector=vec / np.linalg.norm(vec),
+                layer_start=1,
+                layer_end=3,
+                scale=2.0,
+            )
+        ],
+    )
     dialog = ExportDialog(model_path, recipe_for(model_path))
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
@@ -261,8 +279,10 @@ def test_small_models_are_upscaled(qtbot, sg3_path, tmp_path):
 def test_comparison_export(qtbot, sg2_path, sg3_path, tmp_path):
     import imageio_ffmpeg
 
-    models = [{"path": sg2_path, "name": "sg2", "arch": "stylegan2"},
-              {"path": sg3_path, "name": "sg3", "arch": "stylegan3-t"}]  # fmt: skip
+    models = [
+        {"path": sg2_path, "name": "sg2", "arch": "stylegan2"},
+        {"path": sg3_path, "name": "sg3", "arch": "stylegan3-t"},
+    ]
     dialog = ExportDialog(sg2_path, recipe_for(sg2_path), resolution=16, compare=models)
     qtbot.addWidget(dialog)
     assert dialog.windowTitle() == "Export comparison video"

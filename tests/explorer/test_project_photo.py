@@ -134,8 +134,13 @@ def test_dropping_a_picture_opens_the_photo_dialog(qtbot, window_with_model, pho
     window = window_with_model
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(photo)])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                       Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
     dialog = window.findChild(ProjectDialog)
     assert dialog is not None

@@ -1,6 +1,5 @@
 """ExplorerState, History (undo/redo with merged drags) and session JSON, without Qt."""
 
-
 import pytest
 
 from explorer.state import EditState, ExplorerState, History, PlaneState, session_from_json, session_to_json

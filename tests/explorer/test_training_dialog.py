@@ -112,8 +112,12 @@ def make_fake_run(run_dir, seen_configs):
         while True:
             stop = should_stop()
             kimg = 0.5 * tick
-            stats = {"Loss/G/loss": 1.0 + tick, "Loss/D/loss": 0.5, "Progress/augment": 0.01 * tick,
-                     "Timing/sec_per_kimg": float("nan") if tick == 0 else 2.0}  # fmt: skip
+            stats = {
+                "Loss/G/loss": 1.0 + tick,
+                "Loss/D/loss": 0.5,
+                "Progress/augment": 0.01 * tick,
+                "Timing/sec_per_kimg": float("nan") if tick == 0 else 2.0,
+            }
             if tick % 2 == 0:
                 stats.update({"Metrics/eqt50k_int": 20.0 + tick, "Metrics/eqr50k": 15.0})
             last = stop or kimg >= config.kimg
@@ -267,8 +271,10 @@ def test_real_tiny_run_plots_stop_snapshot_responsive(qtbot, tmp_path, dataset16
     with qtbot.waitSignal(dialog.open_snapshot_requested) as opened:
         dialog.open_button.click()
     assert opened.args[0] == snapshot
-    print(f"event-loop latency while training: max {probe.max_ms:.1f} ms, p99 {probe.p99_ms:.1f} ms, "
-          f"{len(probe.gaps)} beats, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"event-loop latency while training: max {probe.max_ms:.1f} ms, p99 {probe.p99_ms:.1f} ms, "
+        f"{len(probe.gaps)} beats, load {os.getloadavg()[0]:.1f}"
+    )
     assert len(probe.gaps) > 50
     load = os.getloadavg()[0]
     if load <= (os.cpu_count() or 1):

@@ -26,9 +26,19 @@ def _gen(seed=1) -> torch.Generator:
 
 def test_bgc_preset_has_the_papers_twelve_augmentations():
     assert set(augment_preset("bgc")) == {
-        "xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac",
-        "brightness", "contrast", "lumaflip", "hue", "saturation",
-    }  # fmt: skip
+        "xflip",
+        "rotate90",
+        "xint",
+        "scale",
+        "rotate",
+        "aniso",
+        "xfrac",
+        "brightness",
+        "contrast",
+        "lumaflip",
+        "hue",
+        "saturation",
+    }
     with pytest.raises(ValueError):
         augment_preset("nope")
     pipe = AugmentPipe(**augment_preset("bgc"))

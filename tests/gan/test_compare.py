@@ -45,9 +45,18 @@ def tiny_sg3r_model_path(tmp_path_factory) -> str:
 
     torch.manual_seed(0)
     G = Generator(
-        z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=16,
-        num_fp16_res=0, conv_kernel=1, use_radial_filters=True, mapping_kwargs=dict(num_layers=2),
-    ).eval()  # fmt: skip
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=512,
+        channel_max=16,
+        num_fp16_res=0,
+        conv_kernel=1,
+        use_radial_filters=True,
+        mapping_kwargs=dict(num_layers=2),
+    ).eval()
     path = tmp_path_factory.mktemp("r") / "tiny_sg3r.safetensors"
     save_model(path, G, arch="stylegan3-r")
     return str(path)
@@ -177,9 +186,24 @@ def test_compare_video_refuses_bad_requests(tiny_sg2_model_path, tmp_path):
 
 def test_cli_compare(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys):
     out = tmp_path / "cmp.mp4"
-    argv = ["video", "--compare", tiny_sg2_model_path, tiny_sg3t_model_path, "--kind", "translate",
-            "--fps", "3", "--duration", "1", "--upscale", "2", "--labels", "SG2,SG3-T",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "video",
+        "--compare",
+        tiny_sg2_model_path,
+        tiny_sg3t_model_path,
+        "--kind",
+        "translate",
+        "--fps",
+        "3",
+        "--duration",
+        "1",
+        "--upscale",
+        "2",
+        "--labels",
+        "SG2,SG3-T",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 0
     frames, meta = read_mp4(out)
     layout = panel_layout(2, 32)
@@ -187,8 +211,18 @@ def test_cli_compare(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys
     captured = capsys.readouterr()
     assert "3 frames" in captured.out and "note:" not in captured.err  # translation: nothing to warn
     # Without --upscale the panels are made at least 256 px.
-    argv = ["video", "--compare", tiny_sg2_model_path, tiny_sg3t_model_path, "--fps", "2", "--duration", "1",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "video",
+        "--compare",
+        tiny_sg2_model_path,
+        tiny_sg3t_model_path,
+        "--fps",
+        "2",
+        "--duration",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 0
     assert read_mp4(out)[1]["size"] == (panel_layout(2, 256).width, panel_layout(2, 256).height)
     assert "note: Only StyleGAN3-R is built for rotation" in capsys.readouterr().err
@@ -245,8 +279,23 @@ def test_upscale(tiny_sg3t_model_path, tmp_path, capsys):
     assert meta["size"] == (48, 48) == (result.width, result.height) and len(frames) == 2
     assert np.abs(frames[0].astype(int) - hard).mean() < 8
     out = tmp_path / "cli.mp4"
-    argv = ["video", "--model", tiny_sg3t_model_path, "--kind", "translate", "--fps", "2", "--duration", "1",
-            "--upscale", "4", "--upscale-filter", "smooth", "--out", str(out)]  # fmt: skip
+    argv = [
+        "video",
+        "--model",
+        tiny_sg3t_model_path,
+        "--kind",
+        "translate",
+        "--fps",
+        "2",
+        "--duration",
+        "1",
+        "--upscale",
+        "4",
+        "--upscale-filter",
+        "smooth",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 0 and read_mp4(out)[1]["size"] == (64, 64)
     with pytest.raises(UserError, match="not both"):
         VideoJob(size=64, upscale=2).validate()

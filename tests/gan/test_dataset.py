@@ -566,8 +566,16 @@ def test_full_disk_and_permission_errors_are_one_line(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(DatasetWriter, "_write", fail)
     out = tmp_path / "out"
-    args = ["dataset", "convert", "--source", str(tmp_path / "src"), "--dest", str(out / "o.zip"),
-            "--resolution", "8"]  # fmt: skip
+    args = [
+        "dataset",
+        "convert",
+        "--source",
+        str(tmp_path / "src"),
+        "--dest",
+        str(out / "o.zip"),
+        "--resolution",
+        "8",
+    ]
     assert gan_main(args) == 2
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1 and "Traceback" not in err

@@ -39,4 +39,4 @@ def test_atomic_files_and_folders_follow_the_umask(tmp_path, umask_022):
         "data_folder",
         "model.safetensors",
         "seed.png",
-    ]  # fmt: skip  (no temporaries left)
+    ]  # no temporaries left

@@ -28,8 +28,16 @@ from tests.support.official_layout import Persistent, augment_pipe, install_offi
 
 FUZZ_CASES = int(os.environ.get("GAN_FUZZ_CASES", "150"))
 HANG_GUARD_S = 60.0  # a case taking this long is a hang, not slowness
-TINY = dict(z_dim=4, w_dim=4, c_dim=0, img_resolution=8, img_channels=3, channel_base=32, channel_max=4,
-            mapping_kwargs=dict(num_layers=1))  # fmt: skip
+TINY = dict(
+    z_dim=4,
+    w_dim=4,
+    c_dim=0,
+    img_resolution=8,
+    img_channels=3,
+    channel_base=32,
+    channel_max=4,
+    mapping_kwargs=dict(num_layers=1),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -50,17 +58,34 @@ def base_snapshot() -> dict:
 def junk(rng: random.Random):
     """A value of a type, size or shape no network state holds there."""
     choices = [
-        lambda: None, lambda: -1, lambda: 0, lambda: 2**62, lambda: 2**70, lambda: -(10**30), lambda: 1e308,
-        lambda: float("nan"), lambda: float("-inf"), lambda: "x" * rng.randint(0, 300), lambda: b"\x00\xff",
-        lambda: [], lambda: {}, lambda: (), lambda: {1, 2}, lambda: [[[]]], lambda: {"a": {"b": {"c": {}}}},
-        lambda: OrderedDict(z=1), lambda: torch.zeros(rng.randint(0, 3), 2),
+        lambda: None,
+        lambda: -1,
+        lambda: 0,
+        lambda: 2**62,
+        lambda: 2**70,
+        lambda: -(10**30),
+        lambda: 1e308,
+        lambda: float("nan"),
+        lambda: float("-inf"),
+        lambda: "x" * rng.randint(0, 300),
+        lambda: b"\x00\xff",
+        lambda: [],
+        lambda: {},
+        lambda: (),
+        lambda: {1, 2},
+        lambda: [[[]]],
+        lambda: {"a": {"b": {"c": {}}}},
+        lambda: OrderedDict(z=1),
+        lambda: torch.zeros(rng.randint(0, 3), 2),
         lambda: torch.ones(3, dtype=torch.int32),
-        lambda: torch.tensor(float("nan")), lambda: torch.zeros(2, 2, dtype=torch.complex64),
-        lambda: torch.zeros(2, dtype=torch.bool), lambda: torch.randn(1, 1, 1, 1, 1, 1),
+        lambda: torch.tensor(float("nan")),
+        lambda: torch.zeros(2, 2, dtype=torch.complex64),
+        lambda: torch.zeros(2, dtype=torch.bool),
+        lambda: torch.randn(1, 1, 1, 1, 1, 1),
         lambda: Persistent("Generator", {}, "networks_stylegan2"),
         lambda: Persistent("SynthesisLayer", {"_parameters": 5}, "networks_stylegan2"),
         lambda: Persistent("AugmentPipe", {"_buffers": {"p": torch.zeros(0)}}, "augment"),
-    ]  # fmt: skip
+    ]
     return rng.choice(choices)()
 
 

@@ -43,8 +43,16 @@ def make_tiny_generator(arch: str = "stylegan2") -> torch.nn.Module:
     from gan.networks import build_generator
 
     torch.manual_seed(0)
-    kwargs = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=256,
-                  channel_max=16, mapping_kwargs=dict(num_layers=2))  # fmt: skip
+    kwargs = dict(
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=256,
+        channel_max=16,
+        mapping_kwargs=dict(num_layers=2),
+    )
     return build_generator(arch, kwargs).eval().requires_grad_(False)
 
 
@@ -76,8 +84,10 @@ def join(header: dict, data: bytes, redigest: bool) -> bytes:
     text += b" " * (-len(text) % 8)
     raw = struct.pack("<Q", len(text)) + text + data
     if redigest:  # a consistent file: the digest cannot be what refuses it
-        header = dict(header, __metadata__={k: v for k, v in header.get("__metadata__", {}).items()
-                                            if k != fmt.DIGEST_KEY})  # fmt: skip
+        header = dict(
+            header,
+            __metadata__={k: v for k, v in header.get("__metadata__", {}).items() if k != fmt.DIGEST_KEY},
+        )
         text = json.dumps(header).encode()
         text += b" " * (-len(text) % 8)
         raw = fmt._with_digest(struct.pack("<Q", len(text)) + text + data)
@@ -85,9 +95,29 @@ def join(header: dict, data: bytes, redigest: bool) -> bytes:
 
 
 HOSTILE = [
-    0, -1, 1, 3, 2**31, 2**63, 10**30, 1e308, -1e308, 0.5, float("nan"), "x", "", None, True, [], {},
-    [1, 2], {"a": 1}, "[" * 50, 10**5, 200_000,
-]  # fmt: skip
+    0,
+    -1,
+    1,
+    3,
+    2**31,
+    2**63,
+    10**30,
+    1e308,
+    -1e308,
+    0.5,
+    float("nan"),
+    "x",
+    "",
+    None,
+    True,
+    [],
+    {},
+    [1, 2],
+    {"a": 1},
+    "[" * 50,
+    10**5,
+    200_000,
+]
 
 
 def hostile(rng: random.Random):
@@ -330,9 +360,14 @@ def test_hostile_files_stay_under_a_memory_ceiling(original, tmp_path, name):
     path.write_bytes(HOSTILE_FILES[name](original[0]))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path)], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=300, preexec_fn=_limit_memory,
-    )  # fmt: skip
+        [sys.executable, "-c", _CHILD, str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_limit_memory,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     outcome, peak = proc.stdout.strip().splitlines()[-2:]
     print(f"{name}: {outcome[:120]} (peak RSS {int(peak) / (1 << 20):.0f} MiB)")

@@ -21,8 +21,16 @@ def make_tiny_generator(arch: str = "stylegan2") -> torch.nn.Module:
     from gan.networks import build_generator
 
     torch.manual_seed(0)
-    kwargs = dict(z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=256,
-                  channel_max=16, mapping_kwargs=dict(num_layers=2))  # fmt: skip
+    kwargs = dict(
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=256,
+        channel_max=16,
+        mapping_kwargs=dict(num_layers=2),
+    )
     return build_generator(arch, kwargs).eval().requires_grad_(False)
 
 

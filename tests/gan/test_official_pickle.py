@@ -259,7 +259,7 @@ def hostile_payloads(marker: Path, ns) -> dict[str, object]:
                 dict(state, evil=Reduce(exec, f"open({str(marker)!r}, 'w').close()")),
                 "networks_stylegan2",
             )
-        },  # fmt: skip
+        },
         "torch.serialization.load": Reduce(torch.load, str(marker)),
         "torch_utils.persistence._src_to_module": Reduce(ns.persistence._src_to_module, "open('x','w')"),
     }
@@ -468,8 +468,19 @@ def test_unseen_configurations_load_and_compute_the_same(official_modules, tmp_p
 
     module, extra = UNSEEN[case]
     sg3 = module == "stylegan3"
-    kwargs = dict(z_dim=8, w_dim=8, c_dim=0, img_resolution=16, img_channels=3, channel_max=8,
-                  mapping_kwargs=dict(num_layers=2), channel_base=256 if sg3 else 128) | extra  # fmt: skip
+    kwargs = (
+        dict(
+            z_dim=8,
+            w_dim=8,
+            c_dim=0,
+            img_resolution=16,
+            img_channels=3,
+            channel_max=8,
+            mapping_kwargs=dict(num_layers=2),
+            channel_base=256 if sg3 else 128,
+        )
+        | extra
+    )
     kind = network_kind(f"training.networks_{'stylegan3' if sg3 else 'stylegan2'}.Generator")
     torch.manual_seed(0)
     G = build_network(kind, kwargs).eval()

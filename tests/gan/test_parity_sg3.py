@@ -70,15 +70,24 @@ def test_layer_schedule_equals_official(fx):
     for spec in layers:
         layer = getattr(G.synthesis, spec["name"])
         got = dict(
-            in_size=layer.in_size, out_size=layer.out_size,
-            in_sampling_rate=layer.in_sampling_rate, out_sampling_rate=layer.out_sampling_rate,
-            in_cutoff=layer.in_cutoff, out_cutoff=layer.out_cutoff,
-            in_half_width=layer.in_half_width, out_half_width=layer.out_half_width,
-            in_channels=layer.in_channels, out_channels=layer.out_channels,
-            up_factor=layer.up_factor, down_factor=layer.down_factor,
-            up_taps=layer.up_taps, down_taps=layer.down_taps,
-            padding=layer.padding, is_torgb=layer.is_torgb, conv_kernel=layer.conv_kernel,
-        )  # fmt: skip
+            in_size=layer.in_size,
+            out_size=layer.out_size,
+            in_sampling_rate=layer.in_sampling_rate,
+            out_sampling_rate=layer.out_sampling_rate,
+            in_cutoff=layer.in_cutoff,
+            out_cutoff=layer.out_cutoff,
+            in_half_width=layer.in_half_width,
+            out_half_width=layer.out_half_width,
+            in_channels=layer.in_channels,
+            out_channels=layer.out_channels,
+            up_factor=layer.up_factor,
+            down_factor=layer.down_factor,
+            up_taps=layer.up_taps,
+            down_taps=layer.down_taps,
+            padding=layer.padding,
+            is_torgb=layer.is_torgb,
+            conv_kernel=layer.conv_kernel,
+        )
         assert set(got) == set(spec) - {"name"}
         for key, want in spec.items():
             if isinstance(want, float):  # cutoffs and half widths: float64 maths, same formulas
@@ -158,9 +167,16 @@ def tiny_generator(config: str, **kwargs) -> Generator:
     torch.manual_seed(0)
     extra = dict(conv_kernel=1, use_radial_filters=True) if config == "r" else {}
     G = Generator(
-        z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3, channel_base=512, channel_max=16,
-        **extra, **kwargs,
-    )  # fmt: skip
+        z_dim=16,
+        c_dim=0,
+        w_dim=16,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=512,
+        channel_max=16,
+        **extra,
+        **kwargs,
+    )
     return G.eval().requires_grad_(False)
 
 

@@ -226,8 +226,21 @@ def test_discriminator_features_are_per_image():
 
 def test_vgg_lpips_from_a_torchvision_state_dict(tmp_path):
     torch.manual_seed(0)
-    shapes = [(64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (256, 256), (512, 256),
-              (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]  # fmt: skip
+    shapes = [
+        (64, 3),
+        (64, 64),
+        (128, 64),
+        (128, 128),
+        (256, 128),
+        (256, 256),
+        (256, 256),
+        (512, 256),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+        (512, 512),
+    ]
     indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
     state = {}
     for i, (o, c) in zip(indices, shapes):

@@ -26,8 +26,16 @@ from gan.model_io import load_model
 from gan.networks.stylegan2 import Generator
 from tests.support.official_layout import Persistent, install_official_modules, official_layout
 
-TINY = dict(z_dim=8, w_dim=8, c_dim=0, img_resolution=16, img_channels=3, channel_base=128, channel_max=8,
-            mapping_kwargs=dict(num_layers=2))  # fmt: skip
+TINY = dict(
+    z_dim=8,
+    w_dim=8,
+    c_dim=0,
+    img_resolution=16,
+    img_channels=3,
+    channel_base=128,
+    channel_max=8,
+    mapping_kwargs=dict(num_layers=2),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -114,8 +122,11 @@ def peak_rss_of_load(path) -> tuple[str, int]:
     root = str(__import__("pathlib").Path(tests.__path__[0]).parent)
     done = subprocess.run(
         [sys.executable, "-c", RSS_CHILD.format(root=root), str(path)],
-        capture_output=True, text=True, timeout=120, cwd=root,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     outcome, rss = done.stdout.strip().splitlines()[-2:]
     return outcome, int(rss)
@@ -201,9 +212,13 @@ def _build_on_global(module: str, name: str) -> bytes:
     """A protocol-2 pickle: push the global, then BUILD it with (None, {'__defaults__': (1, 2)})
     (slot state: setattr on the object itself) and with a dict state."""
     return (
-        b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n"
+        b"\x80\x02c"
+        + module.encode()
+        + b"\n"
+        + name.encode()
+        + b"\n"
         + b"N}X\x0c\x00\x00\x00__defaults__K\x01K\x02\x86s\x86b."
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize(

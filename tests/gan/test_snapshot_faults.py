@@ -69,9 +69,10 @@ def test_crash_at_each_point_of_a_snapshot_then_resume(blobs, tmp_path, referenc
 
     # Continue to 24 images and crash while its snapshot is written.
     trainer = _Trainer(
-        prepare(config(blobs, tmp_path, kimg=0.024, resume=str(run_dir), **KW)), DistInfo(),
+        prepare(config(blobs, tmp_path, kimg=0.024, resume=str(run_dir), **KW)),
+        DistInfo(),
         snapshot_fault=crash_at(point),
-    )  # fmt: skip
+    )
     with pytest.raises(SimulatedCrash):
         trainer.train(None, None)
     del trainer

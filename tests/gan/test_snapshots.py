@@ -21,8 +21,12 @@ from gan.train.loop import run
 
 ROOT = Path(__file__).resolve().parents[2]
 
-GOOD = {"snapshot": "network-snapshot-000000.safetensors", "state": "training-state-000000.pt",
-        "cur_nimg": 64, "tick": 1}  # fmt: skip
+GOOD = {
+    "snapshot": "network-snapshot-000000.safetensors",
+    "state": "training-state-000000.pt",
+    "cur_nimg": 64,
+    "tick": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -80,8 +84,9 @@ def test_sub_kimg_snapshots_get_unique_names_and_latest_names_the_pair(blobs, tm
     assert snapshots == [f"network-snapshot-000000.0{n:02d}.safetensors" for n in (8, 16, 24, 32)]
     assert all((run_dir / name).exists() for name in snapshots)  # none overwrote another
     assert sorted(p.name for p in run_dir.glob("training-state-*")) == [
-        "training-state-000000.024.pt", "training-state-000000.032.pt",
-    ]  # fmt: skip
+        "training-state-000000.024.pt",
+        "training-state-000000.032.pt",
+    ]
     latest = json.loads((run_dir / snap.LATEST_FILE).read_text())
     assert latest["snapshot"] == snapshots[-1] and latest["cur_nimg"] == 32
     assert latest["snapshot_sha256"] == sha(run_dir / latest["snapshot"])
@@ -126,13 +131,24 @@ def to_old_layout(run_dir: Path) -> None:
     meta["training"] = {k: v for k, v in meta["training"].items() if k != "state_sha256"}
     meta["training"]["state_file"] = "training-state-000000.pt"
     (run_dir / latest.snapshot).unlink()
-    save_model(run_dir / "network-snapshot-000000.safetensors", model.G, D=model.D, G_train=model.G_train,
-               metadata=meta)  # fmt: skip
+    save_model(
+        run_dir / "network-snapshot-000000.safetensors",
+        model.G,
+        D=model.D,
+        G_train=model.G_train,
+        metadata=meta,
+    )
     (run_dir / latest.state).rename(run_dir / "training-state-000000.pt")
-    (run_dir / snap.LATEST_FILE).write_text(json.dumps({
-        "snapshot": "network-snapshot-000000.safetensors", "state": "training-state-000000.pt",
-        "cur_nimg": latest.cur_nimg, "tick": latest.tick,
-    }))  # fmt: skip
+    (run_dir / snap.LATEST_FILE).write_text(
+        json.dumps(
+            {
+                "snapshot": "network-snapshot-000000.safetensors",
+                "state": "training-state-000000.pt",
+                "cur_nimg": latest.cur_nimg,
+                "tick": latest.tick,
+            }
+        )
+    )
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -164,10 +180,16 @@ def test_old_layout_state_overwritten_by_a_later_unfinished_snapshot_is_refused(
     later_state = (run_dir / "training-state-000000.024.pt").read_bytes()
     for p in run_dir.glob("network-snapshot-000000.024*"):
         p.unlink()
-    (run_dir / snap.LATEST_FILE).write_text(json.dumps({
-        "snapshot": "network-snapshot-000000.016.safetensors", "state": "training-state-000000.016.pt",
-        "cur_nimg": 16, "tick": 2,
-    }))  # fmt: skip
+    (run_dir / snap.LATEST_FILE).write_text(
+        json.dumps(
+            {
+                "snapshot": "network-snapshot-000000.016.safetensors",
+                "state": "training-state-000000.016.pt",
+                "cur_nimg": 16,
+                "tick": 2,
+            }
+        )
+    )
     to_old_layout(run_dir)
     (run_dir / "training-state-000000.pt").write_bytes(later_state)
     wanted = r"state .* is from 0\.024 kimg but the snapshot .* is from 0\.016 kimg.*--finetune"
@@ -264,8 +286,14 @@ def test_the_shipped_old_layout_run_folder_resumes(tmp_path):
 
     options = load_run_config(run_dir).to_dict()
     classifier = ROOT / "resources" / "classifier" / "toon_classifier_refine.safetensors"
-    options.update(data=str(data), resume=str(run_dir), balance_classifier=str(classifier), device="cpu",
-                   kimg=(old["cur_nimg"] + 8) / 1000, grid_rows=1)  # one step of 8 images  # fmt: skip
+    options.update(
+        data=str(data),
+        resume=str(run_dir),
+        balance_classifier=str(classifier),
+        device="cpu",
+        kimg=(old["cur_nimg"] + 8) / 1000,
+        grid_rows=1,
+    )  # one step of 8 images
     summary = run(TrainConfig.from_dict(options))
     assert summary.reason == "done" and summary.kimg == pytest.approx((old["cur_nimg"] + 8) / 1000)
     latest = json.loads((run_dir / snap.LATEST_FILE).read_text())

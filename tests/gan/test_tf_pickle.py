@@ -32,27 +32,59 @@ def official_modules(monkeypatch):
     return install_official_modules(monkeypatch)
 
 
-def networks(res=16, channels=3, c_dim=0, fmap_base=64, fmap_max=16, g_arch="skip", d_arch="resnet", mapping=None):  # noqa: E501
+def networks(
+    res=16, channels=3, c_dim=0, fmap_base=64, fmap_max=16, g_arch="skip", d_arch="resnet", mapping=None
+):  # noqa: E501
     """(G, D, G static_kwargs, D static_kwargs): our networks with random weights and the TF
     settings that describe them."""
     torch.manual_seed(res + channels + c_dim)
-    g_static = dict(latent_size=8, dlatent_size=8, label_size=c_dim, resolution=res, num_channels=channels,
-                    fmap_base=fmap_base, fmap_max=fmap_max, architecture=g_arch)  # fmt: skip
+    g_static = dict(
+        latent_size=8,
+        dlatent_size=8,
+        label_size=c_dim,
+        resolution=res,
+        num_channels=channels,
+        fmap_base=fmap_base,
+        fmap_max=fmap_max,
+        architecture=g_arch,
+    )
     g_static["truncation_psi"] = 0.5  # a sampling setting TF files carry; not part of the weights
     if mapping is not None:
         g_static["mapping_layers"] = mapping
     G = Generator(
-        z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=res, img_channels=channels, channel_base=fmap_base * 2,
-        channel_max=fmap_max, num_fp16_res=0, conv_clamp=None, architecture=g_arch,
+        z_dim=8,
+        c_dim=c_dim,
+        w_dim=8,
+        img_resolution=res,
+        img_channels=channels,
+        channel_base=fmap_base * 2,
+        channel_max=fmap_max,
+        num_fp16_res=0,
+        conv_clamp=None,
+        architecture=g_arch,
         mapping_kwargs=dict(num_layers=8 if mapping is None else mapping),
-    )  # fmt: skip
-    d_static = dict(label_size=c_dim, resolution=res, num_channels=channels, fmap_base=fmap_base,
-                    fmap_max=fmap_max, architecture=d_arch, mbstd_group_size=2)  # fmt: skip
+    )
+    d_static = dict(
+        label_size=c_dim,
+        resolution=res,
+        num_channels=channels,
+        fmap_base=fmap_base,
+        fmap_max=fmap_max,
+        architecture=d_arch,
+        mbstd_group_size=2,
+    )
     D = Discriminator(
-        c_dim=c_dim, img_resolution=res, img_channels=channels, architecture=d_arch,
-        channel_base=fmap_base * 2, channel_max=fmap_max, num_fp16_res=0, conv_clamp=None,
-        epilogue_kwargs=dict(mbstd_group_size=2), mapping_kwargs=dict(num_layers=0),  # TF's D_main default
-    )  # fmt: skip
+        c_dim=c_dim,
+        img_resolution=res,
+        img_channels=channels,
+        architecture=d_arch,
+        channel_base=fmap_base * 2,
+        channel_max=fmap_max,
+        num_fp16_res=0,
+        conv_clamp=None,
+        epilogue_kwargs=dict(mbstd_group_size=2),
+        mapping_kwargs=dict(num_layers=0),  # TF's D_main default
+    )
     with torch.no_grad():
         for net in (G, D):
             for p in net.parameters():

@@ -140,9 +140,17 @@ def test_estimate_numbers_add_up(data16, tmp_path):
     from gan.train.estimate import estimate_training, snapshot_bytes
 
     config = TrainConfig(
-        data=data16, outdir=str(tmp_path), cfg="stylegan2", device="cpu", cbase=256, cmax=16, z_dim=16,
-        w_dim=16, batch=8, kimg=3,
-    )  # fmt: skip
+        data=data16,
+        outdir=str(tmp_path),
+        cfg="stylegan2",
+        device="cpu",
+        cbase=256,
+        cmax=16,
+        z_dim=16,
+        w_dim=16,
+        batch=8,
+        kimg=3,
+    )
     e = estimate_training(config, passes=2, images=2)
     assert (
         e.images_per_pass == 2 and e.measured_passes in (1, 2) and set(e.phase_seconds) >= {"Gmain", "Dmain"}
@@ -203,9 +211,27 @@ def gan_main_err(capsys, data, outdir) -> str:
 def test_ctrl_c_stops_gan_train_with_a_snapshot(tmp_path, data16):
     outdir = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "gan.cli", "train", "--data", data16, "--outdir", str(outdir),
-           "--cfg", "stylegan2", "--kimg", "1000", "--tick-kimg", "0.008", "--snap", "1000",
-           "--device", "cpu", *TINY_FLAGS]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan.cli",
+        "train",
+        "--data",
+        data16,
+        "--outdir",
+        str(outdir),
+        "--cfg",
+        "stylegan2",
+        "--kimg",
+        "1000",
+        "--tick-kimg",
+        "0.008",
+        "--snap",
+        "1000",
+        "--device",
+        "cpu",
+        *TINY_FLAGS,
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         lines = []

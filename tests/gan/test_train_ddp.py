@@ -26,10 +26,25 @@ def _config(data: str, outdir: str):
     from gan.train.config import TrainConfig
 
     return TrainConfig(
-        cfg="stylegan2", data=data, outdir=outdir, batch=8, kimg=1, tick_kimg=0.016, snap=100, aug="ada",
-        cbase=256, cmax=16, z_dim=16, w_dim=16, map_depth=2, device="cpu", grid_rows=1, seed=3,
-        r1_interval=2, g_reg_interval=2,  # both lazy regularisers run within the few steps
-    )  # fmt: skip
+        cfg="stylegan2",
+        data=data,
+        outdir=outdir,
+        batch=8,
+        kimg=1,
+        tick_kimg=0.016,
+        snap=100,
+        aug="ada",
+        cbase=256,
+        cmax=16,
+        z_dim=16,
+        w_dim=16,
+        map_depth=2,
+        device="cpu",
+        grid_rows=1,
+        seed=3,
+        r1_interval=2,
+        g_reg_interval=2,  # both lazy regularisers run within the few steps
+    )
 
 
 def _worker(rank: int, port: int, data: str, outdir: str, results: str) -> None:

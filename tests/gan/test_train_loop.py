@@ -253,9 +253,19 @@ def test_stylegan3r_with_ada_runs_and_moves_p(blobs, tmp_path):
     # Four steps of the R config with the D blur and ADA: p (started at 0.5) moves at the 4th step.
     ticks = []
     cfg = config(
-        blobs, tmp_path, cfg="stylegan3-r", cbase=128, cmax=8, batch=4, kimg=0.016, tick_kimg=0.008,
-        aug="ada", p=0.5, ada_kimg=0.1, blur_fade_kimg=1,
-    )  # fmt: skip
+        blobs,
+        tmp_path,
+        cfg="stylegan3-r",
+        cbase=128,
+        cmax=8,
+        batch=4,
+        kimg=0.016,
+        tick_kimg=0.008,
+        aug="ada",
+        p=0.5,
+        ada_kimg=0.1,
+        blur_fade_kimg=1,
+    )
     summary = run(cfg, on_tick=ticks.append)
     assert summary.reason == "done"
     options = json.load(open(os.path.join(summary.run_dir, "training_options.json")))
@@ -274,9 +284,14 @@ def test_metrics_per_snapshot_with_skipped_ones_reported(blobs, tmp_path, monkey
     monkeypatch.setenv("GAN_INCEPTION_WEIGHTS", str(tmp_path / "missing-inception.pth"))
     ticks = []
     cfg = config(
-        blobs, tmp_path, kimg=0.024, tick_kimg=0.008, snap=2, metrics=["swd", "eqt50k_int", "fid50k_full"],
+        blobs,
+        tmp_path,
+        kimg=0.024,
+        tick_kimg=0.008,
+        snap=2,
+        metrics=["swd", "eqt50k_int", "fid50k_full"],
         metrics_num=16,
-    )  # fmt: skip
+    )
     summary = run(cfg, on_tick=ticks.append)
     assert summary.reason == "done"
     with_metrics = [t for t in ticks if "Metrics/swd" in t.stats]
@@ -292,8 +307,10 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_snapshot(blobs, tmp_pa
     first = run(config(blobs, tmp_path, kimg=0.016, tick_kimg=0.008, snap=1))
     latest_before = open(os.path.join(first.run_dir, snap.LATEST_FILE)).read()
     ticks = []
-    wild = run(config(blobs, tmp_path, kimg=0.032, tick_kimg=0.008, snap=1, glr=1e8, resume=first.run_dir),
-               on_tick=ticks.append)  # fmt: skip
+    wild = run(
+        config(blobs, tmp_path, kimg=0.032, tick_kimg=0.008, snap=1, glr=1e8, resume=first.run_dir),
+        on_tick=ticks.append,
+    )
     assert wild.reason == "nonfinite" and wild.stopped
     assert "training diverged" in wild.message and "largest G weight" in wild.message
     assert "--glr" in wild.message
@@ -306,10 +323,42 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_snapshot(blobs, tmp_pa
 def test_cli_train_with_a_huge_learning_rate_fails_with_a_clear_message(blobs, tmp_path, capsys):
     from gan.cli import main
 
-    argv = ["train", "--data", blobs, "--outdir", str(tmp_path), "--cfg", "stylegan2", "--kimg", "0.032",
-            "--tick-kimg", "0.008", "--batch", "8", "--aug", "noaug", "--glr", "1e8", "--quiet",
-            "--cbase", "256", "--cmax", "16", "--z-dim", "16", "--w-dim", "16", "--map-depth", "2",
-            "--device", "cpu", "--grid-rows", "1", "--workers", "0"]  # fmt: skip
+    argv = [
+        "train",
+        "--data",
+        blobs,
+        "--outdir",
+        str(tmp_path),
+        "--cfg",
+        "stylegan2",
+        "--kimg",
+        "0.032",
+        "--tick-kimg",
+        "0.008",
+        "--batch",
+        "8",
+        "--aug",
+        "noaug",
+        "--glr",
+        "1e8",
+        "--quiet",
+        "--cbase",
+        "256",
+        "--cmax",
+        "16",
+        "--z-dim",
+        "16",
+        "--w-dim",
+        "16",
+        "--map-depth",
+        "2",
+        "--device",
+        "cpu",
+        "--grid-rows",
+        "1",
+        "--workers",
+        "0",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "error: training diverged" in err and "no snapshot was written yet" in err

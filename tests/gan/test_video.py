@@ -232,8 +232,21 @@ def test_named_directions(tiny_sg2_model_path, tmp_path):
     result = render_video(job, renderer, tmp_path / "s.mp4")
     assert len(read_mp4(result.path)[0]) == 2
     out = tmp_path / "cli.mp4"
-    argv = ["video", "--model", str(model_path), "--kind", "sweep", "--direction", "smile",
-            "--fps", "2", "--duration", "1", "--out", str(out)]  # fmt: skip
+    argv = [
+        "video",
+        "--model",
+        str(model_path),
+        "--kind",
+        "sweep",
+        "--direction",
+        "smile",
+        "--fps",
+        "2",
+        "--duration",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 0 and len(read_mp4(out)[0]) == 2
 
 
@@ -241,9 +254,25 @@ def test_cli_smoke(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys):
     direction = tmp_path / "d.npy"
     np.save(direction, np.ones(16, np.float32))
     out = tmp_path / "sweep.mp4"
-    argv = ["video", "--model", tiny_sg2_model_path, "--kind", "sweep", "--direction-file", str(direction),
-            "--fps", "3", "--duration", "1", "--size", "32", "--layers", "0:3",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "video",
+        "--model",
+        tiny_sg2_model_path,
+        "--kind",
+        "sweep",
+        "--direction-file",
+        str(direction),
+        "--fps",
+        "3",
+        "--duration",
+        "1",
+        "--size",
+        "32",
+        "--layers",
+        "0:3",
+        "--out",
+        str(out),
+    ]
     assert cli_main(argv) == 0
     frames, meta = read_mp4(out)
     assert len(frames) == 3 and meta["size"] == (32, 32)
@@ -258,6 +287,7 @@ def test_cli_smoke(tiny_sg2_model_path, tiny_sg3t_model_path, tmp_path, capsys):
     assert "does not exist" in error(
         ["video", "--model", tiny_sg3t_model_path, "--fps", "2", "--out", str(tmp_path / "no" / "x.mp4")]
     )
-    assert "not a numpy" in error([*base, "--model", tiny_sg2_model_path, "--kind", "sweep",
-                                   "--direction-file", str(out)])  # fmt: skip
+    assert "not a numpy" in error(
+        [*base, "--model", tiny_sg2_model_path, "--kind", "sweep", "--direction-file", str(out)]
+    )
     assert not (tmp_path / "x.mp4").exists()
