@@ -32,8 +32,10 @@ run: $(STAMP) kernels
 	$(VENV)/bin/stylegan-explorer
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 
 test: lint kernels
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

@@ -63,7 +63,6 @@ class MainWindow(QMainWindow):
         self.history = History(ExplorerState())
         self.model_info: dict | None = None
         self.model_path: str | None = None
-        self.blend_info: dict | None = None
         self.last_result: dict | None = None  # latest shown render (image, timings, error)
         self._pending_session_state: ExplorerState | None = None  # applied once its model loads
         self._rng = random.Random()
@@ -437,7 +436,6 @@ class MainWindow(QMainWindow):
         same_lineage = self.model_info is not None and self.model_info.get("num_ws") == info.get("num_ws")
         self.model_info = info
         self.model_path = info["path"]
-        self.blend_info = None
         self.setWindowTitle(f"StyleGAN Explorer — {info['name']}")
         if info.get("kernels_building"):
             self.statusBar().showMessage(
@@ -529,7 +527,6 @@ class MainWindow(QMainWindow):
             self.bridge.load_model(path, role="blend")
 
     def _on_blend_loaded(self, info: dict) -> None:
-        self.blend_info = info
         self.direction_panel.set_blend_model(
             info["name"], info.get("blend_resolutions", []), info.get("blend_default", 4)
         )

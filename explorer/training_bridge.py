@@ -78,13 +78,6 @@ class TrainingBridge(QObject):
         return field_help(name)
 
     @staticmethod
-    def defaults() -> dict:
-        """TrainConfig's defaults as a plain dict."""
-        from gan.train.config import TrainConfig
-
-        return TrainConfig().to_dict()
-
-    @staticmethod
     def has_gpu() -> bool:
         from gan.capabilities import cuda_name
 

@@ -59,7 +59,6 @@ class ProjectDialog(QDialog):
 
             bridge = ProjectBridge(projections_dir, self, threads=threads)
         self.bridge = bridge
-        self.photo_path: str | None = None
         self.faces: list[dict] = []
         self.target = None  # uint8 [res, res, 3] to project
         self.source: dict = {}
@@ -179,7 +178,6 @@ class ProjectDialog(QDialog):
     # -- photo and target ------------------------------------------------------------------
 
     def open_photo(self, path: str) -> None:
-        self.photo_path = path
         self.status.setText(f"Opening {os.path.basename(path)} and looking for faces…")
         self._set_controls(False)
         if not self.bridge.open_photo(path, self.model_path):

@@ -86,7 +86,6 @@ class TrainingDialog(QDialog):
             bridge = TrainingBridge(parent=self)
         self.bridge = bridge
         self.dataset_info: dict | None = None
-        self.last_summary: dict | None = None
         self.last_error: str | None = None
         self.latest_snapshot: str | None = None
         self.latest_grid: str | None = None
@@ -625,7 +624,6 @@ class TrainingDialog(QDialog):
         if not resume_run:
             self.plots.clear()
             self.ticks = 0
-        self.last_summary = None
         self._tick_clock.start()
         self._save_options(opts)
         self._set_state("starting")
@@ -725,7 +723,6 @@ class TrainingDialog(QDialog):
         self._fit_grid()
 
     def _on_run_finished(self, summary: dict) -> None:
-        self.last_summary = summary
         if summary.get("snapshot_path"):
             self.latest_snapshot = summary["snapshot_path"]
         kimg = float(summary.get("kimg", 0.0))

@@ -18,7 +18,6 @@ class ImageView(QGraphicsView):
     translate_dragged = Signal(float, float)
     rotate_dragged = Signal(float)
     drag_finished = Signal()
-    files_dropped = Signal(list)
 
     def __init__(self, parent=None):
         super().__init__(parent)

@@ -20,11 +20,3 @@ def to_qimage(image: np.ndarray) -> QImage:
 
 def to_pixmap(image: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(to_qimage(image))
-
-
-def from_qimage(img: QImage) -> np.ndarray:
-    """uint8 HxWx3 copy of a QImage."""
-    img = img.convertToFormat(QImage.Format.Format_RGB888)
-    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
-    return buf[:, : w * 3].reshape(h, w, 3).copy()

@@ -179,12 +179,6 @@ class TrainingPlots(QWidget):
             self._relayout()
         return added
 
-    def load_history(self, records: list[dict]) -> None:
-        """Replace the plots with records like stats.jsonl lines ({'kimg': .., name: value, ...})."""
-        self.clear()
-        for record in records:
-            self.add_tick(float(record.get("kimg", 0.0)), record)
-
     def clear(self) -> None:
         for key, curve in self._curves.items():
             self._data[key] = ([], [])

@@ -409,10 +409,6 @@ class ImageDataset(torch.utils.data.Dataset):
         return 0 if self._labels is None else int(self._labels.shape[1])
 
     @property
-    def label_shape(self) -> list[int]:
-        return [self.label_dim]
-
-    @property
     def has_labels(self) -> bool:
         return self.label_dim > 0
 

@@ -793,22 +793,3 @@ def make_toon_dataset(
             "supersample": config.supersample or default_supersample(config.resolution),
         }
     return ToonReport(os.path.abspath(config.out), config.count, time.perf_counter() - start, counts)
-
-
-def pair_grid(
-    seeds, resolution: int = 128, supersample: int | None = None, columns: int = 4
-) -> PIL.Image.Image:
-    """A grid of identities, each drawn as photo and anime side by side with the same pose."""
-    tiles = []
-    for seed in seeds:
-        identity, pose, _ = sample_image(int(seed), 0)
-        tiles.append([render_toon(identity, s, pose, resolution, supersample) for s in STYLES])
-    rows = math.ceil(len(tiles) / columns)
-    gap = max(2, resolution // 16)
-    width = columns * (2 * resolution + gap) - gap
-    grid = PIL.Image.new("RGB", (width, rows * resolution), (255, 255, 255))
-    for n, (photo, anime) in enumerate(tiles):
-        x, y = (n % columns) * (2 * resolution + gap), (n // columns) * resolution
-        grid.paste(photo, (x, y))
-        grid.paste(anime, (x + resolution, y))
-    return grid

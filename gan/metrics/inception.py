@@ -30,7 +30,6 @@ OFFICIAL_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 # torch.hub convention: the digits after the last '-' are the start of the file's sha256.
 OFFICIAL_SHA256_PREFIX = "6726825d"
 ENV_VAR = "GAN_INCEPTION_WEIGHTS"
-FEATURE_DIM = 2048
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,10 +137,6 @@ class Latest:
         return os.path.join(run_dir, self.snapshot), os.path.join(run_dir, self.state)
 
 
-def write_latest(run_dir: str, latest: Latest) -> None:
-    atomic_write_bytes(os.path.join(run_dir, LATEST_FILE), _latest_bytes(latest))
-
-
 def _latest_bytes(latest: Latest) -> bytes:
     return json.dumps(asdict(latest), indent=2).encode()
 

@@ -65,7 +65,7 @@ def _entangled_direction(G) -> Direction:
 def _effect(G, d: Direction, strength: float):
     """Mean |change of redness| and the share of bright images at +strength / dark at -strength."""
     ws = sample_w(G, 64, seed=99)
-    bright0, red0 = _colours(G, ws)
+    _, red0 = _colours(G, ws)
     out = []
     ws_plus = np.repeat(ws[:, None], G.num_ws, axis=1)
     for sign in (1, -1):
