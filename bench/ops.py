@@ -46,6 +46,7 @@ CONFIGS = {
     "sg3t-64": ("stylegan3-t", 64, 8192, 128),
     "sg3t-256": ("stylegan3-t", 256, 16384, 512),
     "sg3t-1024": ("stylegan3-t", 1024, 32768, 512),
+    "sg3r-64": ("stylegan3-r", 64, 4096, 64),  # doubled by make_generator: the toon run's 8192 / 128
     "sg3r-256": ("stylegan3-r", 256, 16384, 512),
 }
 

@@ -209,8 +209,34 @@ def profile(spec: StepSpec, impl: str, threads: int, top: int) -> str:
                 run_phase(s, phase, 1000 + i)
                 cpu = time.process_time() - c0
             lines.append(f"== {phase} (impl {impl}, every {s.intervals[phase]} steps): {cpu:.3f} CPU s ==")
-            lines.append(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+            averages = prof.key_averages()
+            lines.append(averages.table(sort_by="self_cpu_time_total", row_limit=top))
+            shares = op_shares({e.key: e.self_cpu_time_total for e in averages})
+            lines.append("share of self time: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     return "\n".join(lines)
+
+
+# Profiler op names -> the part of the step they belong to (first matching prefix wins).
+OP_GROUPS = (
+    ("matmul/conv (oneDNN, MKL)", ("aten::mkldnn_convolution", "aten::convolution_backward",
+                                  "aten::_slow_conv", "aten::slow_conv", "aten::bmm", "aten::mm",
+                                  "aten::addmm")),
+    ("filtered_lrelu", ("FilteredLrelu",)),
+    ("upfirdn2d", ("UpFirDn2d",)),
+    ("bias_act", ("BiasAct",)),
+    ("augment resampling", ("aten::grid_sampler",)),
+    ("copies", ("aten::copy_", "aten::cat", "aten::clone", "aten::_to_copy")),
+)  # fmt: skip
+
+
+def op_shares(self_times: dict[str, float]) -> dict[str, float]:
+    """Fractions of the profiled self time per OP_GROUPS entry, the rest as 'other'."""
+    total = sum(self_times.values()) or 1.0
+    out = {name: 0.0 for name, _ in OP_GROUPS} | {"other": 0.0}
+    for key, t in self_times.items():
+        group = next((name for name, prefixes in OP_GROUPS if key.startswith(prefixes)), "other")
+        out[group] += t / total
+    return out
 
 
 def _spec_args(spec: StepSpec) -> list[str]:

@@ -955,6 +955,28 @@ double flrelu_grad_plane(const T* x, T bias, const T* dy, T* dxp, const T* fu, c
   std::vector<T> yrow(ya.stride(), T(0));  // a dy row, or the vertical combination of dy rows
   std::vector<T> vrow(P.fu_sep ? dstride : 0, T(0));
   int du_next = 0;
+  // A mirrored 2-D fd (StyleGAN3-R): filter rows r and fdh-1-r are equal, and du rows Y and
+  // Y + fdh-1-2r apply them to the same dy row, so each (dy row, distinct filter row) horizontal
+  // pass is made once into a cache and added twice. The cache holds the dy rows a window of
+  // du rows spans (2 * ceil(fdh / down) + 2), each with its ceil(fdh / 2) distinct passes.
+  const bool share = !P.fd_sep && P.fd_vmirror;
+  const int n_rows = ops::ceil_div(P.fdh, 2);
+  const int RY = share ? 2 * ops::ceil_div(P.fdh, P.down) + 2 : 0;
+  std::vector<T> hcache(static_cast<size_t>(RY) * n_rows * Wm);
+  std::vector<int> htag(static_cast<size_t>(RY) * n_rows, -1);  // dy row held by each cache row
+  auto hpass_of = [&](int i, int r) -> const T* {
+    const int c = std::min(r, P.fdh - 1 - r);
+    const size_t slot = static_cast<size_t>(i % RY) * n_rows + c;
+    T* h = hcache.data() + slot * Wm;
+    if (htag[slot] != i) {
+      T* yin = yrow.data() + ya.L;
+      load_row(yin, dy + static_cast<size_t>(i) * Wo, Wo, T(0));
+      std::fill(h, h + Wm, T(0));
+      hpass_acc(ya, fdt + static_cast<size_t>(c) * ya.taps, yin, h, s);
+      htag[slot] = i;
+    }
+    return h;
+  };
 
   auto produce_du = [&](int Y) {
     T* d = dur.data() + static_cast<size_t>(Y % RD) * dstride + xa.L;
@@ -967,6 +989,10 @@ double flrelu_grad_plane(const T* x, T bias, const T* dy, T* dxp, const T* fu, c
       for (int t = 0; t < tr.count; t++) tl.add(dy + static_cast<size_t>(tr.s0 + t) * Wo, fdt[tr.k0 + P.down * t]);
       tl.flush();
       if (tr.count > 0) hpass_acc(ya, fdt, yin, d, s);
+    } else if (share) {
+      TapList<T> tl(d, Wm);
+      for (int t = 0; t < tr.count; t++) tl.add(hpass_of(tr.s0 + t, tr.k0 + P.down * t), T(1));
+      tl.flush();
     } else {
       for (int t = 0; t < tr.count; t++) {
         load_row(yin, dy + static_cast<size_t>(tr.s0 + t) * Wo, Wo, T(0));
