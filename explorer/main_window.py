@@ -9,7 +9,7 @@ import os
 import random
 import sys
 
-from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QIODevice, QSaveFile, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -68,7 +68,7 @@ class MainWindow(QMainWindow):
         self._rng = random.Random()
         self.quiet_errors = False  # True for --screenshot: no modal dialogs without a user
         # Compute PCA directions in the background for models that have none (setting "auto_pca").
-        self.auto_pca = str(self.settings.value("auto_pca", "true")).lower() == "true"
+        self.auto_pca = self.settings.value("auto_pca", True, type=bool)
         self.messages: list[tuple[str, str, str]] = []  # (level, title, text) shown to the user
         self._thumb_key: tuple | None = None  # settings the seed-grid thumbnails were rendered with
         self._requested_stamp = 0  # stamp of the newest render request of the current state
@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
         self._action(view_menu, "&Fit image", self.image_view.fit, Qt.Key.Key_F)
         self.smooth_action = self._action(view_menu, "&Smooth scaling", self._set_smooth)
         self.smooth_action.setCheckable(True)
-        self.smooth_action.setChecked(str(self.settings.value("smooth_scaling", "true")).lower() == "true")
+        self.smooth_action.setChecked(self.settings.value("smooth_scaling", True, type=bool))
         self.image_view.set_smooth(self.smooth_action.isChecked())
         self._action(view_menu, "&Compare models…", self.open_compare_window)
         view_menu.addSeparator()
@@ -608,13 +608,11 @@ class MainWindow(QMainWindow):
     def save_session(self, path: str) -> None:
         info = self.model_info or {}
         text = session_to_json(self.history.state, info.get("path"), info.get("sha256"))
-        tmp = path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except OSError as exc:
-            self.notify("warning", "Cannot save session", f"Writing {path} failed: {exc}")
+        file = QSaveFile(path)  # the old file stays until the new one is complete; a failed
+        if file.open(QIODevice.OpenModeFlag.WriteOnly):  # write makes commit() fail
+            file.write(text.encode("utf-8"))
+        if not file.commit():
+            self.notify("warning", "Cannot save session", f"Writing {path} failed: {file.errorString()}")
             return
         self.statusBar().showMessage(f"Saved session {path}", 4000)
 
@@ -774,11 +772,11 @@ class MainWindow(QMainWindow):
 
     def _set_smooth(self, smooth: bool) -> None:
         self.image_view.set_smooth(smooth)
-        self.settings.setValue("smooth_scaling", "true" if smooth else "false")
+        self.settings.setValue("smooth_scaling", smooth)
 
     @property
     def welcome_at_start(self) -> bool:
-        return str(self.settings.value("show_welcome", "true")).lower() == "true"
+        return self.settings.value("show_welcome", True, type=bool)
 
     def show_welcome(self) -> None:
         """The welcome card: what to try with this model, and what this computer lacks (with fixes)."""

@@ -355,6 +355,9 @@ def check_job_for_model(job: VideoJob, renderer: Renderer, direction: np.ndarray
 class Mp4Writer:
     """H.264 MP4 through the bundled ffmpeg; the target appears only when `close()` succeeds.
 
+    imageio_ffmpeg.write_frames is not used: it leaves ffmpeg's messages on the terminal and does
+    not check its exit status, so a full disk would pass as a finished video.
+
     Use as a context manager: leaving the block by an exception (or `abort()`) deletes the
     temporary file and leaves the target untouched.
     """

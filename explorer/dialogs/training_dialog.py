@@ -13,6 +13,7 @@ Plain data only: no torch or gan imports here.
 
 from __future__ import annotations
 
+import html
 import math
 import os
 
@@ -810,7 +811,7 @@ class TrainingDialog(QDialog):
 
     def _error(self, message: str) -> None:
         self.last_error = message
-        self.details.setText(f"<span style='color:#c0392b'>{_escape(message)}</span>")
+        self.details.setText(f"<span style='color:#c0392b'>{html.escape(message)}</span>")
         self._log("Error: " + message)
 
     def _log(self, text: str) -> None:
@@ -883,7 +884,3 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GB"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -498,3 +498,12 @@ def test_a_fresh_start_opens_on_the_models_default_seed(make_window, explorer_mo
     assert window.history.state.seed == 3
     plain = make_window(explorer_models["sg2_plain"])
     assert plain.model_info["default_seed"] is None and plain.history.state.seed == 0
+
+
+def test_a_session_that_cannot_be_written_is_reported_and_leaves_nothing(
+    make_window, explorer_models, tmp_path
+):
+    window = make_window(explorer_models["sg2"])
+    window.quiet_errors = True
+    window.save_session(str(tmp_path / "missing" / "s.json"))
+    assert window.messages[-1][1] == "Cannot save session" and not (tmp_path / "missing").exists()
