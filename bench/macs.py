@@ -3,7 +3,8 @@ rate against two measured peaks.
 
 Counted per image at batch 1 (fp32, ops impl 'auto'):
 - conv: every convolution the forward runs (F.conv2d / F.conv_transpose2d calls are intercepted;
-  output elements x input channels per group x taps), i.e. the modulated convolutions;
+  output elements x input channels per group x taps), i.e. the modulated convolutions, and the
+  torch.bmm calls the 1x1 ones run as;
 - fc: the fully connected layers (mapping network and the per-layer affines), from their shapes;
 - fir: the resampling filters of filtered_lrelu / upfirdn2d as our kernels run them (polyphase, a
   separable filter as two 1-D passes, a mirrored 2-D one with its rows folded).
@@ -77,6 +78,7 @@ def count_macs(G: torch.nn.Module) -> tuple[dict[str, float], Counter]:
     macs = {"conv": 0.0, "fc": 0.0, "fir": 0.0}
     convs: Counter = Counter()
     real_conv, real_convt, real_flrelu = F.conv2d, F.conv_transpose2d, sg3.filtered_lrelu
+    real_bmm = torch.bmm
 
     def conv2d(x, w, bias=None, stride=1, padding=0, dilation=1, groups=1):
         y = real_conv(x, w, bias, stride, padding, dilation, groups)
@@ -88,6 +90,12 @@ def count_macs(G: torch.nn.Module) -> tuple[dict[str, float], Counter]:
         y = real_convt(x, w, bias, stride, padding, output_padding, groups, dilation)
         macs["conv"] += x.numel() * w.shape[1] * w.shape[2] * w.shape[3]
         convs[("convt", tuple(x.shape), tuple(w.shape), _pair(stride), _pair(padding), groups)] += 1
+        return y
+
+    def bmm(a, b):  # the 1x1 modulated convolutions (ops_cuda.modconv)
+        y = real_bmm(a, b)
+        macs["conv"] += a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+        convs[("bmm", tuple(a.shape), tuple(b.shape), (1, 1), (0, 0), 1)] += 1
         return y
 
     def flrelu(x, fu=None, fd=None, up=1, down=1, padding=0, **kwargs):
@@ -109,7 +117,7 @@ def count_macs(G: torch.nn.Module) -> tuple[dict[str, float], Counter]:
     real_upfirdn = ops_cuda.upfirdn2d.upfirdn2d
     patches = [
         (F, "conv2d", conv2d), (F, "conv_transpose2d", conv_transpose2d), (sg3, "filtered_lrelu", flrelu),
-        (ops_cuda.upfirdn2d, "upfirdn2d", upfirdn), (c2r, "upfirdn2d", upfirdn),
+        (ops_cuda.upfirdn2d, "upfirdn2d", upfirdn), (c2r, "upfirdn2d", upfirdn), (torch, "bmm", bmm),
     ]  # fmt: skip
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
     for mod, name, fn in patches:
@@ -137,7 +145,10 @@ def conv_alone_seconds(convs: Counter, repeat: int = 3) -> float:
     with torch.no_grad():
         for (kind, xs, ws, stride, padding, groups), count in convs.items():
             x, w = torch.randn(xs, generator=gen), torch.randn(ws, generator=gen)
-            fn = F.conv2d if kind == "conv" else F.conv_transpose2d
+            if kind == "bmm":
+                fn = lambda x, w, **_: torch.bmm(x, w)  # noqa: E731
+            else:
+                fn = F.conv2d if kind == "conv" else F.conv_transpose2d
             fn(x, w, stride=stride, padding=padding, groups=groups)
             best = math.inf
             for _ in range(repeat):
