@@ -36,18 +36,10 @@ def _add_convert(sub) -> None:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
+    from gan.config_help import config_from_args
     from gan.data.dataset_tool import ConvertConfig, convert_dataset
 
-    config = ConvertConfig(
-        source=args.source,
-        dest=args.dest,
-        resolution=args.resolution,
-        transform=args.transform,
-        aspect=args.aspect,
-        force=args.force,
-        labels_from_folders=args.labels_from_folders,
-    )
-    report = convert_dataset(config)
+    report = convert_dataset(config_from_args(ConvertConfig, args))
     print(report.summary())
     return 0
 
@@ -78,19 +70,10 @@ def _add_toon(sub) -> None:
 
 
 def _run_toon(args: argparse.Namespace) -> int:
+    from gan.config_help import config_from_args
     from gan.data.toon import ToonConfig, make_toon_dataset
 
-    config = ToonConfig(
-        out=args.out,
-        count=args.count,
-        resolution=args.resolution,
-        seed=args.seed,
-        styles=args.styles,
-        supersample=args.supersample,
-        workers=args.workers,
-        force=args.force,
-    )
-    print(make_toon_dataset(config).summary())
+    print(make_toon_dataset(config_from_args(ToonConfig, args)).summary())
     return 0
 
 
