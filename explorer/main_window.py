@@ -238,10 +238,6 @@ class MainWindow(QMainWindow):
 
     # -- state changes ---------------------------------------------------------------------
 
-    @property
-    def state(self) -> ExplorerState:
-        return self.history.state
-
     def commit(self, state: ExplorerState, merge_key: str = "") -> None:
         try:
             changed = self.history.commit(state, merge_key or None)
@@ -253,7 +249,7 @@ class MainWindow(QMainWindow):
             self._after_change(continuous=bool(merge_key))
 
     def apply_fields(self, fields: dict, merge_key: str = "") -> None:
-        state = self.history.state
+        state = self.history.current()
         if "seed" in fields:
             state.projection = None  # picking a seed leaves a projected photo
         for key, value in fields.items():
@@ -261,7 +257,7 @@ class MainWindow(QMainWindow):
         self.commit(state, merge_key)
 
     def apply_edit(self, name: str, changes: dict, merge_key: str = "") -> None:
-        self.commit(self.history.state.with_edit(name, **changes), merge_key)
+        self.commit(self.history.current().with_edit(name, **changes), merge_key)
 
     def end_drag(self) -> None:
         self.history.end_merge()
@@ -277,13 +273,13 @@ class MainWindow(QMainWindow):
             self._after_change()
 
     def _step_seed(self, delta: int) -> None:
-        self.apply_fields({"seed": max(0, min(MAX_SEED, self.history.state.seed + delta))})
+        self.apply_fields({"seed": max(0, min(MAX_SEED, self.history.current().seed + delta))})
 
     def random_seed(self) -> None:
         self.apply_fields({"seed": self._rng.randrange(0, 100_000)})
 
     def reset_edits(self) -> None:
-        state = self.history.state.reset_edits()
+        state = self.history.current().reset_edits()
         state.plane = None
         self.commit(state)
 
@@ -293,20 +289,20 @@ class MainWindow(QMainWindow):
     def _on_image_translate(self, dx: float, dy: float) -> None:
         if not (self.model_info and self.model_info["has_input_transform"]):
             return
-        tx, ty = self.history.state.translate
+        tx, ty = self.history.current().translate
         self.apply_fields({"translate": (round(tx + dx, 4), round(ty + dy, 4))}, "image-translate")
 
     def _on_image_rotate(self, delta: float) -> None:
         if not (self.model_info and self.model_info["has_input_transform"]):
             return
-        angle = (self.history.state.rotate + delta + 180.0) % 360.0 - 180.0
+        angle = (self.history.current().rotate + delta + 180.0) % 360.0 - 180.0
         self.apply_fields({"rotate": round(angle, 3)}, "image-rotate")
 
     def _on_canvas_plane(self, seed_b: int, seed_c: int, x: float, y: float, merge_key: str) -> None:
         self.apply_fields({"plane": PlaneState(seed_b=seed_b, seed_c=seed_c, x=x, y=y)}, merge_key)
 
     def _on_canvas_directions(self, name_a: str, a: float, name_b: str, b: float, merge_key: str) -> None:
-        state = self.history.state
+        state = self.history.current()
         ranges = {d["name"]: slider_range(d) for d in (self.model_info or {}).get("directions", [])}
         for name, value in ((name_a, a), (name_b, b)):
             edit = state.edits.get(name)
@@ -325,7 +321,7 @@ class MainWindow(QMainWindow):
         self.state_changed.emit()
 
     def _thumbnail_key(self) -> tuple:
-        s = self.history.state
+        s = self.history.current()
         return (s.psi, s.truncation_cutoff, s.noise_mode, s.class_idx, s.blend, s.blend_resolution)
 
     def _refresh_thumbnails_if_needed(self) -> None:
@@ -337,7 +333,7 @@ class MainWindow(QMainWindow):
             self.seed_grid.request_missing()
 
     def _refresh_widgets(self) -> None:
-        state = self.history.state
+        state = self.history.current()
         self.latent_panel.set_state(state)
         self.direction_panel.set_state(state)
         self.latent_canvas.set_state(state)
@@ -351,7 +347,7 @@ class MainWindow(QMainWindow):
     def _request_render(self, continuous: bool = False) -> None:
         if self.model_info is None:
             return
-        self._requested_stamp = self.bridge.request_render(self.history.state, continuous=continuous)
+        self._requested_stamp = self.bridge.request_render(self.history.current(), continuous=continuous)
         if not self._busy_timer.isActive():
             self._busy_timer.start()
 
@@ -377,12 +373,12 @@ class MainWindow(QMainWindow):
     def _request_equivariance(self) -> None:
         if self.model_info is None or not self.inspector.wants_equivariance():
             return
-        self.bridge.request_equivariance(self.history.state)
+        self.bridge.request_equivariance(self.history.current())
 
     def _request_thumbnails(self, seeds: list) -> None:
         if self.model_info is None:
             return
-        self.bridge.request_thumbnails([int(s) for s in seeds], self.history.state)
+        self.bridge.request_thumbnails([int(s) for s in seeds], self.history.current())
 
     def _show_busy(self) -> None:
         if self.last_result is None or self.last_result["stamp"] != self._requested_stamp:
@@ -400,7 +396,7 @@ class MainWindow(QMainWindow):
         reuse = ""
         if cache.get("stages_total"):
             reuse = f" · {cache['stages_reused']}/{cache['stages_total']} stages cached"
-        state = self.history.state
+        state = self.history.current()
         what = "Projected photo" if state.projection else f"Seed {state.seed}"
         self.status_render.setText(
             f"{what} · render {t.get('total', 0):.0f} ms "
@@ -453,7 +449,7 @@ class MainWindow(QMainWindow):
         if self.welcome.isVisible() or self._welcome_pending:
             self.show_welcome()  # tips for this model (e.g. its anime slider)
         self._show_ops(building=bool(info.get("kernels_building") or self.bridge.kernels_building))
-        state = self.history.state
+        state = self.history.current()
         if self._pending_session_state is not None:
             state, self._pending_session_state = self._pending_session_state, None
             self.history.replace(state)
@@ -560,7 +556,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Directions saved to {path}", 6000)
         # The model file (or its sidecar) changed: reopen it so recipes carry the new hash.
-        self._pending_session_state = self.history.state
+        self._pending_session_state = self.history.current()
         self.load_model(self.model_info["path"])
 
     # -- files -----------------------------------------------------------------------------
@@ -607,7 +603,7 @@ class MainWindow(QMainWindow):
 
     def save_session(self, path: str) -> None:
         info = self.model_info or {}
-        text = session_to_json(self.history.state, info.get("path"), info.get("sha256"))
+        text = session_to_json(self.history.current(), info.get("path"), info.get("sha256"))
         file = QSaveFile(path)  # the old file stays until the new one is complete; a failed
         if file.open(QIODevice.OpenModeFlag.WriteOnly):  # write makes commit() fail
             file.write(text.encode("utf-8"))
@@ -650,7 +646,7 @@ class MainWindow(QMainWindow):
         if self.model_info is None:
             self.notify("information", "Export PNG", "Open a model first.")
             return
-        default = os.path.join(self._last_dir(), f"seed{self.history.state.seed:04d}.png")
+        default = os.path.join(self._last_dir(), f"seed{self.history.current().seed:04d}.png")
         path, _ = QFileDialog.getSaveFileName(self, "Export PNG", default, "PNG images (*.png)")
         if path:
             if not path.lower().endswith(".png"):
@@ -664,7 +660,7 @@ class MainWindow(QMainWindow):
             self.notify("warning", "Cannot export PNG", f"The current image is not available: {error}")
             return
         try:
-            self.bridge.write_png(path, image, self.history.state)
+            self.bridge.write_png(path, image, self.history.current())
         except (OSError, ValueError, RuntimeError) as exc:
             self.notify("warning", "Cannot export PNG", f"Writing {path} failed: {exc}")
             return
@@ -672,7 +668,7 @@ class MainWindow(QMainWindow):
 
     def open_png(self, path: str) -> None:
         try:
-            view = self.bridge.read_png(path, self.history.state, self.projections_dir())
+            view = self.bridge.read_png(path, self.history.current(), self.projections_dir())
         except ValueError as exc:
             self.notify("warning", "Cannot open PNG", str(exc))
             return
@@ -720,7 +716,7 @@ class MainWindow(QMainWindow):
             return
         from explorer.dialogs.export_dialog import ExportDialog
 
-        recipe = self.bridge.recipe(self.history.state)
+        recipe = self.bridge.recipe(self.history.current())
         dialog = ExportDialog(self.model_path, recipe, self, resolution=self.model_info["resolution"])
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -859,7 +855,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         sha = (self.model_info or {}).get("sha256")
-        self.settings.setValue("last_session", session_to_json(self.history.state, self.model_path, sha))
+        self.settings.setValue("last_session", session_to_json(self.history.current(), self.model_path, sha))
 
     def restore_last_session(self) -> bool:
         """Reopen the model and state of the previous run (saved on close); False if there is none

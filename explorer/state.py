@@ -4,7 +4,7 @@ No Qt and no torch here. Widgets change a copy of the state and commit it to `Hi
 render bridge turns the state into `gan.render.RenderArgs` (`RenderBridge.render_args`).
 
     history = History(ExplorerState(seed=3))
-    history.commit(replace(history.state, psi=0.5), merge_key="psi")   # slider drag: one undo step
+    history.commit(replace(history.current(), psi=0.5), merge_key="psi")   # slider drag: one undo step
     history.undo()
 """
 
@@ -34,50 +34,42 @@ class DirectionView(TypedDict):
 
 @dataclass
 class EditState:
-    strength: float = field(default=0.0, metadata={"help": "Slider value in units of the direction's std."})
-    layer_start: int = field(default=0, metadata={"help": "First w index the edit applies to."})
-    layer_end: int | None = field(default=None, metadata={"help": "One past the last w index; None = all."})
-    locked: bool = field(default=False, metadata={"help": "Locked edits ignore resets and drags."})
+    strength: float = 0.0  # Slider value in units of the direction's std.
+    layer_start: int = 0  # First w index the edit applies to.
+    layer_end: int | None = None  # One past the last w index; None = all.
+    locked: bool = False  # Locked edits ignore resets and drags.
 
 
 @dataclass
 class PlaneState:
     """Where the latent sits in the plane through three seeds (the latent canvas' seed mode)."""
 
-    seed_b: int = field(default=1, metadata={"help": "Seed reached at x = 1."})
-    seed_c: int = field(default=2, metadata={"help": "Seed reached at y = 1."})
-    x: float = field(default=0.0, metadata={"help": "Weight of (seed_b - seed) added to the latent."})
-    y: float = field(default=0.0, metadata={"help": "Weight of (seed_c - seed) added to the latent."})
+    seed_b: int = 1  # Seed reached at x = 1.
+    seed_c: int = 2  # Seed reached at y = 1.
+    x: float = 0.0  # Weight of (seed_b - seed) added to the latent.
+    y: float = 0.0  # Weight of (seed_c - seed) added to the latent.
 
 
 @dataclass
 class ExplorerState:
-    seed: int = field(default=0, metadata={"help": "Latent seed, 0 .. 2**32-1."})
-    space: str = field(default="w", metadata={"help": "Space the seed plane is spanned in: 'w' or 'z'."})
-    psi: float = field(default=1.0, metadata={"help": "Truncation psi (1: none, 0: the average face)."})
-    truncation_cutoff: int | None = field(default=None, metadata={"help": "Truncate the first N ws only."})
-    noise_mode: str = field(default="const", metadata={"help": "'const', 'random' or 'none'."})
-    class_idx: int | None = field(default=None, metadata={"help": "Class of a conditional model."})
-    mix_seed: int | None = field(default=None, metadata={"help": "Style-mix seed; None = no mixing."})
-    mix_start: int = field(default=0, metadata={"help": "First w index taken from the mix seed."})
-    mix_end: int | None = field(default=None, metadata={"help": "One past the last mixed w index."})
-    edits: dict[str, EditState] = field(default_factory=dict, metadata={"help": "Direction name -> edit."})
-    plane: PlaneState | None = field(default=None, metadata={"help": "Seed-plane offset; None = off."})
-    translate: tuple[float, float] = field(
-        default=(0.0, 0.0), metadata={"help": "Input translation in image sizes."}
-    )
-    rotate: float = field(default=0.0, metadata={"help": "Input rotation in degrees."})
-    blend: float = field(default=0.0, metadata={"help": "Weight of the second (blend) model, 0..1."})
-    blend_resolution: int | None = field(
-        default=None, metadata={"help": "Layers from this resolution up are blended; None = model default."}
-    )
-    projection: str | None = field(
-        default=None,
-        metadata={
-            "help": "A projected photo's latent (.npz of File > Open photo or `gan project`) shown instead "
-            "of the seed; None = the seed."
-        },
-    )
+    seed: int = 0  # Latent seed, 0 .. 2**32-1.
+    space: str = "w"  # Space the seed plane is spanned in: 'w' or 'z'.
+    psi: float = 1.0  # Truncation psi (1: none, 0: the average face).
+    truncation_cutoff: int | None = None  # Truncate the first N ws only.
+    noise_mode: str = "const"  # 'const', 'random' or 'none'.
+    class_idx: int | None = None  # Class of a conditional model.
+    mix_seed: int | None = None  # Style-mix seed; None = no mixing.
+    mix_start: int = 0  # First w index taken from the mix seed.
+    mix_end: int | None = None  # One past the last mixed w index.
+    edits: dict[str, EditState] = field(default_factory=dict)  # Direction name -> edit.
+    plane: PlaneState | None = None  # Seed-plane offset; None = off.
+    translate: tuple[float, float] = (0.0, 0.0)  # Input translation in image sizes.
+    rotate: float = 0.0  # Input rotation in degrees.
+    blend: float = 0.0  # Weight of the second (blend) model, 0..1.
+    blend_resolution: int | None = None  # Layers from this resolution up are blended; None = model default.
+    # A projected photo's latent (.npz of File > Open photo or `gan project`) shown instead of the
+    # seed; None = the seed.
+    projection: str | None = None
 
     # -- validation ------------------------------------------------------------------------
 
@@ -182,9 +174,8 @@ class History:
         self._merge_key: str | None = None
         self.limit = limit
 
-    @property
-    def state(self) -> ExplorerState:
-        """A copy: callers change it and commit it back."""
+    def current(self) -> ExplorerState:
+        """A copy of the current state (a deep copy each call): change it and commit it back."""
         return self._state.copy()
 
     def commit(self, state: ExplorerState, merge_key: str | None = None) -> bool:

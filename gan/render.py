@@ -37,62 +37,34 @@ class RenderError(ValueError):
 
 @dataclass(eq=False)
 class Edit:
-    direction: np.ndarray = field(
-        metadata={"help": "Direction in W: [w_dim] (same for every w) or [num_ws, w_dim]."}
-    )
-    strength: float = field(default=1.0, metadata={"help": "Multiple of the direction added to the ws."})
-    layer_start: int = field(default=0, metadata={"help": "First w index the edit applies to."})
-    layer_end: int | None = field(
-        default=None, metadata={"help": "One past the last w index; None = num_ws."}
-    )
-    name: str = field(default="", metadata={"help": "Name of the direction, for recipes and display."})
+    direction: np.ndarray  # Direction in W: [w_dim] (same for every w) or [num_ws, w_dim].
+    strength: float = 1.0  # Multiple of the direction added to the ws.
+    layer_start: int = 0  # First w index the edit applies to.
+    layer_end: int | None = None  # One past the last w index; None = num_ws.
+    name: str = ""  # Name of the direction, for recipes and display.
 
 
 @dataclass(eq=False)
 class RenderArgs:
-    seed: int = field(default=0, metadata={"help": "Latent seed (0 .. 2**32-1); used when z and w are None."})
-    z: list[float] | np.ndarray | None = field(
-        default=None, metadata={"help": "Explicit z [z_dim]; used instead of seed when w is None."}
-    )
-    w: np.ndarray | None = field(
-        default=None,
-        metadata={"help": "Explicit w, [num_ws, w_dim] or [w_dim]; used as is (no mapping, psi or class)."},
-    )
-    class_idx: int | None = field(
-        default=None, metadata={"help": "Class of a conditional model; ignored otherwise."}
-    )
-    psi: float = field(default=1.0, metadata={"help": "Truncation psi: 1 = none, 0 = the average w."})
-    truncation_cutoff: int | None = field(
-        default=None, metadata={"help": "Truncate only the first this many ws; None = all."}
-    )
-    noise_mode: str = field(
-        default="const", metadata={"help": "Per-pixel noise: 'const', 'random' or 'none'."}
-    )
-    translate: tuple[float, float] = field(
-        default=(0.0, 0.0),
-        metadata={
-            "help": "Input translation (x, y), in units of the image size (StyleGAN3 Fourier features "
-            "or the StyleGAN2 4x4 constant)."
-        },
-    )
-    rotate: float = field(default=0.0, metadata={"help": "Input rotation in degrees (StyleGAN2 or 3)."})
-    mix_seed: int | None = field(
-        default=None, metadata={"help": "Style-mix seed; its ws replace ws[mix_start:mix_end]."}
-    )
-    mix_start: int = field(default=0, metadata={"help": "First w index taken from the mix seed."})
-    mix_end: int | None = field(
-        default=None, metadata={"help": "One past the last mixed w index; None = num_ws."}
-    )
-    edits: list[Edit] = field(
-        default_factory=list, metadata={"help": "Latent edits, applied in order after mixing."}
-    )
-    noise: dict[str, np.ndarray] | None = field(
-        default=None,
-        metadata={
-            "help": "StyleGAN2 noise buffers (full name, e.g. 'synthesis.b8.conv0.noise_const' -> [H, W]) "
-            "used instead of the model's own with noise_mode 'const': a projection's optimised noise."
-        },
-    )
+    seed: int = 0  # Latent seed (0 .. 2**32-1); used when z and w are None.
+    z: list[float] | np.ndarray | None = None  # Explicit z [z_dim]; used instead of seed when w is None.
+    # Explicit w, [num_ws, w_dim] or [w_dim]; used as is (no mapping, psi or class).
+    w: np.ndarray | None = None
+    class_idx: int | None = None  # Class of a conditional model; ignored otherwise.
+    psi: float = 1.0  # Truncation psi: 1 = none, 0 = the average w.
+    truncation_cutoff: int | None = None  # Truncate only the first this many ws; None = all.
+    noise_mode: str = "const"  # Per-pixel noise: 'const', 'random' or 'none'.
+    # Input translation (x, y), in units of the image size (StyleGAN3 Fourier features or the
+    # StyleGAN2 4x4 constant).
+    translate: tuple[float, float] = (0.0, 0.0)
+    rotate: float = 0.0  # Input rotation in degrees (StyleGAN2 or 3).
+    mix_seed: int | None = None  # Style-mix seed; its ws replace ws[mix_start:mix_end].
+    mix_start: int = 0  # First w index taken from the mix seed.
+    mix_end: int | None = None  # One past the last mixed w index; None = num_ws.
+    edits: list[Edit] = field(default_factory=list)  # Latent edits, applied in order after mixing.
+    # StyleGAN2 noise buffers (full name, e.g. 'synthesis.b8.conv0.noise_const' -> [H, W]) used
+    # instead of the model's own with noise_mode 'const': a projection's optimised noise.
+    noise: dict[str, np.ndarray] | None = None
 
 
 @dataclass

@@ -317,13 +317,8 @@ def resolve_direction(job: VideoJob, model) -> tuple[np.ndarray, int, int | None
     the explorer's slider units, on its own layer range unless the job sets one."""
     if job.direction is not None:
         return np.asarray(job.direction, dtype=np.float32), int(job.layer_start), job.layer_end
-    try:
-        from gan.edit.directions import load_directions
-    except ImportError as exc:
-        raise UserError(
-            "named directions need gan.edit.directions, which is not available in this installation "
-            f"({exc}); give the direction as a .npy file of shape [w_dim] instead"
-        ) from None
+    from gan.edit.directions import load_directions
+
     available = {d.name: d for d in load_directions(model)}
     d = available.get(job.direction_name)
     if d is None:

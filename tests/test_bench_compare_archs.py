@@ -20,14 +20,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def toon16(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("toon") / "toon16.zip"
-    make_toon_dataset(ToonConfig(out=str(out), count=16, resolution=16, seed=99), progress=False)
+    make_toon_dataset(ToonConfig(out=str(out), count=16, resolution=16, seed=99), progress_bar=False)
     return str(out)
 
 
 @pytest.fixture(scope="module")
 def three_models(tmp_path_factory) -> list[str]:
     from gan.networks.stylegan3 import Generator
-    from tests.gan.conftest import make_tiny_generator
+    from tests.support.tiny import make_tiny_generator
 
     root = tmp_path_factory.mktemp("archs")
     paths = []

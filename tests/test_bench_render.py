@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.render import measure_latency
 from gan.model_io import load_model
-from tests.gan.conftest import save_tiny
+from tests.support.tiny import save_tiny
 
 
 def test_measure_latency_tiny_sg3t(tmp_path):

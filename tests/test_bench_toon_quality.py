@@ -18,18 +18,9 @@ from gan.edit.quality import fresh_generator, head_stats, measure_quality
 from gan.errors import UserError
 from gan.model_io import save_model
 from gan.resources import SHIPPED_CLASSIFIER
+from tests.support.tiny import tiny_kwargs
 
-TINY_32 = dict(
-    z_dim=16,
-    w_dim=16,
-    c_dim=0,
-    img_resolution=32,
-    img_channels=3,
-    channel_base=256,
-    channel_max=16,
-    num_fp16_res=0,
-    mapping_kwargs=dict(num_layers=2),
-)
+TINY_32 = tiny_kwargs("stylegan2", img_resolution=32)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def toon32(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("toon") / "toon32.zip"
-    make_toon_dataset(ToonConfig(out=str(out), count=40, resolution=32, seed=4321), progress=False)
+    make_toon_dataset(ToonConfig(out=str(out), count=40, resolution=32, seed=4321), progress_bar=False)
     return str(out)
 
 

@@ -44,7 +44,7 @@ def model_args(app, tmp_path_factory) -> list[str]:
     shipped = sorted((DATA / "resources" / "models").glob("default*.safetensors"))
     if shipped:
         return []  # the first-run path: the app opens its default model by itself
-    from tests.gan.conftest import save_tiny
+    from tests.support.tiny import save_tiny
 
     return ["--model", save_tiny(tmp_path_factory.mktemp("model") / "tiny_sg2.safetensors", "stylegan2")]
 
@@ -113,7 +113,7 @@ def test_screenshot_under_xvfb_with_the_xcb_plugin(app, model_args, tmp_path):
 
 
 def test_prebuilt_kernels_and_training_in_a_child_process(app, tmp_path):
-    from tests.gan.test_train_loop import make_blobs
+    from tests.support.tiny import make_blobs
 
     data = make_blobs(tmp_path / "blobs.zip")
     options = dict(

@@ -113,7 +113,7 @@ class ExportDialog(QDialog):
         self.path.addItem("Circle", "circle")
         self.path.addItem("Back and forth (x)", "line")
         self.amount = float_spin(
-            0.01, 2.0, 0.25, 0.05, "Radius (circle) or half-width (line), in image sizes."
+            0.01, 2.0, 0.25, "Radius (circle) or half-width (line), in image sizes.", step=0.05
         )
         self.seeds = QLineEdit(f"{seed},{seed + 1},{seed + 2}")
         self.seeds.setToolTip("Seeds to pass through, e.g. 0,5,9 or 10-14; the loop returns to the first.")
@@ -125,7 +125,7 @@ class ExportDialog(QDialog):
         self.direction.currentIndexChanged.connect(self._on_direction_chosen)
         self.direction_note = QLabel("")
         self.direction_note.setWordWrap(True)
-        self.strength = float_spin(0.1, 100.0, 3.0, 0.5, "The strength goes −s → +s → −s over the loop.")
+        self.strength = float_spin(0.1, 100.0, 3.0, "The strength goes −s → +s → −s over the loop.", step=0.5)
         self.layer_start = int_spin(0, 63, 0, "First w index the direction applies to.")
         self.layer_end = int_spin(0, 64, 0, "One past the last w index (0 = all).")
         self.layer_end.setSpecialValueText("all")
@@ -202,7 +202,7 @@ class ExportDialog(QDialog):
         for signal in (self.size.valueChanged, self.upscale.currentIndexChanged):
             signal.connect(self._update_upscale)
         self.fps = int_spin(1, 120, 30, "Frames per second.")
-        self.duration = float_spin(0.1, 600.0, 4.0, 0.5, "Length of one loop in seconds.")
+        self.duration = float_spin(0.1, 600.0, 4.0, "Length of one loop in seconds.", step=0.5)
         self.duration.setSuffix(" s")
         self.crf = int_spin(0, 51, 18, "x264 CRF: 0 = lossless … 51 = worst; 18 looks clean, 23 is smaller.")
         self.frames_label = QLabel()

@@ -1,4 +1,4 @@
-"""Spin boxes of the dialogs' forms, built in one line each."""
+"""Spin boxes of the dialogs' forms, built in one line each: (low, high, value, tip, step=...)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def int_spin(lo: int, hi: int, value: int, tip: str, step: int = 1) -> QSpinBox:
     return w
 
 
-def float_spin(lo: float, hi: float, value: float, step: float, tip: str) -> QDoubleSpinBox:
+def float_spin(lo: float, hi: float, value: float, tip: str, step: float = 1.0) -> QDoubleSpinBox:
     """Two decimals (Qt's default), so set the range and value before any finer step matters."""
     w = QDoubleSpinBox()
     w.setRange(lo, hi)

@@ -3,7 +3,7 @@
 Choose a data set (a folder or zip; a folder of arbitrary images can be turned into a data set in
 the background), the config (StyleGAN2 / StyleGAN3-T / StyleGAN3-R), batch, gamma, length and
 metrics, and whether to start from scratch, fine-tune the open model or continue its training.
-Training runs in a background thread (`explorer.training_bridge`); every tick feeds the plots
+Training runs in a child process (`explorer.training_bridge`); every tick feeds the plots
 (losses, FID, EQ-T, EQ-R, augment p, sec/kimg) and the newest sample grid is shown. Stop writes a
 snapshot; Resume continues the stopped run; "Open latest snapshot in explorer" emits
 `open_snapshot_requested(path)`.
@@ -272,12 +272,13 @@ class TrainingDialog(QDialog):
         form = QFormLayout(box)
         self.batch = int_spin(0, 4096, 0, self._help("batch"))
         self.batch.setSpecialValueText("auto")
-        self.gamma = float_spin(0.0, 1000.0, 0.0, 0.1, self._help("gamma") + " (auto = 0.0002·res²/batch)")
+        gamma_tip = self._help("gamma") + " (auto = 0.0002·res²/batch)"
+        self.gamma = float_spin(0.0, 1000.0, 0.0, gamma_tip, step=0.1)
         self.gamma.setDecimals(4)
         self.gamma.setSpecialValueText("auto")
-        self.kimg = float_spin(0.001, 100000.0, 1000.0, 100.0, self._help("kimg"))
+        self.kimg = float_spin(0.001, 100000.0, 1000.0, self._help("kimg"), step=100.0)
         self.kimg.setDecimals(3)
-        self.tick_kimg = float_spin(0.001, 1000.0, 4.0, 1.0, self._help("tick_kimg"))
+        self.tick_kimg = float_spin(0.001, 1000.0, 4.0, self._help("tick_kimg"), step=1.0)
         self.tick_kimg.setDecimals(3)
         self.snap = int_spin(1, 10000, 10, self._help("snap"))
         length = QHBoxLayout()

@@ -123,22 +123,22 @@ class ConvertReport:
 
 def convert_dataset(
     config: ConvertConfig,
-    progress: bool = True,
-    on_progress: Callable[[int, int], None] | None = None,
+    progress_bar: bool = True,
+    progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ConvertReport:
-    """progress: show a tqdm bar; on_progress(done, total) per source file (for GUIs);
+    """progress_bar: show a tqdm bar; progress(done, total) per source file (for GUIs);
     should_stop() -> True cancels (raises Cancelled; nothing is written)."""
     config.validate()
     files = FileSource(config.source)
     try:
-        return _convert(config, files, progress, on_progress, should_stop)
+        return _convert(config, files, progress_bar, progress, should_stop)
     finally:
         files.close()
 
 
 def _convert(
-    config: ConvertConfig, files: FileSource, progress: bool, on_progress=None, should_stop=None
+    config: ConvertConfig, files: FileSource, progress_bar: bool, progress=None, should_stop=None
 ) -> ConvertReport:
     image_exts = _openable_extensions()
     names = [n for n in files.names() if os.path.splitext(n)[1].lower() in image_exts]
@@ -150,7 +150,7 @@ def _convert(
 
     skipped: list[tuple[str, str]] = list(files.skipped)  # unreadable folders, FIFOs, devices
     limit = int(config.max_file_mb * (1 << 20))
-    bar = tqdm(total=len(names), desc="converting", unit="img", disable=None if progress else True)
+    bar = tqdm(total=len(names), desc="converting", unit="img", disable=None if progress_bar else True)
     with bar, DatasetWriter(config.dest, force=config.force) as writer:
         if class_names is not None:
             writer.meta["class_names"] = class_names
@@ -158,8 +158,8 @@ def _convert(
             if should_stop is not None and should_stop():
                 raise Cancelled(f"data set conversion stopped after {done} of {len(names)} files")
             bar.update(1)
-            if on_progress is not None:
-                on_progress(done + 1, len(names))
+            if progress is not None:
+                progress(done + 1, len(names))
             if labels is not None and name not in labels:
                 skipped.append((name, f"no label in the source {LABELS_FILE}"))
                 continue

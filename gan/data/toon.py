@@ -752,7 +752,7 @@ def _draw_one(seed, resolution, styles, supersample, index):
 
 def make_toon_dataset(
     config: ToonConfig,
-    progress: bool = True,
+    progress_bar: bool = True,
     should_stop: Callable[[], bool] | None = None,
 ) -> ToonReport:
     """Write a toon data set (see the module docstring); atomic, like `gan dataset convert`."""
@@ -762,7 +762,9 @@ def make_toon_dataset(
     start = time.perf_counter()
     attributes = []
     counts = dict.fromkeys(config.styles, 0)
-    bar = tqdm(total=config.count, desc="drawing toon faces", unit="img", disable=None if progress else True)
+    bar = tqdm(
+        total=config.count, desc="drawing toon faces", unit="img", disable=None if progress_bar else True
+    )
     draw = functools.partial(
         _draw_one, config.seed, config.resolution, tuple(config.styles), config.supersample
     )

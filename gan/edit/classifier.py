@@ -312,7 +312,7 @@ def train_classifier(
     labels: dict[str, np.ndarray],
     config: ClassifierConfig | None = None,
     options: TrainOptions | None = None,
-    progress: bool = True,
+    progress_bar: bool = True,
     should_stop: Callable[[], bool] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> Classifier:
@@ -337,7 +337,7 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1)))
     )
-    bar = tqdm(total=total, desc="training classifier", unit="step", disable=None if progress else True)
+    bar = tqdm(total=total, desc="training classifier", unit="step", disable=None if progress_bar else True)
     with bar:
         for epoch in range(options.epochs):
             net.train()

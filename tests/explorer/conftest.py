@@ -12,11 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QSettings, QThread, QtMsgType, qInstallMessageHandler  # noqa: E402
 
-from tests.gan.conftest import make_tiny_generator, save_tiny  # noqa: E402
-
-# The ops implementation the tests' bridges use. 'auto' (the compiled CPU kernels): plain-torch
-# 'ref' needs no build but renders a 16 px StyleGAN3 about 10x slower.
-OPS = "auto"
+from tests.support.tiny import OPS, make_plain_generator, make_tiny_generator, save_tiny  # noqa: E402
 
 # Messages the offscreen platform prints for any top-level window; not problems of ours.
 BENIGN_QT_MESSAGES = ("This plugin does not support propagateSizeHints()",)
@@ -131,20 +127,9 @@ def explorer_models(tmp_path_factory) -> dict[str, str]:
     paths["sg2_tuned"] = str(tuned)
 
     # A slower SG3-T (32 px, 64 channels: a few hundred ms per render on a laptop CPU).
-    from gan.networks.stylegan3 import Generator
-
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=64,
-        w_dim=64,
-        c_dim=0,
-        img_resolution=32,
-        img_channels=3,
-        channel_base=4096,
-        channel_max=64,
-        num_fp16_res=0,
-        mapping_kwargs=dict(num_layers=2),
-    ).eval()
+    G = make_plain_generator(
+        "stylegan3-t", z_dim=64, w_dim=64, img_resolution=32, channel_base=4096, channel_max=64
+    )
     slow = root / "sg3_32.safetensors"
     save_model(slow, G, arch="stylegan3-t", metadata={"note": "slow-ish test model"})
     paths["sg3_32"] = str(slow)

@@ -8,17 +8,7 @@ import numpy as np
 from PIL import Image
 
 from explorer.app import default_model_path, parse_args
-
-
-def run_app(*args, timeout=240):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from explorer.app import main; sys.exit(main())", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-    )
+from tests.support.tiny import run_app
 
 
 def test_screenshot_of_a_model_writes_a_real_png(tmp_path, explorer_models):

@@ -10,33 +10,18 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import QPoint, Qt
 
 from explorer.compare_bridge import MAX_PANES, CompareBridge
 from explorer.compare_window import CompareWindow, default_models
-from tests.explorer.conftest import OPS
+from tests.support.tiny import OPS, make_plain_generator
 
 
 @pytest.fixture(scope="module")
 def sg3r_path(tmp_path_factory) -> str:
     from gan.model_io import save_model
-    from gan.networks.stylegan3 import Generator
 
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        w_dim=16,
-        c_dim=0,
-        img_resolution=16,
-        img_channels=3,
-        channel_base=512,
-        channel_max=16,
-        num_fp16_res=0,
-        conv_kernel=1,
-        use_radial_filters=True,
-        mapping_kwargs=dict(num_layers=2),
-    ).eval()
+    G = make_plain_generator("stylegan3-r")
     path = tmp_path_factory.mktemp("r") / "tiny_sg3r.safetensors"
     save_model(path, G, arch="stylegan3-r")
     return str(path)

@@ -8,7 +8,6 @@ import os
 import imageio_ffmpeg
 import numpy as np
 import pytest
-import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -16,33 +15,11 @@ from explorer.dialogs.export_dialog import ExportDialog  # noqa: E402
 from gan.model_io import load_model, save_model  # noqa: E402
 from gan.recipe import Recipe, model_ref  # noqa: E402
 from gan.render import RenderArgs  # noqa: E402
-
-TINY = dict(z_dim=16, w_dim=16, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2))
+from tests.support.tiny import entry, make_plain_generator, select  # noqa: E402
 
 
 def _tiny_model(path, arch: str) -> str:
-    torch.manual_seed(0)
-    if arch == "stylegan2":
-        from gan.networks.stylegan2 import Generator
-
-        G = Generator(c_dim=0, channel_base=256, channel_max=16, num_fp16_res=0, **TINY)
-    elif arch == "stylegan3-r":
-        from gan.networks.stylegan3 import Generator
-
-        G = Generator(
-            c_dim=0,
-            channel_base=512,
-            channel_max=16,
-            num_fp16_res=0,
-            conv_kernel=1,
-            use_radial_filters=True,
-            **TINY,
-        )
-    else:
-        from gan.networks.stylegan3 import Generator
-
-        G = Generator(c_dim=0, channel_base=512, channel_max=16, num_fp16_res=0, **TINY)
-    save_model(path, G.eval().requires_grad_(False), arch=arch)
+    save_model(path, make_plain_generator(arch).requires_grad_(False), arch=arch)
     return str(path)
 
 
@@ -86,8 +63,8 @@ def wait_done(qtbot, dialog, timeout=120_000):
 
 def test_export_writes_playable_mp4(qtbot, make_dialog, sg2_path, tmp_path):
     dialog = make_dialog(sg2_path)
-    assert dialog.kind.model().item(0).isEnabled()  # StyleGAN2 rotates too (its 4x4 constant)
-    dialog.kind.setCurrentIndex(2)  # seed interpolation
+    assert entry(dialog.kind, "rotate").isEnabled()  # StyleGAN2 rotates too (its 4x4 constant)
+    select(dialog.kind, "interp")  # seed interpolation
     dialog.seeds.setText("1,2,5")
     dialog.fps.setValue(6)
     dialog.duration.setValue(1.0)
@@ -109,7 +86,7 @@ def test_export_writes_playable_mp4(qtbot, make_dialog, sg2_path, tmp_path):
 
 def test_rotation_loop_on_stylegan3(qtbot, make_dialog, sg3_path, tmp_path):
     dialog = make_dialog(sg3_path)
-    assert dialog.kind.currentData() == "rotate" and dialog.kind.model().item(0).isEnabled()
+    assert dialog.kind.currentData() == "rotate" and entry(dialog.kind, "rotate").isEnabled()
     dialog.fps.setValue(3)
     dialog.duration.setValue(1.0)
     out = tmp_path / "spin.mp4"
@@ -137,7 +114,7 @@ def test_cancel_leaves_no_file(qtbot, make_dialog, sg2_path, tmp_path):
 
 def test_errors_are_shown(qtbot, make_dialog, sg2_path, tmp_path):
     dialog = make_dialog(sg2_path)
-    dialog.kind.setCurrentIndex(2)  # a seed interpolation with one seed
+    select(dialog.kind, "interp")  # a seed interpolation with one seed
     dialog.seeds.setText("7")
     dialog.out_path.setText(str(tmp_path / "x.mp4"))
     assert dialog.start_export() is False
@@ -177,7 +154,7 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path):
     dialog = ExportDialog(model_path, recipe_for(model_path))
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
-    dialog.kind.setCurrentIndex(3)
+    select(dialog.kind, "sweep")
     assert dialog.direction.currentText() == "smile"
     assert (dialog.layer_start.value(), dialog.layer_end.value()) == (1, 3)
     dialog.fps.setValue(4)
@@ -194,7 +171,7 @@ def test_direction_sweep_from_model_directions(qtbot, sg2_path, tmp_path):
 def test_sweep_disabled_without_directions(qtbot, make_dialog, sg2_path):
     dialog = make_dialog(sg2_path)
     qtbot.waitUntil(lambda: dialog.direction_note.text() != "", timeout=120_000)
-    assert dialog.direction.count() == 0 and not dialog.kind.model().item(3).isEnabled()
+    assert dialog.direction.count() == 0 and not entry(dialog.kind, "sweep").isEnabled()
     assert "no directions" in dialog.direction_note.text()
 
 
@@ -240,7 +217,7 @@ def test_rotation_warning_names_the_arch_and_offers_translation(
     assert "StyleGAN3-T" in text and "translation" in text and "StyleGAN3-R" in text
     dialog.use_translation.click()
     assert dialog.kind.currentData() == "translate" and not dialog.warning_row.isVisibleTo(dialog)
-    dialog.kind.setCurrentIndex(0)
+    select(dialog.kind, "rotate")
     assert dialog.warning_row.isVisibleTo(dialog)
     assert "StyleGAN2" in make_dialog(sg2_path).kind_warning.text()
     sg3r = make_dialog(sg3r_path)
@@ -253,7 +230,7 @@ def test_small_models_are_upscaled(qtbot, sg3_path, tmp_path):
     # 16 px: the largest factor offered (8x -> 128 px); 64 px would get 4x (256 px).
     assert dialog.upscale.currentData() == 8 and "16 px → video 128 × 128 px" in dialog.upscale_note.text()
     dialog.upscale_filter.setCurrentIndex(dialog.upscale_filter.findData("nearest"))
-    dialog.kind.setCurrentIndex(1)  # translation
+    select(dialog.kind, "translate")  # translation
     dialog.fps.setValue(2)
     dialog.duration.setValue(1.0)
     out = tmp_path / "big.mp4"
@@ -286,7 +263,7 @@ def test_comparison_export(qtbot, sg2_path, sg3_path, tmp_path):
     dialog = ExportDialog(sg2_path, recipe_for(sg2_path), resolution=16, compare=models)
     qtbot.addWidget(dialog)
     assert dialog.windowTitle() == "Export comparison video"
-    assert not dialog.kind.model().item(2).isEnabled() and not dialog.kind.model().item(3).isEnabled()
+    assert not entry(dialog.kind, "interp").isEnabled() and not entry(dialog.kind, "sweep").isEnabled()
     assert "StyleGAN2 and StyleGAN3-T" in dialog.kind_warning.text()  # rotation: only SG3-R holds
     dialog.upscale.setCurrentIndex(dialog.upscale.findData(2))
     dialog.fps.setValue(3)
@@ -315,7 +292,7 @@ def test_directions_are_listed_by_their_slider_names_and_the_path_fits(qtbot, sg
     dialog = ExportDialog(model_path, recipe_for(model_path))
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.direction.count() == 1, timeout=120_000)
-    dialog.kind.setCurrentIndex(3)
+    select(dialog.kind, "sweep")
     assert dialog.direction.currentText() == "Anime-ify" and dialog.settings()["direction_name"] == "anime"
     path = str(tmp_path / "videos" / "stylegan-video.mp4")
     dialog.out_path.setText(path)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
 
 from explorer.main_window import MainWindow
+from tests.support.tiny import select
 
 
 def image_of(window):
@@ -42,10 +43,10 @@ def test_direction_slider_changes_image_and_undo_restores_it(qtbot, make_window,
     before = image_of(window)
     drag_slider(qtbot, rows["anime"].slider, [50, 120, 200])
     after = image_of(window)
-    assert window.history.state.edits["anime"].strength == pytest.approx(2.0)
+    assert window.history.current().edits["anime"].strength == pytest.approx(2.0)
     assert not np.array_equal(before, after)
     window.undo()  # the whole drag is one undo step
-    assert window.history.state.edits.get("anime") is None
+    assert window.history.current().edits.get("anime") is None
     np.testing.assert_array_equal(image_of(window), before)
     window.redo()
     np.testing.assert_array_equal(image_of(window), after)
@@ -57,13 +58,13 @@ def test_layer_range_lock_and_reset(qtbot, make_window, explorer_models):
     row.value_spin.setValue(3.0)
     full = image_of(window)
     row.start_spin.setValue(4)  # only the fine layers
-    assert window.history.state.edits["pc0"].layer_start == 4
+    assert window.history.current().edits["pc0"].layer_start == 4
     assert not np.array_equal(image_of(window), full)
     row.lock_check.setChecked(True)
     assert not row.slider.isEnabled()
     window.direction_panel.rows["pc1"].value_spin.setValue(1.0)
     window.reset_edits()
-    edits = window.history.state.edits
+    edits = window.history.current().edits
     assert edits["pc0"].strength == 3.0 and edits["pc1"].strength == 0.0
 
 
@@ -72,12 +73,12 @@ def test_psi_and_noise_and_style_mix_change_the_image(qtbot, make_window, explor
     panel = window.latent_panel
     base = image_of(window)
     drag_slider(qtbot, panel.psi_slider, [80, 50])
-    assert window.history.state.psi == pytest.approx(0.5)
+    assert window.history.current().psi == pytest.approx(0.5)
     truncated = image_of(window)
     assert not np.array_equal(base, truncated)
     panel.mix_check.setChecked(True)
     panel.mix_seed_spin.setValue(77)
-    assert window.history.state.mix_seed == 77
+    assert window.history.current().mix_seed == 77
     assert not np.array_equal(image_of(window), truncated)
 
 
@@ -90,7 +91,7 @@ def test_seed_grid_picks_a_seed(qtbot, make_window, explorer_models):
     assert len(grid.thumbnails) == grid.page_size  # rendered through the bridge
     item = grid._items[5]
     grid.list.itemClicked.emit(item)
-    assert window.history.state.seed == 5
+    assert window.history.current().seed == 5
     np.testing.assert_array_equal(image_of(window), grid.thumbnails[5])
     grid.next_button.click()
     assert grid.visible_seeds()[0] == grid.page_size and len(grid.thumbnails) == 2 * grid.page_size
@@ -105,19 +106,19 @@ def test_seed_shortcuts_and_random(qtbot, make_window, explorer_models):
     window.image_view.setFocus()
     qtbot.keyClick(window.image_view, Qt.Key.Key_Right)
     qtbot.keyClick(window.image_view, Qt.Key.Key_Right)
-    assert window.history.state.seed == 2
+    assert window.history.current().seed == 2
     qtbot.keyClick(window.image_view, Qt.Key.Key_Left)
-    assert window.history.state.seed == 1
+    assert window.history.current().seed == 1
     qtbot.keyClick(window.image_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert window.history.state.seed == 2
+    assert window.history.current().seed == 2
     window.random_seed()
-    assert window.latent_panel.seed_spin.value() == window.history.state.seed
+    assert window.latent_panel.seed_spin.value() == window.history.current().seed
     # A focused slider keeps its arrow keys.
     slider = window.latent_panel.psi_slider
     slider.setFocus()
-    seed = window.history.state.seed
+    seed = window.history.current().seed
     qtbot.keyClick(slider, Qt.Key.Key_Left)
-    assert window.history.state.seed == seed and window.history.state.psi < 1.0
+    assert window.history.current().seed == seed and window.history.current().psi < 1.0
 
 
 def test_transform_inspector_moves_sg3_image_and_shows_psnr(qtbot, make_window, explorer_models):
@@ -129,12 +130,12 @@ def test_transform_inspector_moves_sg3_image_and_shows_psnr(qtbot, make_window, 
     assert ins.isEnabled()
     before = image_of(window)
     drag_slider(qtbot, ins.tx_slider, [50, 125])
-    assert window.history.state.translate == (0.125, 0.0)
+    assert window.history.current().translate == (0.125, 0.0)
     assert not np.array_equal(image_of(window), before)
     assert ins.psnr is not None and math.isfinite(ins.psnr) and "dB" in ins.psnr_label.text()
     assert ins.error_view.pixmap() is not None and not ins.error_view.pixmap().isNull()
     ins.rot_spin.setValue(20.0)
-    assert window.history.state.rotate == 20.0 and math.isfinite(ins.psnr)
+    assert window.history.current().rotate == 20.0 and math.isfinite(ins.psnr)
     ins.reset_button.click()
     np.testing.assert_array_equal(image_of(window), before)
 
@@ -151,17 +152,17 @@ def test_shift_and_ctrl_drag_on_the_image_translate_and_rotate(qtbot, make_windo
     qtbot.mouseRelease(
         view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, center + QPoint(60, 0)
     )
-    tx, ty = window.history.state.translate
+    tx, ty = window.history.current().translate
     assert tx > 0 and ty == 0
     window.undo()
-    assert window.history.state.translate == (0.0, 0.0)
+    assert window.history.current().translate == (0.0, 0.0)
     # Ctrl-drag around the centre rotates (a clockwise drag on screen turns the image clockwise).
     ctrl = Qt.KeyboardModifier.ControlModifier
     start, end = center + QPoint(80, 0), center + QPoint(0, 80)
     qtbot.mousePress(view, Qt.MouseButton.LeftButton, ctrl, start)
     qtbot.mouseMove(view, end)
     qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, ctrl, end)
-    assert window.history.state.rotate == pytest.approx(-90.0, abs=5.0)
+    assert window.history.current().rotate == pytest.approx(-90.0, abs=5.0)
 
 
 def test_sg2_translates_in_the_transform_inspector_with_a_hint(qtbot, make_window, explorer_models):
@@ -176,11 +177,11 @@ def test_sg2_translates_in_the_transform_inspector_with_a_hint(qtbot, make_windo
     )
     before = image_of(window)
     ins.tx_spin.setValue(0.25)
-    assert window.history.state.translate == (0.25, 0.0)
+    assert window.history.current().translate == (0.25, 0.0)
     assert not np.array_equal(image_of(window), before)
     assert ins.psnr is not None and math.isfinite(ins.psnr)
     window.load_model(explorer_models["sg3"])  # a transform carries over between movable models
-    assert window.history.state.translate == (0.25, 0.0)
+    assert window.history.current().translate == (0.25, 0.0)
     assert "StyleGAN3" in ins.note_label.text()
 
 
@@ -190,17 +191,17 @@ def test_latent_canvas_moves_between_seeds_and_along_directions(qtbot, make_wind
     window.show()
     qtbot.waitExposed(window)
     base = image_of(window)
-    canvas.mode_combo.setCurrentIndex(1)  # between seeds
+    select(canvas.mode_combo, "seeds")
     pad = canvas.pad
     target = pad.to_widget(*pad.pos_xy) + QPointF(40, -30)
     qtbot.mousePress(pad, Qt.MouseButton.LeftButton, pos=target.toPoint())
     qtbot.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=target.toPoint())
-    plane = window.history.state.plane
+    plane = window.history.current().plane
     assert plane is not None and plane.x > 0 and plane.y > 0
     assert not np.array_equal(image_of(window), base)
-    canvas.mode_combo.setCurrentIndex(0)  # two directions
+    select(canvas.mode_combo, "directions")
     canvas.pad.moved.emit(0.5, -0.5, False)
-    edits = window.history.state.edits
+    edits = window.history.current().edits
     a, b = canvas.dir_a.currentData(), canvas.dir_b.currentData()
     assert edits[a].strength == pytest.approx(1.5) and edits[b].strength == pytest.approx(-1.5)
 
@@ -208,7 +209,7 @@ def test_latent_canvas_moves_between_seeds_and_along_directions(qtbot, make_wind
 def test_session_save_and_load_round_trip(qtbot, make_window, explorer_models, tmp_path):
     window = make_window(explorer_models["sg3"])
     window.apply_fields({"seed": 12, "psi": 0.6, "translate": (0.05, -0.02), "rotate": 15.0})
-    expected_state, expected = window.history.state, image_of(window)
+    expected_state, expected = window.history.current(), image_of(window)
     path = str(tmp_path / "s.json")
     window.save_session(path)
     assert json.loads(open(path).read())["model"]["sha256"] == window.model_info["sha256"]
@@ -216,7 +217,7 @@ def test_session_save_and_load_round_trip(qtbot, make_window, explorer_models, t
     other = make_window(explorer_models["sg2"])
     other.load_session(path)  # opens the session's own model, then applies the state
     assert other.model_info["path"] == explorer_models["sg3"]
-    assert other.history.state == expected_state
+    assert other.history.current() == expected_state
     np.testing.assert_array_equal(image_of(other), expected)
 
 
@@ -233,7 +234,7 @@ def test_png_export_and_reopen_restores_state(qtbot, make_window, explorer_model
     np.testing.assert_array_equal(np.asarray(Image.open(png).convert("RGB")), expected)
     other = make_window()
     other.open_path(png)  # no model open: the recipe's model path is opened
-    s = other.history.state
+    s = other.history.current()
     assert (s.seed, s.psi, s.mix_seed, s.mix_start) == (31, 0.7, 4, 3)
     assert s.edits["anime"].strength == pytest.approx(1.5) and s.edits["anime"].layer_start == 2
     np.testing.assert_array_equal(image_of(other), expected)
@@ -250,7 +251,7 @@ def test_failed_model_load_keeps_state_and_shows_a_dialog(
     bad.write_bytes(b"\x80\x04garbage")
     window.open_path(str(bad))
     assert shown and "current model stays open" in shown[0]
-    assert window.model_info["path"] == explorer_models["sg2"] and window.history.state.seed == 9
+    assert window.model_info["path"] == explorer_models["sg2"] and window.history.current().seed == 9
     window.open_path(str(tmp_path / "missing.json"))
     assert len(shown) == 2 and "missing.json" in shown[1]
 
@@ -327,7 +328,7 @@ def test_blend_slider_appears_with_a_related_model(qtbot, make_window, explorer_
     assert panel.blend_slider.isEnabled() and panel.blend_res_combo.count() > 1
     before = image_of(window)
     drag_slider(qtbot, panel.blend_slider, [40, 100])
-    assert window.history.state.blend == 1.0
+    assert window.history.current().blend == 1.0
     assert not np.array_equal(image_of(window), before)
     window.undo()
     np.testing.assert_array_equal(image_of(window), before)
@@ -366,7 +367,7 @@ def test_async_window_renders_in_the_background(qtbot, make_window, explorer_mod
     window = make_window(explorer_models["sg2"], force_sync=False)
     with qtbot.waitSignal(window.bridge.rendered, timeout=30_000):
         window.apply_fields({"seed": 3})
-    assert window.history.state.seed == 3 and window.last_result["error"] is None
+    assert window.history.current().seed == 3 and window.last_result["error"] is None
 
 
 def test_new_model_without_directions_gets_pca_in_background(qtbot, make_window, explorer_models):
@@ -399,10 +400,10 @@ def test_truncation_cutoff_applies_to_coarse_layers_only(make_window, explorer_m
     window.latent_panel.psi_spin.setValue(0.0)
     all_truncated = image_of(window)
     window.latent_panel.cutoff_spin.setValue(2)
-    assert window.history.state.truncation_cutoff == 2
+    assert window.history.current().truncation_cutoff == 2
     assert not np.array_equal(image_of(window), all_truncated)
     window.latent_panel.cutoff_spin.setValue(0)
-    assert window.history.state.truncation_cutoff is None
+    assert window.history.current().truncation_cutoff is None
     np.testing.assert_array_equal(image_of(window), all_truncated)
 
 
@@ -426,13 +427,13 @@ def test_last_session_comes_back_on_the_next_start(qtbot, make_window, explorer_
     again = make_window()
     assert again.restore_last_session()
     assert again.model_info["path"] == explorer_models["sg3"]
-    assert again.history.state.seed == 21 and again.history.state.rotate == 10.0
+    assert again.history.current().seed == 21 and again.history.current().rotate == 10.0
     settings.setValue("last_session", "{broken")
     assert not make_window().restore_last_session()
 
 
 def test_computed_pca_directions_are_saved_with_the_model(qtbot, make_window, tmp_path):
-    from tests.gan.conftest import save_tiny
+    from tests.support.tiny import save_tiny
 
     path = save_tiny(tmp_path / "m.safetensors", "stylegan2")
     window = make_window(path)
@@ -443,20 +444,20 @@ def test_computed_pca_directions_are_saved_with_the_model(qtbot, make_window, tm
     window.save_directions()  # rewrites the file and reopens it, keeping the state
     assert window.model_info["sha256"] != old_sha
     assert [d["name"] for d in window.model_info["directions"]] == ["pc0", "pc1", "pc2"]
-    assert window.history.state.edits["pc1"].strength == 1.0
+    assert window.history.current().edits["pc1"].strength == 1.0
     other = make_window(path)
     assert "pc2" in other.direction_panel.rows
 
 
 def test_class_picker_for_a_conditional_model(make_window, tmp_path):
-    from tests.gan.conftest import save_tiny
+    from tests.support.tiny import save_tiny
 
     window = make_window(save_tiny(tmp_path / "cond.safetensors", "stylegan2", c_dim=3))
     combo = window.latent_panel.class_combo
-    assert combo.isEnabled() and combo.count() == 3 and window.history.state.class_idx == 0
+    assert combo.isEnabled() and combo.count() == 3 and window.history.current().class_idx == 0
     first = image_of(window)
-    combo.setCurrentIndex(2)
-    assert window.history.state.class_idx == 2
+    select(combo, 2)
+    assert window.history.current().class_idx == 2
     assert not np.array_equal(image_of(window), first)
 
 
@@ -476,11 +477,11 @@ def test_direction_sliders_stop_at_their_measured_range(qtbot, make_window, expl
     assert (row.slider.minimum(), row.slider.maximum()) == (-250, 400)
     assert (row.value_spin.minimum(), row.value_spin.maximum()) == (-2.5, 4.0)
     assert (pc0.slider.minimum(), pc0.slider.maximum()) == (-400, 400)  # the default +-4
-    window.direction_panel.set_state(window.history.state)
+    window.direction_panel.set_state(window.history.current())
     # The latent canvas reaches +-3 units; the direction stops at -2.5.
     window._on_canvas_directions("anime", -3.0, "pc0", -3.0, "")
-    assert window.history.state.edits["anime"].strength == -2.5
-    assert window.history.state.edits["pc0"].strength == -3.0
+    assert window.history.current().edits["anime"].strength == -2.5
+    assert window.history.current().edits["pc0"].strength == -3.0
 
 
 def test_a_fresh_start_opens_on_the_models_default_seed(make_window, explorer_models, tmp_path):
@@ -492,12 +493,12 @@ def test_a_fresh_start_opens_on_the_models_default_seed(make_window, explorer_mo
     shutil.copy(explorer_models["sg2"], path)
     store_default_seed(path, 11)
     window = make_window(str(path))
-    assert window.model_info["default_seed"] == 11 and window.history.state.seed == 11
+    assert window.model_info["default_seed"] == 11 and window.history.current().seed == 11
     window.apply_fields({"seed": 3})
     window.load_model(str(path))  # reopening keeps what the user chose
-    assert window.history.state.seed == 3
+    assert window.history.current().seed == 3
     plain = make_window(explorer_models["sg2_plain"])
-    assert plain.model_info["default_seed"] is None and plain.history.state.seed == 0
+    assert plain.model_info["default_seed"] is None and plain.history.current().seed == 0
 
 
 def test_a_session_that_cannot_be_written_is_reported_and_leaves_nothing(

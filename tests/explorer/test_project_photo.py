@@ -11,7 +11,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from explorer.dialogs.project_dialog import CROP, ProjectDialog
-from tests.gan.conftest import make_tiny_generator
+from tests.support.tiny import make_tiny_generator, select
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,7 +74,7 @@ def test_open_photo_project_edit_export_reopen(qtbot, window_with_model, make_wi
     assert dialog.progress.value() == 12
     assert not dialog.result_label.pixmap().isNull()
     assert "PSNR" in dialog.status.text()
-    state = window.history.state
+    state = window.history.current()
     assert state.projection == result["path"]
     projected = image_of(window)
     np.testing.assert_array_equal(projected, result["image"])  # the explorer renders the same latent
@@ -85,7 +85,7 @@ def test_open_photo_project_edit_export_reopen(qtbot, window_with_model, make_wi
     window.direction_panel.rows["anime"].value_spin.setValue(2.0)
     edited = image_of(window)
     assert not np.array_equal(edited, projected)
-    assert window.history.state.projection == result["path"]
+    assert window.history.current().projection == result["path"]
 
     # Export with its recipe, reopen in a fresh window: the same picture and settings come back.
     png = str(tmp_path / "anime-me.png")
@@ -93,15 +93,15 @@ def test_open_photo_project_edit_export_reopen(qtbot, window_with_model, make_wi
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(png).convert("RGB")), edited)
     other = make_window()
     other.open_path(png)
-    s = other.history.state
+    s = other.history.current()
     assert s.projection is not None and s.edits["anime"].strength == pytest.approx(2.0)
     np.testing.assert_array_equal(image_of(other), edited)
 
     # Picking a seed leaves the photo; undo brings it back.
     window.apply_fields({"seed": 3})
-    assert window.history.state.projection is None
+    assert window.history.current().projection is None
     window.undo()
-    assert window.history.state.projection == result["path"]
+    assert window.history.current().projection == result["path"]
     np.testing.assert_array_equal(image_of(window), edited)
 
 
@@ -127,7 +127,7 @@ def test_cancel_keeps_the_seed(qtbot, window_with_model, photo):
     dialog.cancel_button.click()
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=60_000)
     assert dialog.result["cancelled"] and "cancelled" in dialog.status.text()
-    assert window.history.state.projection is None
+    assert window.history.current().projection is None
 
 
 def test_dropping_a_picture_opens_the_photo_dialog(qtbot, window_with_model, photo):
@@ -178,5 +178,5 @@ def test_detected_faces_are_offered(qtbot, window_with_model, tmp_path):
     dialog = open_dialog(qtbot, window_with_model, str(path))
     assert dialog.face_combo.count() == 2 and dialog.face_combo.currentData() == 0
     assert dialog.photo_view.box is None and "Face found" in dialog.status.text()
-    dialog.face_combo.setCurrentIndex(1)  # the crop box instead
+    select(dialog.face_combo, CROP)  # the crop box instead
     assert dialog.photo_view.box is not None and dialog.target.shape == (16, 16, 3)

@@ -10,7 +10,7 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 from explorer.render_bridge import RenderBridge
 from explorer.state import ExplorerState
-from tests.explorer.conftest import OPS
+from tests.support.tiny import OPS
 
 
 def _request(**kw):
@@ -249,7 +249,7 @@ def test_slider_units_become_strengths_in_one_place_and_back(qtbot, bridge, tmp_
     """Edits of zero strength are left out; a slider value v moves v * scale along the vector
     (gan.edit.directions.Direction.edit), and a PNG's recipe comes back in slider units."""
     from gan.edit.directions import Direction, save_directions
-    from tests.gan.conftest import save_tiny
+    from tests.support.tiny import save_tiny
 
     path = save_tiny(tmp_path / "m.safetensors", "stylegan2")
     vector = np.eye(16, dtype=np.float32)[0]

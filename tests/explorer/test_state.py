@@ -10,13 +10,13 @@ def test_drag_merges_into_one_undo_step_and_undo_redo_restore():
     for v in (0.9, 0.8, 0.7):
         h.commit(ExplorerState(seed=5, psi=v), merge_key="psi")
     h.end_merge()
-    h.commit(h.state.with_edit("pc0", strength=1.5))
-    assert h.state.psi == 0.7 and h.state.edits["pc0"].strength == 1.5
-    assert h.undo() and "pc0" not in h.state.edits
-    assert h.undo() and h.state.psi == 1.0  # the whole drag is one step
+    h.commit(h.current().with_edit("pc0", strength=1.5))
+    assert h.current().psi == 0.7 and h.current().edits["pc0"].strength == 1.5
+    assert h.undo() and "pc0" not in h.current().edits
+    assert h.undo() and h.current().psi == 1.0  # the whole drag is one step
     assert not h.undo()
-    assert h.redo() and h.state.psi == 0.7
-    assert h.redo() and h.state.edits["pc0"].strength == 1.5
+    assert h.redo() and h.current().psi == 0.7
+    assert h.redo() and h.current().edits["pc0"].strength == 1.5
     assert not h.redo()
 
 
@@ -37,7 +37,7 @@ def test_invalid_state_is_refused_with_a_clear_message():
         h.commit(ExplorerState(noise_mode="loud"))
     with pytest.raises(ValueError, match="seed"):
         h.commit(ExplorerState(seed=-1))
-    assert h.state == ExplorerState()
+    assert h.current() == ExplorerState()
 
 
 def test_reset_keeps_locked_edits():

@@ -19,6 +19,7 @@ from PySide6.QtCore import QTimer  # noqa: E402
 from explorer.dialogs.training_dialog import TrainingDialog  # noqa: E402
 from explorer.training_bridge import TrainingBridge  # noqa: E402
 from gan.data.dataset_tool import DatasetWriter  # noqa: E402
+from tests.support.tiny import FakeSummary, entry  # noqa: E402
 
 TINY_NET = dict(cbase=256, cmax=16, z_dim=16, map_depth=2, batch=4, gamma=0.1, device="cpu")
 
@@ -90,16 +91,6 @@ class FakeTick:
     message: str = ""
 
 
-@dataclass
-class FakeSummary:
-    run_dir: str
-    kimg: float
-    snapshot_path: str | None
-    stopped: bool
-    reason: str
-    message: str = ""
-
-
 def make_fake_run(run_dir, seen_configs):
     os.makedirs(run_dir, exist_ok=True)
     grid = os.path.join(run_dir, "fakes000000.png")
@@ -141,7 +132,7 @@ def test_fake_loop_drives_plots_preview_stop_resume(qtbot, tmp_path, dataset16):
     bridge = TrainingBridge(run_fn=make_fake_run(str(tmp_path / "run"), configs))
     dialog = TrainingDialog(None, bridge=bridge, outdir=str(tmp_path / "runs"))
     qtbot.addWidget(dialog)
-    assert not dialog.start_from.model().item(1).isEnabled()  # no open model to fine-tune
+    assert not entry(dialog.start_from, "finetune").isEnabled()  # no open model to fine-tune
     assert not dialog.start_button.isEnabled()
     with qtbot.waitSignal(bridge.inspected, timeout=120_000):
         dialog.set_data_path(dataset16)
@@ -319,7 +310,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from explorer.dialogs.training_dialog import TrainingDialog
 from explorer.tasks import wait_for_adopted_tasks
 from explorer.training_bridge import TrainingBridge
-from tests.explorer.test_training_dialog import FakeSummary
+from tests.support.tiny import FakeSummary
 
 def slow_step(config, should_stop=None, on_tick=None):
     time.sleep(3)  # one step that does not look at should_stop (a long step on a busy machine)

@@ -3,7 +3,7 @@ each missing thing with its exact fix; it can be turned off and reopened from He
 
 from explorer.system_check import check_inception, check_ops, system_checks
 from explorer.widgets.welcome_overlay import checks_html, tips_html
-from tests.explorer.test_app_smoke import run_app
+from tests.support.tiny import run_app
 
 
 def test_ops_check_explains_a_fallback_and_accepts_fast_or_forced_kernels():

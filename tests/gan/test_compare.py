@@ -8,7 +8,6 @@ import json
 import imageio_ffmpeg
 import numpy as np
 import pytest
-import torch
 
 from gan.cli import main as cli_main
 from gan.compare import (
@@ -30,6 +29,7 @@ from gan.errors import UserError
 from gan.model_io import load_model, save_model
 from gan.render import RenderArgs, Renderer
 from gan.video import VideoJob, fit_frame, job_warnings, render_video, rotation_warning
+from tests.support.tiny import make_plain_generator, make_tiny_generator
 
 
 def read_mp4(path) -> tuple[list[np.ndarray], dict]:
@@ -41,22 +41,7 @@ def read_mp4(path) -> tuple[list[np.ndarray], dict]:
 
 @pytest.fixture(scope="module")
 def tiny_sg3r_model_path(tmp_path_factory) -> str:
-    from gan.networks.stylegan3 import Generator
-
-    torch.manual_seed(0)
-    G = Generator(
-        z_dim=16,
-        w_dim=16,
-        c_dim=0,
-        img_resolution=16,
-        img_channels=3,
-        channel_base=512,
-        channel_max=16,
-        num_fp16_res=0,
-        conv_kernel=1,
-        use_radial_filters=True,
-        mapping_kwargs=dict(num_layers=2),
-    ).eval()
+    G = make_plain_generator("stylegan3-r")
     path = tmp_path_factory.mktemp("r") / "tiny_sg3r.safetensors"
     save_model(path, G, arch="stylegan3-r")
     return str(path)
@@ -104,8 +89,6 @@ def test_gan_metrics_json_output_works_as_a_sidecar(tmp_path):
 
 
 def test_metrics_in_model_metadata_and_largest_count_wins(tmp_path):
-    from tests.gan.conftest import make_tiny_generator
-
     path = tmp_path / "meta.safetensors"
     metrics = {"eqt1k_int": 20.0, "eqt10k_int": 21.0, "fid50k_full": 9.5}
     save_model(path, make_tiny_generator("stylegan2"), arch="stylegan2", metadata={"metrics": metrics})

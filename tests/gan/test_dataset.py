@@ -253,7 +253,7 @@ def test_convert_messy_folder_to_zip_with_folder_labels(tmp_path):
     dest = tmp_path / "out" / "set.zip"
     report = convert_dataset(
         ConvertConfig(str(tmp_path / "src"), str(dest), resolution=8, labels_from_folders=True),
-        progress=False,
+        progress_bar=False,
     )
     assert report.written == 5 and report.num_classes == 2
     assert sorted(n for n, _ in report.skipped) == ["dogs/cut.png", "dogs/random.png"]
@@ -283,7 +283,7 @@ def test_convert_to_folder_carries_source_labels(tmp_path):
     os.remove(tmp_path / "src" / "sub" / "img2.png")
     PIL.Image.new("RGB", (20, 20)).save(tmp_path / "src" / "unlabelled.png")
     report = convert_dataset(
-        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "dst"), resolution=4), progress=False
+        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "dst"), resolution=4), progress_bar=False
     )
     assert report.written == 2 and report.skipped == [
         ("unlabelled.png", "no label in the source dataset.json")
@@ -311,10 +311,10 @@ def test_existing_output_needs_force_and_foreign_folders_are_kept(tmp_path):
     dest.write_bytes(b"old")
     cfg = ConvertConfig(str(tmp_path / "src"), str(dest), resolution=8)
     with pytest.raises(UserError, match="already exists.*--force"):
-        convert_dataset(cfg, progress=False)
+        convert_dataset(cfg, progress_bar=False)
     assert dest.read_bytes() == b"old"
     cfg.force = True
-    assert convert_dataset(cfg, progress=False).written == 2
+    assert convert_dataset(cfg, progress_bar=False).written == 2
     assert len(ImageDataset(dest)) == 2
 
     precious = tmp_path / "precious"
@@ -322,14 +322,14 @@ def test_existing_output_needs_force_and_foreign_folders_are_kept(tmp_path):
     (precious / "thesis.txt").write_text("keep me")
     with pytest.raises(UserError, match="refusing"):
         convert_dataset(
-            ConvertConfig(str(tmp_path / "src"), str(precious), resolution=8, force=True), progress=False
+            ConvertConfig(str(tmp_path / "src"), str(precious), resolution=8, force=True), progress_bar=False
         )
     assert (precious / "thesis.txt").read_text() == "keep me"
     # A folder data set written earlier is replaced.
     cfg_dir = ConvertConfig(str(tmp_path / "src"), str(tmp_path / "dirset"), resolution=8)
-    convert_dataset(cfg_dir, progress=False)
+    convert_dataset(cfg_dir, progress_bar=False)
     cfg_dir.force, cfg_dir.resolution = True, 4
-    convert_dataset(cfg_dir, progress=False)
+    convert_dataset(cfg_dir, progress_bar=False)
     assert ImageDataset(tmp_path / "dirset").resolution == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dirset", "precious", "set.zip", "src"]
 
@@ -350,7 +350,7 @@ def test_interrupt_leaves_nothing_behind(tmp_path, monkeypatch, dest_name):
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         convert_dataset(
-            ConvertConfig(str(tmp_path / "src"), str(out / dest_name), resolution=8), progress=False
+            ConvertConfig(str(tmp_path / "src"), str(out / dest_name), resolution=8), progress_bar=False
         )
     assert os.listdir(out) == []
 
@@ -381,7 +381,7 @@ def test_convert_refuses_bad_options(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_bytes(b"garbage")
     with pytest.raises(UserError, match="none of the 1"):
-        convert_dataset(ConvertConfig(str(tmp_path / "bad"), str(tmp_path / "b.zip"), 8), progress=False)
+        convert_dataset(ConvertConfig(str(tmp_path / "bad"), str(tmp_path / "b.zip"), 8), progress_bar=False)
     assert not (tmp_path / "b.zip").exists()
 
 
@@ -426,7 +426,9 @@ def test_fifo_and_device_named_like_images_are_skipped_without_hanging(tmp_path,
     _make_folder(tmp_path / "src", n=3, size=8)
     os.mkfifo(tmp_path / "src" / "x.png")
     os.symlink("/dev/zero", tmp_path / "src" / "zero.png")
-    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    report = convert_dataset(
+        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress_bar=False
+    )
     assert report.written == 3
     reasons = dict(report.skipped)
     assert reasons["x.png"] == "a FIFO, not a regular file"
@@ -461,7 +463,9 @@ def test_files_larger_than_the_limit_are_named_and_never_read(tmp_path, monkeypa
     monkeypatch.setattr(
         dataset_mod.FileSource, "open", lambda self, n: opened.append(n) or original_open(self, n)
     )
-    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    report = convert_dataset(
+        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress_bar=False
+    )
     assert report.written == 2 and "huge.png" not in opened
     reason = dict(report.skipped)["huge.png"]
     assert reason.startswith("too large, not read") and "300.0 MiB" in reason and "256.0 MiB limit" in reason
@@ -475,7 +479,7 @@ def test_files_larger_than_the_limit_are_named_and_never_read(tmp_path, monkeypa
         z.writestr("big.png", b"\0" * (2 << 20))
     opened.clear()
     cfg = ConvertConfig(str(big), str(tmp_path / "o2.zip"), 8, max_file_mb=1)
-    report = convert_dataset(cfg, progress=False)
+    report = convert_dataset(cfg, progress_bar=False)
     assert report.written == 1 and opened == ["ok.png"]
     assert "more than the 1.0 MiB limit" in dict(report.skipped)["big.png"]
 
@@ -501,7 +505,9 @@ def test_unreadable_sub_folders_are_named(tmp_path, monkeypatch):
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    report = convert_dataset(
+        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress_bar=False
+    )
     assert report.written == 2
     assert dict(report.skipped)["locked/"] == "cannot read the folder (Permission denied)"
     with pytest.raises(UserError, match=r"locked/: cannot read the folder"):
@@ -510,7 +516,9 @@ def test_unreadable_sub_folders_are_named(tmp_path, monkeypatch):
 
 def test_skipped_reasons_show_no_object_reprs(tmp_path):
     _messy_source(tmp_path / "src")
-    report = convert_dataset(ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress=False)
+    report = convert_dataset(
+        ConvertConfig(str(tmp_path / "src"), str(tmp_path / "o.zip"), 8), progress_bar=False
+    )
     summary = report.summary()
     assert "dogs/random.png: unreadable (not an image format Pillow can read)" in summary
     assert "object at 0x" not in summary
@@ -525,7 +533,7 @@ def test_skipped_reasons_show_no_object_reprs(tmp_path):
 def test_force_replaces_in_one_atomic_step(tmp_path, monkeypatch, dest_name):
     _make_folder(tmp_path / "src", n=2, size=8)
     dest = tmp_path / dest_name
-    convert_dataset(ConvertConfig(str(tmp_path / "src"), str(dest), resolution=8), progress=False)
+    convert_dataset(ConvertConfig(str(tmp_path / "src"), str(dest), resolution=8), progress_bar=False)
     checks = []
 
     def watched(fn):
@@ -541,7 +549,7 @@ def test_force_replaces_in_one_atomic_step(tmp_path, monkeypatch, dest_name):
     monkeypatch.setattr(dataset_tool, "_exchange", watched(dataset_tool._exchange))
     monkeypatch.setattr(dataset_tool, "_remove", watched(dataset_tool._remove))
     cfg = ConvertConfig(str(tmp_path / "src"), str(dest), resolution=4, force=True)
-    convert_dataset(cfg, progress=False)
+    convert_dataset(cfg, progress_bar=False)
     monkeypatch.undo()
     assert checks and all(checks), checks  # never a moment without a complete data set at dest
     assert ImageDataset(dest).resolution == 4
@@ -589,4 +597,4 @@ def test_full_disk_and_permission_errors_are_one_line(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(dataset_tool, "create_temp_file", no_permission)
     with pytest.raises(UserError, match="Permission denied; nothing was written"):
-        convert_dataset(ConvertConfig(str(tmp_path / "src"), str(out / "o.zip"), 8), progress=False)
+        convert_dataset(ConvertConfig(str(tmp_path / "src"), str(out / "o.zip"), 8), progress_bar=False)

@@ -8,7 +8,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import TINY_COMMON, make_tiny_generator
 
 from gan.cli import main as gan_main
 from gan.edit.blend import blend_generators, blend_models, blend_resolutions, check_blendable
@@ -17,6 +16,7 @@ from gan.edit.measure import render_edited
 from gan.errors import UserError
 from gan.model_io import load_model, save_model
 from gan.render import RenderArgs, Renderer
+from tests.support.tiny import TINY_COMMON, make_tiny_generator
 
 
 def _fine_tuned(G, seed=1, amount=0.3):

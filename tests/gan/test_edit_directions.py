@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_generator
 
 from gan.edit.attribute import compute_attribute_directions, resolve_attributes
 from gan.edit.directions import (
@@ -23,6 +22,7 @@ from gan.errors import Cancelled, UserError
 from gan.model_io import load_model
 from gan.render import RenderArgs, Renderer
 from tests.support.official_layout import install_official_modules, write_snapshot
+from tests.support.tiny import make_tiny_generator
 
 
 @pytest.fixture(scope="module")

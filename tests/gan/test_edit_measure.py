@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_generator
 
 from gan.edit.directions import Direction
 from gan.edit.measure import measure_edit, random_like, render_edited, sweep_grid
 from gan.errors import Cancelled
 from gan.render import RenderArgs, Renderer
+from tests.support.tiny import make_tiny_generator
 
 
 class BrightnessClassifier:

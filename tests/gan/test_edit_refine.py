@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_generator
 
 from gan.edit.directions import Direction
 from gan.edit.pca import sample_w
 from gan.edit.refine import RefineConfig, refine_direction
 from gan.errors import Cancelled, UserError
+from tests.support.tiny import make_tiny_generator
 
 
 class ColourNet(torch.nn.Module):

@@ -29,6 +29,7 @@ from gan.errors import ModelLoadError
 from gan.io import safetensors_format as fmt
 from gan.model_io import load_model, save_model
 from gan.networks.stylegan2 import Discriminator
+from tests.support.tiny import make_plain_generator
 
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ("flip", "truncate", "header", "header_redigest", "kwargs_redigest")
@@ -38,24 +39,6 @@ ONLY = os.environ.get("GAN_FUZZ_ONLY")  # "<kind>:<seed>"
 RSS_CEILING = 1 << 30  # peak RSS of a child loading a hostile file (importing torch takes ~0.3 GiB)
 
 
-def make_tiny_generator(arch: str = "stylegan2") -> torch.nn.Module:
-    """A 16 px generator with 16 channels and fixed random weights."""
-    from gan.networks import build_generator
-
-    torch.manual_seed(0)
-    kwargs = dict(
-        z_dim=16,
-        w_dim=16,
-        c_dim=0,
-        img_resolution=16,
-        img_channels=3,
-        channel_base=256,
-        channel_max=16,
-        mapping_kwargs=dict(num_layers=2),
-    )
-    return build_generator(arch, kwargs).eval().requires_grad_(False)
-
-
 @pytest.fixture(scope="module")
 def original(tmp_path_factory) -> tuple[bytes, dict]:
     """Bytes of a small valid model file and its tensors by file name."""
@@ -63,7 +46,7 @@ def original(tmp_path_factory) -> tuple[bytes, dict]:
     D = Discriminator(c_dim=0, img_resolution=16, img_channels=3, channel_base=256, channel_max=16)
     path = tmp_path_factory.mktemp("fuzz") / "model.safetensors"
     meta = {"training": {"kimg": 1.5, "config": {"glr": 0.002}}, "directions": {"a": [[0.5] * 16]}}
-    save_model(path, make_tiny_generator("stylegan2"), D=D.eval(), metadata=meta)
+    save_model(path, make_plain_generator("stylegan2").requires_grad_(False), D=D.eval(), metadata=meta)
     raw = path.read_bytes()
     model = load_model(path)
     tensors = {f"G_ema.{k}": v for k, v in model.G.state_dict().items()}

@@ -5,10 +5,10 @@ import math
 
 import pytest
 import torch
-from test_metrics_fakes import FakeGenerator, FakeStyleGAN2
 
 from gan.errors import UserError
 from gan.metrics.equivariance import EquivarianceConfig, compute_equivariance
+from tests.support.metric_fakes import FakeGenerator, FakeStyleGAN2
 
 ALL = dict(eqt_int=True, eqt_frac=True, eqr=True)
 

@@ -5,12 +5,12 @@ import warnings
 
 import pytest
 import torch
-from test_metrics_fakes import FakeDetector, FakeGenerator, FakeStyleGAN2, ImageListDataset
 
 from gan.errors import UserError
 from gan.metrics import METRICS, compute, run_metrics
 from gan.metrics.inception import WeightsSource
 from gan.metrics.runner import generated_batches
+from tests.support.metric_fakes import FakeDetector, FakeGenerator, FakeStyleGAN2, ImageListDataset
 
 
 def _images_of(G, num, seed):

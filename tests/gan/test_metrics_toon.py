@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_metrics_fakes import FakeDetector, FakeGenerator, ImageListDataset
 
 from gan.cli import main
 from gan.metrics import METRICS, run_metrics
@@ -14,6 +13,7 @@ from gan.metrics.inception import WeightsSource
 from gan.metrics.runner import generated_batches
 from gan.metrics.toon_features import load_toon_features
 from gan.model_io import load_model
+from tests.support.metric_fakes import FakeDetector, FakeGenerator, ImageListDataset
 
 
 def _images_of(G, num, seed):

@@ -14,24 +14,7 @@ import torch
 from gan.errors import ModelLoadError
 from gan.io import safetensors_format as fmt
 from gan.model_io import load_model, save_model
-
-
-def make_tiny_generator(arch: str = "stylegan2") -> torch.nn.Module:
-    """A 16 px generator with 16 channels and fixed random weights."""
-    from gan.networks import build_generator
-
-    torch.manual_seed(0)
-    kwargs = dict(
-        z_dim=16,
-        w_dim=16,
-        c_dim=0,
-        img_resolution=16,
-        img_channels=3,
-        channel_base=256,
-        channel_max=16,
-        mapping_kwargs=dict(num_layers=2),
-    )
-    return build_generator(arch, kwargs).eval().requires_grad_(False)
+from tests.support.tiny import make_plain_generator
 
 
 def header_of(path) -> tuple[dict, int]:
@@ -109,7 +92,7 @@ def test_files_without_a_digest_still_load(tmp_path, tiny_sg2_model_path):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_weights_are_refused(tmp_path, value):
-    G = make_tiny_generator("stylegan2")
+    G = make_plain_generator("stylegan2").requires_grad_(False)
     with torch.no_grad():
         G.synthesis.b8.conv0.weight[0, 0, 0, 0] = value
     path = tmp_path / "nan.safetensors"

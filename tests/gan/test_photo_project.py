@@ -19,7 +19,7 @@ from gan.photo.project import (
     w_stats,
 )
 from gan.render import Renderer
-from tests.gan.conftest import make_tiny_generator
+from tests.support.tiny import make_tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = dict(w_avg_samples=500)

@@ -15,7 +15,7 @@ from gan.photo.losses import psnr
 from gan.photo.mtcnn import weights_dir
 from gan.photo.project import load_projection
 from gan.recipe import read_recipe
-from tests.gan.conftest import make_tiny_generator
+from tests.support.tiny import make_tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

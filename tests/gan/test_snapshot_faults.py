@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_loop import config, make_blobs
 
 from gan.model_io import load_model
 from gan.train import snapshot as snap
 from gan.train.distributed import DistInfo
 from gan.train.loop import _Trainer, run
 from gan.train.prepare import prepare
+from tests.support.tiny import make_blobs
+from tests.support.tiny import tiny_train_config as config
 
 ROOT = Path(__file__).resolve().parents[2]
 KW = dict(seed=5, tick_kimg=0.008, snap=1)

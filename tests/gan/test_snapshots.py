@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_loop import config, make_blobs
 
 from gan.errors import UserError
 from gan.model_io import load_model, save_model
 from gan.train import snapshot as snap
 from gan.train.loop import run
+from tests.support.tiny import make_blobs
+from tests.support.tiny import tiny_train_config as config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -279,7 +280,7 @@ def test_the_shipped_old_layout_run_folder_resumes(tmp_path):
     old = json.loads((run_dir / snap.LATEST_FILE).read_text())
     assert set(old) == {"snapshot", "state", "cur_nimg", "tick"}
     data = tmp_path / "toon64.zip"
-    make_toon_dataset(ToonConfig(out=str(data), count=16, resolution=64), progress=False)
+    make_toon_dataset(ToonConfig(out=str(data), count=16, resolution=64), progress_bar=False)
     before = {name: (run_dir / name).read_bytes() for name in (old["snapshot"], old["state"])}
 
     from gan.train.config import TrainConfig, load_run_config

@@ -111,7 +111,7 @@ def test_cli_writes_a_readable_labelled_data_set(tmp_path, capsys):
 def test_bad_options_are_refused(tmp_path, change, message):
     config = toon.ToonConfig(out=str(tmp_path / "x"), **change)
     with pytest.raises(UserError, match=message):
-        toon.make_toon_dataset(config, progress=False)
+        toon.make_toon_dataset(config, progress_bar=False)
     assert not (tmp_path / "x").exists()
 
 

@@ -10,8 +10,6 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import make_tiny_generator
-from test_train_loop import TINY
 
 from gan.data.dataset_tool import DatasetWriter
 from gan.edit.classifier import ClassifierConfig, ClassifierNet, save_classifier
@@ -19,6 +17,8 @@ from gan.errors import UserError
 from gan.train.balance import ClassBalance, label_shares
 from gan.train.config import TrainConfig
 from gan.train.loop import run
+from tests.support.tiny import TINY_TRAIN as TINY
+from tests.support.tiny import make_tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

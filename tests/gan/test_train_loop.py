@@ -14,31 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from gan.data.dataset_tool import DatasetWriter
 from gan.model_io import load_model
 from gan.train import loss as loss_mod
 from gan.train import snapshot as snap
-from gan.train.config import TrainConfig
 from gan.train.loop import run
 from gan.train.stats import read_stats
-
-TINY = dict(cbase=256, cmax=16, z_dim=16, w_dim=16, map_depth=2, device="cpu", grid_rows=1, workers=0)
-
-
-def make_blobs(dest, n: int = 64, res: int = 16, seed: int = 0, labels: bool = False) -> str:
-    """Discs of three colours at random places on a dark background."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:res, 0:res] + 0.5
-    colours = np.array([[1, 0.2, 0.2], [0.2, 1, 0.2], [0.2, 0.2, 1]])
-    with DatasetWriter(dest) as writer:
-        for i in range(n):
-            cx, cy = rng.uniform(res * 0.3, res * 0.7, 2)
-            r = rng.uniform(res * 0.15, res * 0.3)
-            inside = (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)[..., None]
-            img = np.where(inside, colours[i % 3], 0.1)
-            writer.add((img * 255).astype(np.uint8), i % 3 if labels else None)
-    return str(dest)
-
+from tests.support.tiny import make_blobs
+from tests.support.tiny import tiny_train_config as config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,12 +28,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def blobs(tmp_path_factory) -> str:
     return make_blobs(tmp_path_factory.mktemp("data") / "blobs.zip")
-
-
-def config(data: str, outdir, **kw) -> TrainConfig:
-    values = dict(cfg="stylegan2", data=data, outdir=str(outdir), batch=8, aug="noaug", **TINY)
-    values.update(kw)
-    return TrainConfig(**values)
 
 
 def test_tiny_run_lowers_generator_and_discriminator_losses(blobs, tmp_path):

@@ -8,12 +8,13 @@ import os
 
 import pytest
 import torch
-from test_train_loop import config, make_blobs
 
 from gan.model_io import load_model
 from gan.train import loss as loss_mod
 from gan.train import snapshot as snap
 from gan.train.loop import run
+from tests.support.tiny import make_blobs
+from tests.support.tiny import tiny_train_config as config
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PHASES = {"g_main": "Gmain", "g_reg": "Greg", "d_main": "Dmain", "d_reg": "Dreg"}

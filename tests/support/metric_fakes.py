@@ -1,4 +1,5 @@
-"""Tiny stand-in generators with analytic output for the metric tests (no tests in here)."""
+"""Tiny stand-in generators with analytic output, a stand-in detector and an image-list data set
+for the metric tests."""
 
 import math
 
