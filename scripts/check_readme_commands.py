@@ -19,9 +19,9 @@ Without a DISPLAY the commands get one of their own (Xvfb :97), as a reader at a
 
 Outcomes: `ok` (exit 0), `failed` (exit status and the last lines of its output), or `running`:
 a long command (training, a 20k-image data set, a display) still working when its time was up,
-then stopped with Ctrl-C (SIGINT) and given 60 s to stop cleanly; its last output line shows how
-far it got. `skipped` commands are listed with the reason (building the standalone app, running
-the suite itself).
+then stopped with Ctrl-C (SIGINT) and given 60 s to stop cleanly (training 900 s: it finishes the
+phase of the step it is in and writes a snapshot); its last output line shows how far it got.
+`skipped` commands are listed with the reason (building the standalone app, running the suite).
 """
 
 from __future__ import annotations
@@ -221,6 +221,12 @@ def substitute(command: str, standins: dict[str, str]) -> str:
     return shlex.join(standins.get(w, w) for w in words)
 
 
+def grace_for(command: str) -> int:
+    """Seconds a stopped command may take to end: training finishes the phase of its step that
+    is running and writes a snapshot (a phase of an official-size network takes minutes on a CPU)."""
+    return 900 if command.startswith("gan train") else 60
+
+
 def timeout_for(command: str) -> int:
     return next((t for part, t in TIMEOUTS if part in command), DEFAULT_TIMEOUT)
 
@@ -250,8 +256,9 @@ def run(command: Command, standins: dict[str, str], env: dict) -> Outcome:
             status = "ok" if rc == 0 else "failed"
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGINT)
+            stopping = time.monotonic()
             try:
-                rc = proc.wait(timeout=60)
+                rc = proc.wait(timeout=grace_for(command.text))
                 status = "running"
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -259,7 +266,8 @@ def run(command: Command, standins: dict[str, str], env: dict) -> Outcome:
                 status = "failed"
     seconds = time.monotonic() - t0
     tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-3:]
-    detail = f"exit {rc}" + (f" after Ctrl-C at {limit} s" if status == "running" else "")
+    stopped = f" {time.monotonic() - stopping:.0f} s after Ctrl-C at {limit} s" if status == "running" else ""
+    detail = f"exit {rc}{stopped}"
     if tail:
         detail += ": " + " | ".join(line.strip()[:160] for line in tail)
     return Outcome(command, text, status, seconds, detail)
