@@ -48,6 +48,7 @@ COMMAND_STARTS = ("gan ", "python -m ", "make ", "scripts/", "xvfb-run ", "QT_QP
 MENTIONS = {
     "gan COMMAND --help", "gan info FILE", "gan info", "gan convert", "gan train", "gan dataset toon",
     "gan directions refine --per-layer", "gan directions measure --strength 3 --set-range low", "xvfb-run -a",
+    ".venv/bin/gan",
 }  # fmt: skip
 
 # Commands this script does not run, with the reason printed in the report.
