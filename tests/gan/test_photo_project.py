@@ -260,16 +260,18 @@ def test_vgg_lpips_from_a_torchvision_state_dict(tmp_path):
 
 
 def test_a_projection_recipe_drives_videos():
-    """MP4 exports start from the view's recipe: its w and noise stay in every frame."""
-    from gan.recipe import model_ref, recipe_to_dict
+    """MP4 exports start from the view's recipe (as a PNG stores it): its w and noise stay in
+    every frame."""
+    from gan.recipe import model_ref, recipe_from_dict, recipe_to_dict
     from gan.video import VideoJob, frame_args
 
     G = make_tiny_generator("stylegan2")
     [result] = project(G, _seed_image(G, 2), ProjectConfig(steps=3, **FAST))
     model = _Model(G, "stylegan2")
     recipe = recipe_to_dict(projection_render_args(result), model_ref(model))
+    view = recipe_from_dict(recipe).args
     job = VideoJob(
-        kind="sweep", recipe=recipe, fps=4, duration=1, strength=2.0, direction=np.ones(16, np.float32)
+        kind="sweep", view=view, fps=4, duration=1, strength=2.0, direction=np.ones(16, np.float32)
     )
     renderer = Renderer(model)
     frames = list(frame_args(job, renderer, job.direction))

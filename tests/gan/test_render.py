@@ -350,3 +350,23 @@ def test_read_recipe_errors(tmp_path):
         read_recipe(bad)
     with pytest.raises(UserError):
         read_recipe(tmp_path / "missing.png")
+
+
+def test_map_seed_is_the_mapping_a_render_uses(model):
+    """Renderer.map_seed (the one seed -> z -> w rule: seed plane, video interpolation) gives the
+    ws a render of that seed starts from, with the same truncation."""
+    r = Renderer(model)
+    args = RenderArgs(seed=5, psi=0.6, truncation_cutoff=2)
+    np.testing.assert_array_equal(r.map_seed(5, args), r.render(args).w)
+
+
+def test_equivariance_view_is_plain_data_and_says_why_not(sg3):
+    r = Renderer(sg3)
+    for move in (dict(translate=(0.25, 0.0)), dict(rotate=30.0)):
+        view = r.equivariance_view(RenderArgs(seed=1, **move))
+        assert view.error is None and view.psnr > 0
+        for image in (view.image, view.reference, view.transformed):
+            assert image.dtype == np.uint8 and image.shape == (16, 16, 3)
+    assert "Translate or rotate" in r.equivariance_view(RenderArgs(seed=1)).error
+    bad = r.equivariance_view(RenderArgs(seed=1, truncation_cutoff=99, translate=(0.1, 0.0)))
+    assert "truncation cutoff" in bad.error and bad.image is None
