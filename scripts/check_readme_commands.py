@@ -10,10 +10,10 @@ asks), one after another in README order, so files one command writes are there 
 
 The README names files a user has (`ffhq.pkl`, `~/Pictures/cats`, a run folder `runs/00000-...`);
 each such name is replaced by a stand-in made here, and the report lists every replacement:
-NVIDIA-written pickles from ../shared/fixtures/official-pickles, the shipped models, folders of
-toon-face JPEGs and PNGs (one unreadable file among them), and a 256 px StyleGAN3-T pickle in
-NVIDIA's layout (tests/support/official_layout.py) for the 256 px fine-tune recipe. Nothing else
-in a command is changed.
+NVIDIA-written pickles from ../shared/fixtures/official-pickles, copies of the shipped models,
+folders of toon-face JPEGs and PNGs (one unreadable file among them), and a 256 px StyleGAN3-T
+pickle in NVIDIA's layout (tests/support/official_layout.py) for the 256 px fine-tune recipe.
+Nothing else in a command is changed.
 
 Without a DISPLAY the commands get one of their own (Xvfb :97), as a reader at a desktop has.
 
@@ -158,8 +158,10 @@ def make_standins(shared: Path) -> dict[str, str]:
     big = folder / "sg3t-256.pkl"
     if not big.is_file():
         write_official_256(big)
-    default = "resources/models/default-toon64-sg3t.safetensors"
-    anime = "resources/models/toon64-sg3t-anime.safetensors"
+    # Copies: a reader's own model files are not the shipped ones (which need --force to change).
+    default, anime = f"{STANDINS}/toon.safetensors", f"{STANDINS}/toon-anime.safetensors"
+    shutil.copyfile(ROOT / "resources/models/default-toon64-sg3t.safetensors", ROOT / default)
+    shutil.copyfile(ROOT / "resources/models/toon64-sg3t-anime.safetensors", ROOT / anime)
     nvidia = {k: str((pickles / f"{k}.pkl").resolve()) for k in ("sg3t16", "sg2s32fp16", "ada32", "tf32")}
     standins = {
         "model.pkl": nvidia["sg3t16"],
