@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -152,6 +153,18 @@ def load_style(app) -> None:
         app.setWindowIcon(QIcon(str(icon)))
 
 
+def close_on_ctrl_c(window) -> None:
+    """Ctrl-C in the terminal closes the window as its close button does (settings saved, work
+    stopped). While idle, Qt's event loop runs no Python, so a timer gives Python's signal
+    handler a turn four times a second."""
+    from PySide6.QtCore import QTimer
+
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.model and not os.path.exists(args.model):
@@ -221,6 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         if window.welcome_at_start:
             window.show_welcome_when_ready()
+        close_on_ctrl_c(window)
+        print(
+            "stylegan-explorer: running (Ctrl-C here or closing the window quits)",
+            file=sys.stderr,
+            flush=True,
+        )
         return app.exec()
     finally:
         window.close()

@@ -1,6 +1,7 @@
 """The entry point in a subprocess: `stylegan-explorer --screenshot` with and without a model."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -73,3 +74,28 @@ def test_help_is_a_description_not_a_docstring(capsys):
         and "Entry point" not in text
         and "`stylegan-explorer [" not in text
     )
+
+
+def test_ctrl_c_in_the_terminal_quits(tmp_path, explorer_models):
+    """Qt's event loop would swallow SIGINT: the app must close its window and exit 0."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from explorer.app import main; sys.exit(main())"]
+        + ["--model", explorer_models["sg3"]],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    try:
+        lines = []
+        for line in proc.stderr:  # the app says when its event loop runs
+            lines.append(line)
+            if "running (Ctrl-C" in line:
+                break
+        assert "running (Ctrl-C" in "".join(lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
