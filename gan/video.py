@@ -16,20 +16,21 @@ Small models can be upscaled by an integer factor, with hard pixels (nearest) or
 (Lanczos). `job_warnings` says when a video will look broken for reasons of the model, e.g. the
 rotation loop of a model not built for rotation (only StyleGAN3-R is).
 
-The encoder is the ffmpeg binary bundled with imageio-ffmpeg (libx264, yuv420p). It writes to a
-hidden temporary file next to the target, which is renamed over the target only after ffmpeg
-exited cleanly: the MP4 is complete or absent, also on cancel, error or a full disk.
+The encoder is imageio-ffmpeg's `write_frames` with its bundled ffmpeg (libx264, yuv420p). It
+writes to a hidden temporary file next to the target, which is read back (frame count and size)
+and only then renamed over the target: the MP4 is complete or absent, also on cancel, error or a
+full disk.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import subprocess
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -348,10 +349,13 @@ def check_job_for_model(job: VideoJob, renderer: Renderer, direction: np.ndarray
 
 
 class Mp4Writer:
-    """H.264 MP4 through the bundled ffmpeg; the target appears only when `close()` succeeds.
+    """H.264 MP4 written by imageio_ffmpeg.write_frames; the target appears only when `close()`
+    has checked the result.
 
-    imageio_ffmpeg.write_frames is not used: it leaves ffmpeg's messages on the terminal and does
-    not check its exit status, so a full disk would pass as a finished video.
+    write_frames neither checks ffmpeg's exit status nor captures its messages (at log level
+    "error" they go to the terminal), so a full disk or a crashed encoder would pass as a video.
+    `close()` therefore reads the finished temporary file back (frame count and frame size) before
+    renaming it over the target, and says what went wrong otherwise.
 
     Use as a context manager: leaving the block by an exception (or `abort()`) deletes the
     temporary file and leaves the target untouched.
@@ -375,39 +379,18 @@ class Mp4Writer:
         self.frames = 0
         self._check_target()
         self._tmp: Path | None = self._make_temp()
-        self._log = tempfile.TemporaryFile()  # ffmpeg's messages, for error reports (no pipe deadlock)
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-y",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            _rate(fps),
-            "-i",
-            "-",
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-crf",
-            str(int(crf)),
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
+        self._gen = imageio_ffmpeg.write_frames(
             str(self._tmp),
-        ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+            self.size,
+            fps=Fraction(fps).limit_denominator(1001),
+            codec="libx264",
+            quality=None,  # the crf below
+            macro_block_size=1,  # sizes are even; no silent rescaling to multiples of 16
+            ffmpeg_log_level="error",
+            # The temporary name has no .mp4 suffix, so the container is named.
+            output_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart", "-f", "mp4"],
+        )
+        self._gen.send(None)  # starts ffmpeg
 
     def _check_target(self) -> None:
         parent = self.path.parent
@@ -420,7 +403,8 @@ class Mp4Writer:
 
     def _make_temp(self) -> Path:
         """An empty hidden file next to the target. Unlike mkstemp it gets the usual permissions
-        (0666 minus the umask), which the finished video keeps."""
+        (0666 minus the umask), which ffmpeg keeps when it overwrites it and the video keeps after
+        the rename."""
         try:
             fd, tmp = create_temp_file(self.path)
         except OSError as exc:
@@ -433,23 +417,17 @@ class Mp4Writer:
         if frame.shape != (self.size[1], self.size[0], 3):
             raise ValueError(f"frame shape {frame.shape} != {(self.size[1], self.size[0], 3)}")
         try:
-            self._proc.stdin.write(frame.tobytes())
-        except (BrokenPipeError, OSError):
-            self._proc.wait()
-            raise UserError(f"the video encoder stopped: {self._ffmpeg_message()}") from None
+            self._gen.send(frame)
+        except OSError:  # ffmpeg has exited: write_frames reports the broken pipe as OSError
+            raise UserError(self._failure(f"the video encoder stopped after {self.frames} frames")) from None
         self.frames += 1
 
     def close(self) -> None:
-        """Finish the file and move it into place; UserError (and no file) if ffmpeg failed."""
+        """Finish the file, check it and move it into place; UserError (and no file) otherwise."""
         if self._tmp is None:
             return
-        try:
-            self._proc.stdin.close()
-        except OSError:
-            pass  # a broken pipe: the exit status below says what happened
-        code = self._proc.wait()
-        if code != 0:
-            raise UserError(f"the video encoder failed (exit code {code}): {self._ffmpeg_message()}")
+        self._gen.close()  # waits for ffmpeg to finish
+        self._check_result()
         try:
             with open(self._tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -457,29 +435,46 @@ class Mp4Writer:
         except OSError as exc:
             raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._tmp = None
-        self._log.close()
+
+    def _check_result(self) -> None:
+        """The temporary file holds self.frames frames of self.size, or UserError."""
+        import imageio_ffmpeg
+
+        what = f"{self.frames} frames of {self.size[0]}x{self.size[1]}"
+        try:
+            reader = imageio_ffmpeg.read_frames(str(self._tmp))
+            try:
+                size = tuple(next(reader)["size"])
+            finally:
+                reader.close()
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(self._tmp))
+        except (OSError, RuntimeError, KeyError):
+            raise UserError(self._failure(f"the encoder did not write a readable video of {what}")) from None
+        if (frames, size) != (self.frames, self.size):
+            raise UserError(
+                self._failure(f"the encoded video has {frames} frames of {size[0]}x{size[1]}, not {what}")
+            )
+
+    def _failure(self, what: str) -> str:
+        """A failed encode explained: the likely cause, what to do, and that nothing was written."""
+        try:
+            full = shutil.disk_usage(self.path.parent).free < _FULL_DISK_BYTES
+        except OSError:
+            full = False
+        if full:
+            why = (
+                f"the disk is full (no space left in {self.path.parent}); "
+                "free some space or choose another folder"
+            )
+        else:
+            why = "ffmpeg's own message, if it gave one, is on the terminal (stderr)"
+        return f"{what}: {why}. {self.path.name} was not written."
 
     def abort(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for stream in (self._proc.stdin,):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        self._gen.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
-        self._log.close()
-
-    def _ffmpeg_message(self) -> str:
-        self._log.seek(0)
-        text = self._log.read().decode("utf-8", "replace").strip()
-        lines = [line for line in text.splitlines() if line.strip()]
-        if any("No space left" in line for line in lines):
-            return f"the disk is full (No space left on device) while writing next to {self.path}"
-        return " / ".join(lines[-3:]) or "no message from ffmpeg"
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -495,11 +490,7 @@ class Mp4Writer:
             self.abort()
 
 
-def _rate(fps: float) -> str:
-    from fractions import Fraction
-
-    frac = Fraction(fps).limit_denominator(1001)
-    return f"{frac.numerator}/{frac.denominator}"
+_FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed encode: the disk is full
 
 
 # --- the job ---------------------------------------------------------------------------------

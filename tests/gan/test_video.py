@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import stat
 import sys
 from dataclasses import replace
@@ -154,21 +155,30 @@ def test_unwritable_or_missing_folder_is_a_clear_error(sg2, tmp_path):
         locked.chmod(0o700)
 
 
-def test_encoder_failure_like_a_full_disk_leaves_nothing(sg2, tmp_path, monkeypatch):
-    # A stand-in ffmpeg that reads some input, complains like a full disk would, and fails.
+@pytest.mark.parametrize("free_bytes,match", [(0, "disk is full"), (10**12, "on the terminal")])
+def test_encoder_failure_like_a_full_disk_leaves_nothing(sg2, tmp_path, monkeypatch, free_bytes, match):
+    # A stand-in encoder that reads some frames, leaves a cut-off file, complains like ffmpeg on a
+    # full disk and fails; every other ffmpeg call (reading the result back) is the real ffmpeg.
     fake = tmp_path / "fake_ffmpeg.py"
     fake.write_text(
-        "import sys\nsys.stdin.buffer.read(100)\n"
+        "import os, sys\n"
+        "if 'rawvideo' not in sys.argv:\n"
+        f"    os.execv({imageio_ffmpeg.get_ffmpeg_exe()!r}, ['ffmpeg', *sys.argv[1:]])\n"
+        "sys.stdin.buffer.read(100)\n"
+        "open(sys.argv[-1], 'wb').write(b'\\0\\0\\0\\x18ftypisom')\n"
         "sys.stderr.write('Error writing trailer: No space left on device\\n')\nsys.exit(1)\n"
     )
     script = tmp_path / "ffmpeg"
     script.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
     script.chmod(0o755)
-    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(script))
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(script))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=free_bytes))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    with pytest.raises(UserError, match="disk is full"):
+    with pytest.raises(UserError, match=match) as info:
         render_video(VideoJob(kind="interp", seeds=[0, 1], fps=4, duration=1), sg2, out_dir / "v.mp4")
+    assert "v.mp4 was not written" in str(info.value)
     assert leftovers(out_dir) == []
 
 
