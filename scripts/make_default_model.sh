@@ -17,30 +17,33 @@ SNAPSHOT=${1:?usage: $0 SNAPSHOT.safetensors [DATA.zip]}
 DATA=${2:-toon64.zip}
 MODEL=resources/models/default-toon64-sg3t.safetensors
 export PATH="$PWD/.venv/bin:$PATH"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Built aside; only a complete model replaces the shipped one (a stopped run leaves it as it was).
+BUILD="$tmp/$(basename "$MODEL")"
 
-gan convert --no-training-nets --force "$SNAPSHOT" "$MODEL"
+gan convert --no-training-nets "$SNAPSHOT" "$BUILD"
 # Anime first, made orthogonal to hair colour so the slider keeps the hair (and vice versa).
-# --force everywhere: this script remakes the shipped model's directions on purpose.
-gan directions attribute --model "$MODEL" --replace --force --attributes anime,hair_colour \
+# --force: directions already in the file are replaced on purpose.
+gan directions attribute --model "$BUILD" --replace --force --attributes anime,hair_colour \
     --num-samples "${ATTR_SAMPLES:-3000}"
 # Then optimise the anime direction, one row per w (W+), through the second (refinement)
 # classifier so that at +-REFINE_STRENGTH units it gives anime / photo while hair colour and
 # glasses stay; measured below with the other classifier. Optimising at 4 itself was unstable
 # (one run kept hair colour in only half the images); optimised at 3.5, the slider's end at 4
 # turns more faces photo and keeps as much hair colour.
-gan directions refine --model "$MODEL" --direction anime --strength "${REFINE_STRENGTH:-3.5}" --per-layer \
+gan directions refine --model "$BUILD" --direction anime --strength "${REFINE_STRENGTH:-3.5}" --per-layer \
     --steps "${REFINE_STEPS:-200}" --keep-weight "${KEEP_WEIGHT:-2}" --force
-gan directions pca --model "$MODEL" --num-samples "${PCA_SAMPLES:-10000}" --components 12 --force
+gan directions pca --model "$BUILD" --num-samples "${PCA_SAMPLES:-10000}" --components 12 --force
 # The anime slider's range: towards photo the faces smear beyond -3 (seen in sweeps; at -4 some
 # turn into blobs or slide out of frame), towards anime they hold up to +4 (the default end).
-gan directions measure --model "$MODEL" --direction anime --strength "${LOW_END:-3}" --seeds 1000-1199 \
+gan directions measure --model "$BUILD" --direction anime --strength "${LOW_END:-3}" --seeds 1000-1199 \
     --set-range low --force
 # The seed a fresh start opens on: a clear face over the whole anime range (chosen by eye).
-python -c "from gan.model_defaults import store_default_seed; store_default_seed('$MODEL', ${DEFAULT_SEED:-11})"
-gan directions list --model "$MODEL"
+python -c "from gan.model_defaults import store_default_seed; store_default_seed('$BUILD', ${DEFAULT_SEED:-11})"
+gan directions list --model "$BUILD"
+cp "$BUILD" "$MODEL.partial" && mv "$MODEL.partial" "$MODEL"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 gan generate --model "$MODEL" --seeds 0-31 --outdir "$tmp" --grid 8
 cp "$tmp/grid.png" docs/default_model_samples.png
 gan directions measure --model "$MODEL" --direction anime --strength "${STRENGTH:-4}" \
