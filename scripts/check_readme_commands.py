@@ -48,7 +48,7 @@ COMMAND_STARTS = ("gan ", "python -m ", "make ", "scripts/", "xvfb-run ", "QT_QP
 MENTIONS = {
     "gan COMMAND --help", "gan info FILE", "gan info", "gan convert", "gan train", "gan dataset toon",
     "gan directions refine --per-layer", "gan directions measure --strength 3 --set-range low", "xvfb-run -a",
-    ".venv/bin/gan",
+    ".venv/bin/gan", "scripts/make_anime_model.sh SNAPSHOT",
 }  # fmt: skip
 
 # Commands this script does not run, with the reason printed in the report.
@@ -76,6 +76,7 @@ STANDIN_NAMES = (
     "sg3r.pkl", "toon.safetensors", "base.safetensors", "toon-anime.safetensors", "sg2.safetensors",
     "sg3t.safetensors", "sg3r.safetensors", "runs/00000-.../network-snapshot-000100.safetensors",
     "runs/00001-.../network-snapshot-000200.safetensors", "~/Pictures/cats", "my_photos/", "my_anime_faces/",
+    "photo.jpg",
 )  # fmt: skip
 
 
@@ -182,6 +183,9 @@ def make_standins(shared: Path) -> dict[str, str]:
         "my_photos/": image_folder("my_photos", ("photo",), 72) + "/",
         "my_anime_faces/": image_folder("my_anime_faces", ("anime",), 73) + "/",
     }
+    photo, _ = toon_image(31337, 0, 256, ("photo",))  # a held-out face the detector finds
+    photo.save(folder / "photo.jpg", quality=92)
+    standins["photo.jpg"] = f"{STANDINS}/photo.jpg"
     assert tuple(standins) == STANDIN_NAMES
     return standins
 
