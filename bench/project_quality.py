@@ -313,9 +313,9 @@ def format_section(
     def pct(x):
         return "n/a" if x is None else f"{100 * x:.0f}%"
 
-    cmd = "nice -n 10 python -m bench.project_quality " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] or [])
-    )
+    niceness = os.nice(0)  # as it ran
+    cmd = f"nice -n {niceness} " * bool(niceness) + "python -m bench.project_quality "
+    cmd += " ".join(shlex.quote(a) for a in sys.argv[1:])
     d_name = Path(d_where).name if d_where.endswith(".safetensors") else d_where
     latent = "W+" if config.w_plus else "w"
     kept = "hair colour kept (= the projection's class / = the input's label)"
