@@ -48,7 +48,6 @@ _.dummy  # tests/gan/test_metrics_fid.py: a parameter, so the stand-in module ha
 _.network  # tests/support/official_layout.py: a module attribute of the fake dnnlib layout
 
 # Other work owns these files now (issue #22 left them alone); to be looked at there.
-_.AdaConfig  # gan/train/augment.py: unused
 _.detect_faces  # gan/photo/mtcnn.py
 LANDMARK_NAMES  # gan/photo/mtcnn.py
 bias_act_cpu  # ops_cuda/_cpu_ops.py, _cuda_ops.py: module attributes filled in by the loader

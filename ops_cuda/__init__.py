@@ -1,7 +1,8 @@
 """Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma, modconv).
 
-Each op has a pure-torch reference ('ref', the ground truth) and may gain fused 'cpu'/'cuda'
-implementations; `impl='auto'` picks the fastest that is available (see `_dispatch`).
+Each op has a pure-torch reference ('ref', the ground truth) and faster 'cpu' / 'cuda'
+implementations (fused C++ / CUDA kernels; modconv's are a cheaper formulation in plain torch);
+`impl='auto'` picks the fastest that is available (see `_dispatch`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ the resampling hardly blurs or aliases). Colour ones are combined into one 4x4 m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -190,15 +189,6 @@ class AugmentPipe(torch.nn.Module):
         else:
             raise ValueError(f"colour augmentations need 1 or 3 channels, not {c}")
         return flat.reshape(n, c, h, w)
-
-
-@dataclass
-class AdaConfig:
-    """Settings of the adaptive augmentation probability."""
-
-    target: float = field(default=0.6, metadata={"help": "target of E[sign(D(real))]; above it D overfits"})
-    kimg: float = field(default=500, metadata={"help": "thousands of images for p to move from 0 to 1"})
-    interval: int = field(default=4, metadata={"help": "adjust p every this many D steps"})
 
 
 class AdaController:
