@@ -272,8 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.with_suffix(".json").write_text(json.dumps(raw, indent=2, default=str) + "\n", encoding="utf-8")
     if args.sidecar:
-        settings = {"command": command, "num": args.num, "eq_seeds": args.eq_seeds, "swd_num": args.swd_num,
-                    "data": os.path.basename(args.data)}  # fmt: skip
+        settings = {
+            "command": command,
+            "num": args.num,
+            "eq_seeds": args.eq_seeds,
+            "swd_num": args.swd_num,
+            "data": os.path.basename(args.data),
+        }
         for r in rows:
             write_metrics_sidecar(r.path, recorded_values(r, args), r.sha256, settings)
     print(doc)

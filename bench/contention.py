@@ -146,11 +146,16 @@ def main(argv: list[str] | None = None) -> int:
             r = run_scenario(name, threads, args.repeat, args.fg_passive)
             bg = SCENARIOS[name]
             cells = [
-                bg.label if bg else "none", threads, "PASSIVE" if args.fg_passive else "default",
-                f"{np.percentile(r['full'], 50):.0f}", f"{np.percentile(r['full'], 95):.0f}",
-                f"{np.percentile(r['edit'], 50):.0f}", f"{np.percentile(r['edit'], 95):.0f}",
-                f"{r['bg_cpu_share']:.2f}", f"{r['load']:.1f}",
-            ]  # fmt: skip
+                bg.label if bg else "none",
+                threads,
+                "PASSIVE" if args.fg_passive else "default",
+                f"{np.percentile(r['full'], 50):.0f}",
+                f"{np.percentile(r['full'], 95):.0f}",
+                f"{np.percentile(r['edit'], 50):.0f}",
+                f"{np.percentile(r['edit'], 95):.0f}",
+                f"{r['bg_cpu_share']:.2f}",
+                f"{r['load']:.1f}",
+            ]
             rows.append("| " + " | ".join(str(c) for c in cells) + " |")
             print(rows[-1], flush=True)
     end = uptime()

@@ -51,9 +51,16 @@ SIZES = {
 def generator_kwargs(arch: str, res: int, size: str) -> dict:
     cbase, cmax, zw, layers = SIZES[size][arch]
     kwargs = dict(
-        z_dim=zw, w_dim=zw, c_dim=0, img_resolution=res, img_channels=3, channel_base=cbase,
-        channel_max=cmax, num_fp16_res=0, mapping_kwargs=dict(num_layers=layers),
-    )  # fmt: skip
+        z_dim=zw,
+        w_dim=zw,
+        c_dim=0,
+        img_resolution=res,
+        img_channels=3,
+        channel_base=cbase,
+        channel_max=cmax,
+        num_fp16_res=0,
+        mapping_kwargs=dict(num_layers=layers),
+    )
     if arch == "stylegan3-r":
         kwargs.update(conv_kernel=1, use_radial_filters=True)
     return kwargs
@@ -83,9 +90,15 @@ def measure(arch: str, kwargs: dict, num: int, seed: int = 0, batch_size: int = 
     power = float(G(z, torch.zeros(16, G.c_dim), noise_mode="const").square().mean())
     start = time.perf_counter()
     eq = compute_equivariance(
-        G, num, eqt_int=True, eqt_frac=True, eqr=True, config=EquivarianceConfig(batch_size=batch_size),
-        seed=seed, progress=progress,
-    )  # fmt: skip
+        G,
+        num,
+        eqt_int=True,
+        eqt_frac=True,
+        eqr=True,
+        config=EquivarianceConfig(batch_size=batch_size),
+        seed=seed,
+        progress=progress,
+    )
     return Row(arch, kwargs, params, eq, power, time.perf_counter() - start)
 
 
@@ -117,9 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num", type=int, default=200, help="samples per generator (the paper uses 50000)")
     p.add_argument("--res", type=int, default=64, help="image resolution (a power of two >= 16)")
     p.add_argument(
-        "--size", choices=sorted(SIZES), default="small",
+        "--size",
+        choices=sorted(SIZES),
+        default="small",
         help="channel settings: 'small' (fast on a CPU) or 'official' (NVIDIA's train.py defaults)",
-    )  # fmt: skip
+    )
     p.add_argument("--archs", nargs="+", choices=ARCHS, default=list(ARCHS), help="generators to measure")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation and sampling seed")
     p.add_argument("--batch", type=int, default=8, help="samples per synthesis call")

@@ -116,9 +116,13 @@ def count_macs(G: torch.nn.Module) -> tuple[dict[str, float], Counter]:
 
     real_upfirdn = ops_cuda.upfirdn2d.upfirdn2d
     patches = [
-        (F, "conv2d", conv2d), (F, "conv_transpose2d", conv_transpose2d), (sg3, "filtered_lrelu", flrelu),
-        (ops_cuda.upfirdn2d, "upfirdn2d", upfirdn), (c2r, "upfirdn2d", upfirdn), (torch, "bmm", bmm),
-    ]  # fmt: skip
+        (F, "conv2d", conv2d),
+        (F, "conv_transpose2d", conv_transpose2d),
+        (sg3, "filtered_lrelu", flrelu),
+        (ops_cuda.upfirdn2d, "upfirdn2d", upfirdn),
+        (c2r, "upfirdn2d", upfirdn),
+        (torch, "bmm", bmm),
+    ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
     for mod, name, fn in patches:
         setattr(mod, name, fn)

@@ -101,14 +101,19 @@ def main(argv: list[str] | None = None) -> int:
                 med = {k: (statistics.median(v.wall), statistics.median(v.cpu)) for k, v in t.items()}
                 pair = [s / f for s, f in zip(t[slow].wall, t[fast].wall)]
                 cells = [
-                    arch, batch, threads,
-                    f"{med[slow][0]:.2f}", f"{med[fast][0]:.2f}",
+                    arch,
+                    batch,
+                    threads,
+                    f"{med[slow][0]:.2f}",
+                    f"{med[fast][0]:.2f}",
                     f"{med[slow][0] / med[fast][0]:.2f}x",
                     f"{min(pair):.2f}-{max(pair):.2f}x",
-                    f"{med[slow][1]:.2f}", f"{med[fast][1]:.2f}",
+                    f"{med[slow][1]:.2f}",
+                    f"{med[fast][1]:.2f}",
                     f"{med[slow][1] / med[fast][1]:.2f}x",
-                    f"{diff:.1e}", f"{min(loads):.1f}-{max(loads):.1f}",
-                ]  # fmt: skip
+                    f"{diff:.1e}",
+                    f"{min(loads):.1f}-{max(loads):.1f}",
+                ]
                 rows.append("| " + " | ".join(str(c) for c in cells) + " |")
                 print(rows[-1], flush=True)
     end = uptime()

@@ -56,9 +56,18 @@ def child(cfg: str, data: str, outdir: str, cbase: int, cmax: int, batch: int, s
 
     t0 = time.perf_counter()
     config = TrainConfig(
-        cfg=cfg, data=data, outdir=outdir, cbase=cbase, cmax=cmax, batch=batch, device="cpu",
-        kimg=batch * (1 + steps) / 1000, tick_kimg=batch * steps / 1000, snap=1000, grid_rows=1,
-    )  # fmt: skip
+        cfg=cfg,
+        data=data,
+        outdir=outdir,
+        cbase=cbase,
+        cmax=cmax,
+        batch=batch,
+        device="cpu",
+        kimg=batch * (1 + steps) / 1000,
+        tick_kimg=batch * steps / 1000,
+        snap=1000,
+        grid_rows=1,
+    )
     summary = run(config, on_tick=on_tick)
     options = json.load(open(os.path.join(summary.run_dir, "training_options.json")))
     from gan.model_io import load_model

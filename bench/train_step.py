@@ -70,9 +70,18 @@ def build(spec: StepSpec) -> Setup:
     from gan.train.stats import StatsCollector
 
     config = TrainConfig(
-        cfg=spec.cfg, data=os.curdir, outdir=os.curdir, cbase=spec.cbase, cmax=spec.cmax, z_dim=spec.z_dim,
-        w_dim=spec.w_dim, batch=spec.batch, gamma=spec.gamma, device="cpu", seed=spec.seed,
-    )  # fmt: skip
+        cfg=spec.cfg,
+        data=os.curdir,
+        outdir=os.curdir,
+        cbase=spec.cbase,
+        cmax=spec.cmax,
+        z_dim=spec.z_dim,
+        w_dim=spec.w_dim,
+        batch=spec.batch,
+        gamma=spec.gamma,
+        device="cpu",
+        seed=spec.seed,
+    )
     data = DataInfo(path="none", name="none", resolution=spec.res, channels=3, label_dim=0, size=1000)
     r = resolve_config(config, data)
     torch.manual_seed(spec.seed)
@@ -80,10 +89,14 @@ def build(spec: StepSpec) -> Setup:
     pipe = AugmentPipe(**augment_preset("bgc"), p=spec.augment_p).train().requires_grad_(False)
     ada = AdaController(pipe, target=0.6, kimg=500)
     settings = LossSettings(
-        r1_gamma=r.gamma, pl_weight=r.pl_weight, pl_batch_shrink=config.pl_batch_shrink,
-        pl_decay=config.pl_decay, style_mixing=r.style_mixing, blur_init_sigma=r.blur_init_sigma,
+        r1_gamma=r.gamma,
+        pl_weight=r.pl_weight,
+        pl_batch_shrink=config.pl_batch_shrink,
+        pl_decay=config.pl_decay,
+        style_mixing=r.style_mixing,
+        blur_init_sigma=r.blur_init_sigma,
         blur_fade_kimg=r.blur_fade_kimg,
-    )  # fmt: skip
+    )
     loss = StyleGANLoss(G, D, settings, StatsCollector(torch.device("cpu")), pipe, ada)
     opts = {}
     for name, net, lr, interval in (("G", G, r.glr, r.g_reg_interval), ("D", D, r.dlr, r.r1_interval)):
@@ -218,15 +231,24 @@ def profile(spec: StepSpec, impl: str, threads: int, top: int) -> str:
 
 # Profiler op names -> the part of the step they belong to (first matching prefix wins).
 OP_GROUPS = (
-    ("matmul/conv (oneDNN, MKL)", ("aten::mkldnn_convolution", "aten::convolution_backward",
-                                  "aten::_slow_conv", "aten::slow_conv", "aten::bmm", "aten::mm",
-                                  "aten::addmm")),
+    (
+        "matmul/conv (oneDNN, MKL)",
+        (
+            "aten::mkldnn_convolution",
+            "aten::convolution_backward",
+            "aten::_slow_conv",
+            "aten::slow_conv",
+            "aten::bmm",
+            "aten::mm",
+            "aten::addmm",
+        ),
+    ),
     ("filtered_lrelu", ("FilteredLrelu",)),
     ("upfirdn2d", ("UpFirDn2d",)),
     ("bias_act", ("BiasAct",)),
     ("augment resampling", ("aten::grid_sampler",)),
     ("copies", ("aten::copy_", "aten::cat", "aten::clone", "aten::_to_copy")),
-)  # fmt: skip
+)
 
 
 def op_shares(self_times: dict[str, float]) -> dict[str, float]:
@@ -249,8 +271,18 @@ def run_tree(tree: str, spec: StepSpec, impl: str, threads: int) -> dict:
     env.setdefault(
         "TORCH_EXTENSIONS_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "torch_extensions")
     )
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--impls", impl, "--rounds", "1",
-           "--threads", str(threads), *_spec_args(spec)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--impls",
+        impl,
+        "--rounds",
+        "1",
+        "--threads",
+        str(threads),
+        *_spec_args(spec),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"the harness failed in {tree}:\n{out.stderr[-3000:]}")
@@ -318,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         losses = per[label][0]["losses"]
         kimg = 1000 / spec.batch
         cells = [
-            label, f"{statistics.median(wall) * kimg:.0f}", f"{statistics.median(cpu) * kimg:.0f}",
+            label,
+            f"{statistics.median(wall) * kimg:.0f}",
+            f"{statistics.median(cpu) * kimg:.0f}",
             " / ".join(f"{phase_cpu[ph]:.2f}" for ph in meta["phases"]),
             " / ".join(f"{losses[ph]:.6f}" for ph in meta["phases"]),
-        ]  # fmt: skip
+        ]
         rows.append("| " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     base = statistics.median(c for r in per[labels[0]] for c in r["step_cpu"])

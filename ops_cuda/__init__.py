@@ -13,9 +13,15 @@ from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, modconv, up
 from ops_cuda._dispatch import get_registry, prefer_impl
 
 __all__ = [
-    "bias_act", "capabilities", "conv2d_resample", "filtered_lrelu", "fma", "modconv", "prefer_impl",
+    "bias_act",
+    "capabilities",
+    "conv2d_resample",
+    "filtered_lrelu",
+    "fma",
+    "modconv",
+    "prefer_impl",
     "upfirdn2d",
-]  # fmt: skip
+]
 
 
 def capabilities(device: torch.device | str | None = None, build: bool = False) -> dict[str, dict[str, str]]:

@@ -95,9 +95,13 @@ def conv2d_resample(
             x, w, stride=up, padding=(pyt, pxt), groups=groups, transpose=True, flip_weight=not flip_weight
         )
         x = upfirdn2d(
-            x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2,
-            flip_filter=flip_filter, impl=impl,
-        )  # fmt: skip
+            x,
+            f,
+            padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt],
+            gain=up**2,
+            flip_filter=flip_filter,
+            impl=impl,
+        )
         if down > 1:
             x = upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl=impl)
         return x

@@ -43,9 +43,18 @@ def filtered_lrelu(
     get_filter_size(fd)
     fn = get_registry().resolve("filtered_lrelu", impl, x.device)
     return fn(
-        x, fu, fd, b, up, down, parse_padding(padding), float(gain), float(slope),
-        None if clamp is None else float(clamp), bool(flip_filter),
-    )  # fmt: skip
+        x,
+        fu,
+        fd,
+        b,
+        up,
+        down,
+        parse_padding(padding),
+        float(gain),
+        float(slope),
+        None if clamp is None else float(clamp),
+        bool(flip_filter),
+    )
 
 
 def filtered_lrelu_ref(

@@ -63,17 +63,39 @@ def modulated_conv2d(
         )
     fn = get_registry().resolve("modulated_conv2d", impl, x.device)
     return fn(
-        x, weight, styles, bool(demodulate), int(padding), int(up), int(down), resample_filter,
-        bool(flip_weight), input_gain, bool(normalize), bool(fused),
-    )  # fmt: skip
+        x,
+        weight,
+        styles,
+        bool(demodulate),
+        int(padding),
+        int(up),
+        int(down),
+        resample_filter,
+        bool(flip_weight),
+        input_gain,
+        bool(normalize),
+        bool(fused),
+    )
 
 
 def _input_gain(input_gain: torch.Tensor, n: int, in_ch: int) -> torch.Tensor:
     return input_gain.expand(n, in_ch) if input_gain.ndim else input_gain.reshape(1, 1).expand(n, in_ch)
 
 
-def modulated_conv2d_ref(x, weight, styles, demodulate, padding, up, down, resample_filter, flip_weight,
-                         input_gain, normalize, fused):  # fmt: skip
+def modulated_conv2d_ref(
+    x,
+    weight,
+    styles,
+    demodulate,
+    padding,
+    up,
+    down,
+    resample_filter,
+    flip_weight,
+    input_gain,
+    normalize,
+    fused,
+):
     """NVIDIA's formulations (arguments already validated)."""
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
@@ -98,8 +120,20 @@ def modulated_conv2d_ref(x, weight, styles, demodulate, padding, up, down, resam
     return x.reshape(n, out_ch, *x.shape[2:])
 
 
-def modulated_conv2d_fast(x, weight, styles, demodulate, padding, up, down, resample_filter, flip_weight,
-                          input_gain, normalize, fused):  # fmt: skip
+def modulated_conv2d_fast(
+    x,
+    weight,
+    styles,
+    demodulate,
+    padding,
+    up,
+    down,
+    resample_filter,
+    flip_weight,
+    input_gain,
+    normalize,
+    fused,
+):
     """Demodulation from a small matmul; the scales folded into per-sample weights or applied to
     the activations, whichever touches fewer elements."""
     n = x.shape[0]

@@ -46,10 +46,18 @@ COMMAND_STARTS = ("gan ", "python -m ", "make ", "scripts/", "xvfb-run ", "QT_QP
 
 # Inline code that names a command in prose (not a command line to run as it stands).
 MENTIONS = {
-    "gan COMMAND --help", "gan info FILE", "gan info", "gan convert", "gan train", "gan dataset toon",
-    "gan directions refine --per-layer", "gan directions measure --strength 3 --set-range low", "xvfb-run -a",
-    ".venv/bin/gan", "scripts/make_anime_model.sh SNAPSHOT",
-}  # fmt: skip
+    "gan COMMAND --help",
+    "gan info FILE",
+    "gan info",
+    "gan convert",
+    "gan train",
+    "gan dataset toon",
+    "gan directions refine --per-layer",
+    "gan directions measure --strength 3 --set-range low",
+    "xvfb-run -a",
+    ".venv/bin/gan",
+    "scripts/make_anime_model.sh SNAPSHOT",
+}
 
 # Commands this script does not run, with the reason printed in the report.
 SKIP = {
@@ -72,12 +80,25 @@ DEFAULT_TIMEOUT = 120
 
 # Names of files a README reader has and this clone does not; make_standins makes one for each.
 STANDIN_NAMES = (
-    "model.pkl", "stylegan3-t-ffhq-1024x1024.pkl", "stylegan3-t-ffhqu-256x256.pkl", "sg2.pkl", "sg3t.pkl",
-    "sg3r.pkl", "toon.safetensors", "base.safetensors", "toon-anime.safetensors", "sg2.safetensors",
-    "sg3t.safetensors", "sg3r.safetensors", "runs/00000-.../network-snapshot-000100.safetensors",
-    "runs/00001-.../network-snapshot-000200.safetensors", "~/Pictures/cats", "my_photos/", "my_anime_faces/",
+    "model.pkl",
+    "stylegan3-t-ffhq-1024x1024.pkl",
+    "stylegan3-t-ffhqu-256x256.pkl",
+    "sg2.pkl",
+    "sg3t.pkl",
+    "sg3r.pkl",
+    "toon.safetensors",
+    "base.safetensors",
+    "toon-anime.safetensors",
+    "sg2.safetensors",
+    "sg3t.safetensors",
+    "sg3r.safetensors",
+    "runs/00000-.../network-snapshot-000100.safetensors",
+    "runs/00001-.../network-snapshot-000200.safetensors",
+    "~/Pictures/cats",
+    "my_photos/",
+    "my_anime_faces/",
     "photo.jpg",
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -207,8 +228,16 @@ def write_official_256(path: Path) -> None:
 
     ns = layout.install_official_modules(Registry())
     torch.manual_seed(0)
-    g_kwargs = dict(z_dim=32, c_dim=0, w_dim=32, img_resolution=256, img_channels=3,
-                    channel_base=1024, channel_max=32, mapping_kwargs={"num_layers": 2})  # fmt: skip
+    g_kwargs = dict(
+        z_dim=32,
+        c_dim=0,
+        w_dim=32,
+        img_resolution=256,
+        img_channels=3,
+        channel_base=1024,
+        channel_max=32,
+        mapping_kwargs={"num_layers": 2},
+    )
     d_kwargs = dict(c_dim=0, img_resolution=256, img_channels=3, channel_base=1024, channel_max=32)
     G = build_network(network_kind("training.networks_stylegan3.Generator"), g_kwargs)
     D = build_network(network_kind("training.networks_stylegan2.Discriminator"), d_kwargs)
@@ -255,9 +284,15 @@ def run(command: Command, standins: dict[str, str], env: dict) -> Outcome:
         # A shell, as a user types it (environment prefixes, ~); its own process group, so that
         # Ctrl-C reaches the command and not this script.
         proc = subprocess.Popen(
-            ["bash", "-c", text], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_ctrl_c,
-        )  # fmt: skip
+            ["bash", "-c", text],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_default_ctrl_c,
+        )
         try:
             rc = proc.wait(timeout=limit)
             status = "ok" if rc == 0 else "failed"

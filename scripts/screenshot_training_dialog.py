@@ -44,10 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toon32.zip"
         subprocess.run(
-            [sys.executable, "-m", "gan.cli", "dataset", "toon", "--out", str(data), "--count", "256",
-             "--resolution", "32"],
+            [
+                sys.executable,
+                "-m",
+                "gan.cli",
+                "dataset",
+                "toon",
+                "--out",
+                str(data),
+                "--count",
+                "256",
+                "--resolution",
+                "32",
+            ],
             check=True,
-        )  # fmt: skip
+        )
         app = QApplication.instance() or QApplication(sys.argv[:1])
         load_style(app)
         bridge = TrainingBridge(nice=0)  # normal priority: the screenshot should not wait all day
@@ -61,10 +72,21 @@ def main(argv: list[str] | None = None) -> int:
             print("the data set was not checked in time", file=sys.stderr)
             return 1
         dialog.set_options(
-            cfg="stylegan3-t", cbase=1024, cmax=32, z_dim=32, map_depth=2, batch=8, gamma=0.5, kimg=1.0,
-            tick_kimg=0.016, snap=2, metrics=["eqt50k_int", "eqr50k"], metrics_num=64, mirror=True,
+            cfg="stylegan3-t",
+            cbase=1024,
+            cmax=32,
+            z_dim=32,
+            map_depth=2,
+            batch=8,
+            gamma=0.5,
+            kimg=1.0,
+            tick_kimg=0.016,
+            snap=2,
+            metrics=["eqt50k_int", "eqr50k"],
+            metrics_num=64,
+            mirror=True,
             device="cpu",
-        )  # fmt: skip
+        )
         estimates: list[dict] = []
         bridge.estimated.connect(estimates.append)
         dialog.estimate_time()

@@ -30,10 +30,15 @@ class GeneratorBase(torch.nn.Module):
         # The constructor arguments as given, for saving and rebuilding (official pickles keep the same dict).
         self.init_kwargs = copy.deepcopy(
             dict(
-                z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
-                img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs,
+                z_dim=z_dim,
+                c_dim=c_dim,
+                w_dim=w_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                mapping_kwargs=mapping_kwargs,
+                **synthesis_kwargs,
             )
-        )  # fmt: skip
+        )
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis = self.synthesis_class(

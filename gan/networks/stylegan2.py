@@ -92,9 +92,17 @@ def modulated_conv2d(
     # The ops impl switch picks NVIDIA's formulation ('ref': the fused grouped convolution or, with
     # fused_modconv=False, its non-fused path) or the cheaper one with the same result.
     x = modconv.modulated_conv2d(
-        x, weight, styles, demodulate=demodulate, padding=padding, up=up, down=down,
-        resample_filter=resample_filter, flip_weight=flip_weight, fused=fused_modconv,
-    )  # fmt: skip
+        x,
+        weight,
+        styles,
+        demodulate=demodulate,
+        padding=padding,
+        up=up,
+        down=down,
+        resample_filter=resample_filter,
+        flip_weight=flip_weight,
+        fused=fused_modconv,
+    )
     if noise is not None:
         x = x.add_(noise.to(x.dtype))
     return x
@@ -210,9 +218,14 @@ class Conv2dLayer(torch.nn.Module):
         b = self.bias.to(x.dtype) if self.bias is not None else None
         # A transposed conv (up > 1) is cheaper without the weight flip; the filter is symmetric anyway.
         x = conv2d_resample(
-            x, w.to(x.dtype), f=self.resample_filter, up=self.up, down=self.down,
-            padding=self.padding, flip_weight=(self.up == 1),
-        )  # fmt: skip
+            x,
+            w.to(x.dtype),
+            f=self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=self.padding,
+            flip_weight=(self.up == 1),
+        )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
@@ -272,9 +285,16 @@ class SynthesisLayer(torch.nn.Module):
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(
-            x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
-            resample_filter=self.resample_filter, flip_weight=(self.up == 1), fused_modconv=fused_modconv,
-        )  # fmt: skip
+            x,
+            self.weight,
+            styles,
+            noise=noise,
+            up=self.up,
+            padding=self.padding,
+            resample_filter=self.resample_filter,
+            flip_weight=(self.up == 1),
+            fused_modconv=fused_modconv,
+        )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
@@ -376,9 +396,14 @@ class SynthesisBlock(torch.nn.Module):
             self.num_torgb += 1
         if in_channels != 0 and architecture == "resnet":
             self.skip = Conv2dLayer(
-                in_channels, out_channels, kernel_size=1, bias=False, up=2,
-                resample_filter=resample_filter, channels_last=self.channels_last,
-            )  # fmt: skip
+                in_channels,
+                out_channels,
+                kernel_size=1,
+                bias=False,
+                up=2,
+                resample_filter=resample_filter,
+                channels_last=self.channels_last,
+            )
 
     def forward(
         self,
@@ -475,9 +500,15 @@ class SynthesisNetwork(torch.nn.Module):
             in_channels = _channels(res // 2, channel_base, channel_max) if res > 4 else 0
             is_last = res == img_resolution
             block = SynthesisBlock(
-                in_channels, _channels(res, channel_base, channel_max), w_dim=w_dim, resolution=res,
-                img_channels=img_channels, is_last=is_last, use_fp16=res >= fp16_resolution, **block_kwargs,
-            )  # fmt: skip
+                in_channels,
+                _channels(res, channel_base, channel_max),
+                w_dim=w_dim,
+                resolution=res,
+                img_channels=img_channels,
+                is_last=is_last,
+                use_fp16=res >= fp16_resolution,
+                **block_kwargs,
+            )
             # Blocks overlap by their toRGB w, so only the last one's toRGB adds a w.
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f"b{res}", block)
@@ -509,9 +540,15 @@ class SynthesisNetwork(torch.nn.Module):
             # Only the first block has the constant the transform applies to.
             extra = {"input_transform": input_transform} if block.in_channels == 0 else {}
             x, img = block(
-                x, img, cur_ws, noise_mode=noise_mode, force_fp32=force_fp32, update_emas=update_emas,
-                **extra, **block_kwargs,
-            )  # fmt: skip
+                x,
+                img,
+                cur_ws,
+                noise_mode=noise_mode,
+                force_fp32=force_fp32,
+                update_emas=update_emas,
+                **extra,
+                **block_kwargs,
+            )
         return img
 
     def extra_repr(self) -> str:
@@ -575,14 +612,25 @@ class DiscriminatorBlock(torch.nn.Module):
             tmp_channels, tmp_channels, kernel_size=3, trainable=next_trainable(), **common
         )
         self.conv1 = Conv2dLayer(
-            tmp_channels, out_channels, kernel_size=3, down=2, resample_filter=resample_filter,
-            trainable=next_trainable(), **common,
-        )  # fmt: skip
+            tmp_channels,
+            out_channels,
+            kernel_size=3,
+            down=2,
+            resample_filter=resample_filter,
+            trainable=next_trainable(),
+            **common,
+        )
         if architecture == "resnet":
             self.skip = Conv2dLayer(
-                tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
-                resample_filter=resample_filter, trainable=next_trainable(), channels_last=self.channels_last,
-            )  # fmt: skip
+                tmp_channels,
+                out_channels,
+                kernel_size=1,
+                bias=False,
+                down=2,
+                resample_filter=resample_filter,
+                trainable=next_trainable(),
+                channels_last=self.channels_last,
+            )
 
     def forward(
         self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False
@@ -720,12 +768,20 @@ class Discriminator(torch.nn.Module):
         epilogue_kwargs = dict(epilogue_kwargs or {})
         self.init_kwargs = copy.deepcopy(
             dict(
-                c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels,
-                architecture=architecture, channel_base=channel_base, channel_max=channel_max,
-                num_fp16_res=num_fp16_res, conv_clamp=conv_clamp, cmap_dim=cmap_dim,
-                block_kwargs=block_kwargs, mapping_kwargs=mapping_kwargs, epilogue_kwargs=epilogue_kwargs,
+                c_dim=c_dim,
+                img_resolution=img_resolution,
+                img_channels=img_channels,
+                architecture=architecture,
+                channel_base=channel_base,
+                channel_max=channel_max,
+                num_fp16_res=num_fp16_res,
+                conv_clamp=conv_clamp,
+                cmap_dim=cmap_dim,
+                block_kwargs=block_kwargs,
+                mapping_kwargs=mapping_kwargs,
+                epilogue_kwargs=epilogue_kwargs,
             )
-        )  # fmt: skip
+        )
         self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
         self.img_resolution_log2 = _check_resolution(img_resolution)
         if img_resolution < 8:
@@ -744,10 +800,15 @@ class Discriminator(torch.nn.Module):
         for res in self.block_resolutions:
             tmp_channels = _channels(res, channel_base, channel_max)
             block = DiscriminatorBlock(
-                tmp_channels if res < img_resolution else 0, tmp_channels,
-                _channels(res // 2, channel_base, channel_max), resolution=res, first_layer_idx=layer_idx,
-                use_fp16=res >= fp16_resolution, **block_kwargs, **common,
-            )  # fmt: skip
+                tmp_channels if res < img_resolution else 0,
+                tmp_channels,
+                _channels(res // 2, channel_base, channel_max),
+                resolution=res,
+                first_layer_idx=layer_idx,
+                use_fp16=res >= fp16_resolution,
+                **block_kwargs,
+                **common,
+            )
             setattr(self, f"b{res}", block)
             layer_idx += block.num_layers
         if c_dim > 0:

@@ -272,15 +272,25 @@ class SynthesisLayer(torch.nn.Module):
         use_fp16 = self.use_fp16 and not force_fp32 and x.device.type == "cuda"
         dtype = torch.float16 if use_fp16 else torch.float32
         x = modulated_conv2d(
-            x.to(dtype), self.weight, styles, padding=self.conv_kernel - 1,
-            demodulate=not self.is_torgb, input_gain=input_gain,
-        )  # fmt: skip
+            x.to(dtype),
+            self.weight,
+            styles,
+            padding=self.conv_kernel - 1,
+            demodulate=not self.is_torgb,
+            input_gain=input_gain,
+        )
         x = filtered_lrelu(
-            x, fu=self.up_filter, fd=self.down_filter, b=self.bias.to(x.dtype),
-            up=self.up_factor, down=self.down_factor, padding=self.padding,
-            gain=1 if self.is_torgb else math.sqrt(2), slope=1 if self.is_torgb else 0.2,
+            x,
+            fu=self.up_filter,
+            fd=self.down_filter,
+            b=self.bias.to(x.dtype),
+            up=self.up_factor,
+            down=self.down_factor,
+            padding=self.padding,
+            gain=1 if self.is_torgb else math.sqrt(2),
+            slope=1 if self.is_torgb else 0.2,
             clamp=self.conv_clamp,
-        )  # fmt: skip
+        )
         return x
 
     def extra_repr(self) -> str:
@@ -366,14 +376,25 @@ class SynthesisNetwork(torch.nn.Module):
         self.num_fp16_res = num_fp16_res
 
         s = layer_schedule(
-            img_resolution, img_channels, channel_base, channel_max, num_layers, num_critical,
-            first_cutoff, first_stopband, last_stopband_rel, margin_size,
-        )  # fmt: skip
+            img_resolution,
+            img_channels,
+            channel_base,
+            channel_max,
+            num_layers,
+            num_critical,
+            first_cutoff,
+            first_stopband,
+            last_stopband_rel,
+            margin_size,
+        )
         self.schedule = s
         self.input = SynthesisInput(
-            w_dim=w_dim, channels=int(s.channels[0]), size=int(s.sizes[0]),
-            sampling_rate=s.sampling_rates[0], bandwidth=s.cutoffs[0],
-        )  # fmt: skip
+            w_dim=w_dim,
+            channels=int(s.channels[0]),
+            size=int(s.sizes[0]),
+            sampling_rate=s.sampling_rates[0],
+            bandwidth=s.cutoffs[0],
+        )
         self.layer_names: list[str] = []
         for idx in range(num_layers + 1):
             prev = max(idx - 1, 0)

@@ -94,8 +94,15 @@ class ProjectConfig:
         for name in ("lr_rampup", "lr_rampdown", "w_noise_ramp"):
             if not 0 < getattr(self, name) <= 1:
                 raise UserError(f"{name} must be a share of the steps in (0, 1], not {getattr(self, name)}")
-        for name in ("w_noise", "noise_regularize", "pixel_weight", "ssim_weight", "d_weight", "lpips_weight",
-                     "w_plus_weight"):  # fmt: skip
+        for name in (
+            "w_noise",
+            "noise_regularize",
+            "pixel_weight",
+            "ssim_weight",
+            "d_weight",
+            "lpips_weight",
+            "w_plus_weight",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise UserError(f"{name} must be a finite number >= 0, not {value}")

@@ -21,10 +21,19 @@ from ops_cuda.upfirdn2d import upfirdn2d
 # Low-pass decomposition filter of the Symlet-6 wavelet (12 taps; orthogonal, so up- then
 # down-sampling with it reconstructs the input exactly).
 SYM6 = (
-    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
-    0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
-    -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148,
-)  # fmt: skip
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
+)
 
 _BLIT = ("xflip", "rotate90", "xint")
 _GEOM = ("scale", "rotate", "aniso", "xfrac")
@@ -45,14 +54,29 @@ class AugmentPipe(torch.nn.Module):
 
     def __init__(
         self,
-        xflip: float = 0, rotate90: float = 0, xint: float = 0, xint_max: float = 0.125,
-        scale: float = 0, rotate: float = 0, aniso: float = 0, xfrac: float = 0,
-        scale_std: float = 0.2, rotate_max: float = 1, aniso_std: float = 0.2, xfrac_std: float = 0.125,
-        brightness: float = 0, contrast: float = 0, lumaflip: float = 0, hue: float = 0,
+        xflip: float = 0,
+        rotate90: float = 0,
+        xint: float = 0,
+        xint_max: float = 0.125,
+        scale: float = 0,
+        rotate: float = 0,
+        aniso: float = 0,
+        xfrac: float = 0,
+        scale_std: float = 0.2,
+        rotate_max: float = 1,
+        aniso_std: float = 0.2,
+        xfrac_std: float = 0.125,
+        brightness: float = 0,
+        contrast: float = 0,
+        lumaflip: float = 0,
+        hue: float = 0,
         saturation: float = 0,
-        brightness_std: float = 0.2, contrast_std: float = 0.5, hue_max: float = 1, saturation_std: float = 1,
+        brightness_std: float = 0.2,
+        contrast_std: float = 0.5,
+        hue_max: float = 1,
+        saturation_std: float = 1,
         p: float = 0.0,
-    ):  # fmt: skip
+    ):
         super().__init__()
         self.init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__", "p")}
         for name, value in self.init_kwargs.items():

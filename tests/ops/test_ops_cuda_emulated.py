@@ -27,9 +27,13 @@ def emu():
     folder = _native.extensions_root() / name
     folder.mkdir(parents=True, exist_ok=True)
     return cpp_extension.load(
-        name=name, sources=[str(HARNESS)], extra_cflags=["-O2"], extra_include_paths=[str(_native.CSRC)],
-        build_directory=str(folder), verbose=False,
-    )  # fmt: skip
+        name=name,
+        sources=[str(HARNESS)],
+        extra_cflags=["-O2"],
+        extra_include_paths=[str(_native.CSRC)],
+        build_directory=str(folder),
+        verbose=False,
+    )
 
 
 def _rand(*shape, seed=0):
@@ -69,9 +73,19 @@ def test_emulated_cuda_filtered_lrelu_matches_ref(emu, case):
         c = -1.0 if clamp is None else clamp
         y = emu.filtered_lrelu_fwd(x, wu, wd, b, up, down, *upfirdn2d.parse_padding(padding), gain, slope, c)
         ref = filtered_lrelu.filtered_lrelu(
-            x, fu, fd, b, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
-            flip_filter=flip, impl="ref",
-        )  # fmt: skip
+            x,
+            fu,
+            fd,
+            b,
+            up=up,
+            down=down,
+            padding=padding,
+            gain=gain,
+            slope=slope,
+            clamp=clamp,
+            flip_filter=flip,
+            impl="ref",
+        )
         assert y.shape == ref.shape
         assert torch.isfinite(y).all()  # every output written, no uninitialised shared memory read
         assert (y - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
@@ -87,9 +101,19 @@ def test_emulated_cuda_filtered_lrelu_grad_matches_ref(emu, case):
         wd = _native_ops._prepare_filter(fd, 1.0, flip, x)
         xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
         ref = filtered_lrelu.filtered_lrelu(
-            xr, fu, fd, br, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
-            flip_filter=flip, impl="ref",
-        )  # fmt: skip
+            xr,
+            fu,
+            fd,
+            br,
+            up=up,
+            down=down,
+            padding=padding,
+            gain=gain,
+            slope=slope,
+            clamp=clamp,
+            flip_filter=flip,
+            impl="ref",
+        )
         dy = _rand(*ref.shape, seed=4)
         ref.backward(dy)
         c = -1.0 if clamp is None else clamp

@@ -230,7 +230,7 @@ def test_filtered_lrelu_matches_ref(case, batch):
                 clamp=clamp,
                 flip_filter=flip,
                 impl=impl,
-            ),  # fmt: skip
+            ),
             [x, b],
         )
         _assert_match(res)
@@ -263,9 +263,19 @@ def _flrelu_grads_fused_and_ref(case, batch, gain, slope, clamp, flip, dtype=tor
         x = _rand(batch, w, 4, h + 1, dtype=dtype).permute(0, 2, 3, 1)[:, :, 1:] * 2
     xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
     y = filtered_lrelu.filtered_lrelu(
-        xr, fu, fd, br, up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp,
-        flip_filter=flip, impl="ref",
-    )  # fmt: skip
+        xr,
+        fu,
+        fd,
+        br,
+        up=up,
+        down=down,
+        padding=padding,
+        gain=gain,
+        slope=slope,
+        clamp=clamp,
+        flip_filter=flip,
+        impl="ref",
+    )
     dy = _rand(*y.shape, seed=5, dtype=dtype)
     if noncontig:
         dy = _rand(*reversed(y.shape), seed=5, dtype=dtype).permute(3, 2, 1, 0)
@@ -426,9 +436,15 @@ def test_official_bias_act_and_upfirdn2d_cpu(official):
     p = params["upfirdn2d"]
     x = t["upfirdn2d/x"].clone().requires_grad_()
     y = upfirdn2d.upfirdn2d(
-        x, t["upfirdn2d/f"], up=p["up"], down=p["down"], padding=p["padding"], flip_filter=p["flip_filter"],
-        gain=p["gain"], impl="cpu",
-    )  # fmt: skip
+        x,
+        t["upfirdn2d/f"],
+        up=p["up"],
+        down=p["down"],
+        padding=p["padding"],
+        flip_filter=p["flip_filter"],
+        gain=p["gain"],
+        impl="cpu",
+    )
     (y * t["upfirdn2d/grad_weights"]).sum().backward()
     assert max_diff(y, t["upfirdn2d/y"]) <= TOL and max_diff(x.grad, t["upfirdn2d/dx"]) <= TOL
 
@@ -443,9 +459,19 @@ def test_official_filtered_lrelu_cpu(official, layer):
     fu = t[k + "fu"] if t[k + "fu"].numel() else None
     fd = t[k + "fd"] if t[k + "fd"].numel() else None
     y = filtered_lrelu.filtered_lrelu(
-        x, fu, fd, b, up=p["up"], down=p["down"], padding=p["padding"], gain=p["gain"], slope=p["slope"],
-        clamp=p["clamp"], flip_filter=p["flip_filter"], impl="cpu",
-    )  # fmt: skip
+        x,
+        fu,
+        fd,
+        b,
+        up=p["up"],
+        down=p["down"],
+        padding=p["padding"],
+        gain=p["gain"],
+        slope=p["slope"],
+        clamp=p["clamp"],
+        flip_filter=p["flip_filter"],
+        impl="cpu",
+    )
     (y * t[k + "grad_weights"]).sum().backward()
     assert y.shape == t[k + "y"].shape
     scale = t[k + "y"].abs().max().item()
@@ -463,9 +489,16 @@ def test_tiny_sg3_generator_cpu_equals_ref(arch):
 
     torch.manual_seed(0)
     kwargs = dict(
-        z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3, channel_base=512, channel_max=16,
-        num_fp16_res=0, mapping_kwargs=dict(num_layers=2),
-    )  # fmt: skip
+        z_dim=16,
+        w_dim=16,
+        c_dim=0,
+        img_resolution=16,
+        img_channels=3,
+        channel_base=512,
+        channel_max=16,
+        num_fp16_res=0,
+        mapping_kwargs=dict(num_layers=2),
+    )
     if arch == "stylegan3-r":
         kwargs.update(conv_kernel=1, use_radial_filters=True)
     G = build_generator(arch, kwargs).eval().requires_grad_(False)

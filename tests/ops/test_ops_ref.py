@@ -38,9 +38,15 @@ def test_upfirdn2d_matches_official(official):
     p = params["upfirdn2d"]
     x = t["upfirdn2d/x"].clone().requires_grad_()
     y = upfirdn2d.upfirdn2d(
-        x, t["upfirdn2d/f"], up=p["up"], down=p["down"], padding=p["padding"],
-        flip_filter=p["flip_filter"], gain=p["gain"], impl="ref",
-    )  # fmt: skip
+        x,
+        t["upfirdn2d/f"],
+        up=p["up"],
+        down=p["down"],
+        padding=p["padding"],
+        flip_filter=p["flip_filter"],
+        gain=p["gain"],
+        impl="ref",
+    )
     (y * t["upfirdn2d/grad_weights"]).sum().backward()
     assert y.shape == t["upfirdn2d/y"].shape
     assert max_diff(y, t["upfirdn2d/y"]) <= ATOL
@@ -57,9 +63,19 @@ def test_filtered_lrelu_matches_official(official, layer):
     fu = t[k + "fu"] if t[k + "fu"].numel() else None  # empty means identity
     fd = t[k + "fd"] if t[k + "fd"].numel() else None
     y = filtered_lrelu.filtered_lrelu(
-        x, fu, fd, b, up=p["up"], down=p["down"], padding=p["padding"], gain=p["gain"],
-        slope=p["slope"], clamp=p["clamp"], flip_filter=p["flip_filter"], impl="ref",
-    )  # fmt: skip
+        x,
+        fu,
+        fd,
+        b,
+        up=p["up"],
+        down=p["down"],
+        padding=p["padding"],
+        gain=p["gain"],
+        slope=p["slope"],
+        clamp=p["clamp"],
+        flip_filter=p["flip_filter"],
+        impl="ref",
+    )
     (y * t[k + "grad_weights"]).sum().backward()
     assert y.shape == t[k + "y"].shape
     assert max_diff(y, t[k + "y"]) <= ATOL
@@ -151,8 +167,9 @@ def _conv2d_resample_generic(x, w, f, up, down, padding, groups, flip_weight, fl
         px1 += (fw - down) // 2
         py0 += (fh - down + 1) // 2
         py1 += (fh - down) // 2
-    x = upfirdn2d.upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up**2,
-                            flip_filter=flip_filter)  # fmt: skip
+    x = upfirdn2d.upfirdn2d(
+        x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter
+    )
     x = F.conv2d(x, w if flip_weight else w.flip([2, 3]), groups=groups)
     if down > 1:
         x = upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter)
