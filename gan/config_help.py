@@ -1,8 +1,13 @@
-"""The help text next to each field of our dataclass configs, for command lines and dialogs."""
+"""The help text next to each field of our dataclass configs, and the command-line options made
+from those fields (one generator for every command)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 def field_help(config_class: type, name: str) -> str:
@@ -20,9 +25,75 @@ def config_from_args(config_class: type, args) -> object:
     return config_class(**{name: getattr(args, name) for name in names})
 
 
+def add_config_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    config_class: type,
+    names: Iterable[str] | None = None,
+    *,
+    flags: Mapping[str, str] | None = None,
+    types: Mapping[str, Callable] | None = None,
+    choices: Mapping[str, Iterable] | None = None,
+    metavars: Mapping[str, str] | None = None,
+    notes: Mapping[str, str] | None = None,
+    shown: Mapping[str, str] | None = None,
+    unset_is_none: bool = False,
+) -> None:
+    """One option per field of config_class (`names`, or all fields, in that order): --field-name
+    (or flags[name]) with dest = the field name, so `config_from_args` builds the config back.
+
+    The type comes from the annotation (str, int, float, bool, each optionally "| None"; other
+    annotations need types[name]); booleans are switches (--x/--no-x when their default is True).
+    The default and the help are the field's; notes[name] is added to the help and shown[name]
+    replaces the default the help shows. A field without a default is a required option.
+    unset_is_none: every option defaults to None, so the caller sees which ones were given
+    (booleans then get --x/--no-x)."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    for name in fields if names is None else names:
+        f = fields[name]
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        kind = (types or {}).get(name) or _annotation_type(config_class, f)
+        help_text = str(f.metadata.get("help", "")) + (notes or {}).get(name, "")
+        kwargs: dict = {"dest": name}
+        switch = kind is bool and (unset_is_none or default is True)  # --x/--no-x, else --x
+        if default is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            kwargs["default"] = None if unset_is_none else default
+            if kind is not bool or switch:  # a plain --x is off unless given: no default to show
+                help_text = with_default(help_text, (shown or {}).get(name, _show(default)))
+        kwargs["help"] = help_text.replace("%", "%%")
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if switch else "store_true"
+        else:
+            kwargs["type"] = kind
+            if name in (choices or {}):
+                kwargs["choices"] = tuple(choices[name])
+            if name in (metavars or {}):
+                kwargs["metavar"] = metavars[name]
+        parser.add_argument((flags or {}).get(name, "--" + name.replace("_", "-")), **kwargs)
+
+
+def _annotation_type(config_class: type, f: dataclasses.Field) -> Callable:
+    base = str(f.type).replace(" | None", "").strip()
+    if base not in _TYPES:
+        raise TypeError(f"{config_class.__name__}.{f.name}: annotation {f.type!r} needs types[{f.name!r}]")
+    return _TYPES[base]
+
+
+def _show(value) -> str:
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def with_default(help_text: str, shown: str) -> str:
     """help_text plus "(default: shown)", unless the text already says what the default is
-    (e.g. "(default 8 stylegan2, 2 stylegan3)"): one default per line, not two."""
-    if "(default" in help_text:
+    (e.g. "(default 8 stylegan2, 2 stylegan3)", "; default 4 up to 128 px"): one default per
+    line, not two."""
+    if "(default" in help_text or "; default " in help_text:
         return help_text
     return f"{help_text} (default: {shown})".strip()

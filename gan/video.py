@@ -45,6 +45,7 @@ KINDS = ("rotate", "translate", "interp", "sweep")
 TRANSLATE_PATHS = ("circle", "line")
 INTERP_SPACES = ("z", "w")
 UPSCALE_FILTERS = ("nearest", "smooth")
+NOISE_MODES = ("const", "random", "none")
 MAX_FRAMES = 100_000  # guards against typos like --duration 40000
 MAX_UPSCALE = 16
 ARCH_LABELS = {"stylegan2": "StyleGAN2", "stylegan3-t": "StyleGAN3-T", "stylegan3-r": "StyleGAN3-R"}
@@ -91,8 +92,9 @@ class VideoJob:
     )
     upscale: int | None = _opt(
         None,
-        "integer factor the model's resolution is scaled by, for small models (not with size); "
-        "None = 1 (a comparison video: the smallest factor giving panels of at least 256 px)",
+        f"integer factor (1 .. {MAX_UPSCALE}) the model's resolution is scaled by, for small models "
+        "(not with size); None = 1, or in a comparison video the smallest factor giving panels of at "
+        "least 256 px",
     )
     upscale_filter: str = _opt(
         "smooth", "how upscaled frames are drawn: smooth (Lanczos) or nearest (hard pixels)"
@@ -111,8 +113,8 @@ class VideoJob:
         _choice("translate_path", self.translate_path, TRANSLATE_PATHS)
         _choice("interp_space", self.interp_space, INTERP_SPACES)
         _choice("upscale_filter", self.upscale_filter, UPSCALE_FILTERS)
-        if self.preset not in _PRESETS:
-            raise UserError(f"x264 preset {self.preset!r} is not one of {', '.join(_PRESETS)}")
+        if self.preset not in PRESETS:
+            raise UserError(f"x264 preset {self.preset!r} is not one of {', '.join(PRESETS)}")
         for name in ("psi", "fps", "duration", "strength", "translate_amount"):
             if not math.isfinite(float(getattr(self, name))):
                 raise UserError(f"{name} must be a finite number, not {getattr(self, name)!r}")
@@ -139,8 +141,7 @@ class VideoJob:
                     f"give either an output size ({self.size} px) or an upscale factor ({self.upscale}x), "
                     "not both"
                 )
-        if self.noise_mode not in ("const", "random", "none"):
-            raise UserError(f"noise mode {self.noise_mode!r} is not one of const, random, none")
+        _choice("noise mode", self.noise_mode, NOISE_MODES)
         if not self.seeds:
             raise UserError("no seed given: list at least one seed")
         if self.kind == "interp" and len(self.seeds) < 2:
@@ -156,7 +157,7 @@ class VideoJob:
                 raise UserError(f"sweep strength must be positive, not {self.strength:g}")
 
 
-_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def field_help(name: str) -> str:

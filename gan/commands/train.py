@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 
-from gan.config_help import with_default
+from gan.config_help import add_config_arguments
 
 NAME = "train"
 HELP = "Train or fine-tune a StyleGAN2 / StyleGAN3 model (progress per tick, snapshots, resume)."
@@ -34,42 +34,31 @@ def _fields():
     return dataclasses.fields(TrainConfig)
 
 
-def _parse_type(annotation: str):
-    base = annotation.replace(" | None", "").strip()
-    return {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}[base]
-
-
 def _metric_list(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for f in _fields():
-        flag = "--" + f.name.replace("_", "-")
-        kind = _parse_type(str(f.type))
-        default = f.default if f.default is not dataclasses.MISSING else []
-        shown = "none" if f.name in _UNSET_MEANS_OFF else _show(default)
-        help_text = with_default(f.metadata.get("help", ""), shown)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif kind is list:
-            parser.add_argument(flag, type=_metric_list, default=None, metavar="A,B", help=help_text)
-        else:
-            parser.add_argument(flag, type=kind, default=None, choices=_CHOICES.get(f.name), help=help_text)
+    from gan.train.config import TrainConfig
+
+    lists = [f.name for f in _fields() if str(f.type) == "list[str]"]
+    # None means "resolved later" (auto), except for the options it switches off.
+    shown = {f.name: "none" if f.name in _UNSET_MEANS_OFF else "auto" for f in _fields() if f.default is None}
+    add_config_arguments(
+        parser,
+        TrainConfig,
+        types={name: _metric_list for name in lists},
+        choices=_CHOICES,
+        metavars={name: "A,B" for name in lists},
+        shown=shown,
+        unset_is_none=True,
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the final summary")
     parser.add_argument(
         "--no-estimate",
         action="store_true",
         help="with --dry-run: only check the options, do not measure the training speed",
     )
-
-
-def _show(value) -> str:
-    if value is None:
-        return "auto"
-    if isinstance(value, list):
-        return ",".join(value) or "none"
-    return str(value)
 
 
 def build_config(args: argparse.Namespace):

@@ -4,9 +4,12 @@ model or of several side by side (`--compare A B C`)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
+from dataclasses import replace
 
+from gan.config_help import add_config_arguments, config_from_args, field_help
 from gan.errors import Cancelled, UserError
 from gan.seeds import parse_seeds
 
@@ -18,8 +21,16 @@ HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from gan.compare import MAX_MODELS, MIN_PANEL
-    from gan.video import INTERP_SPACES, KINDS, MAX_UPSCALE, TRANSLATE_PATHS, UPSCALE_FILTERS, field_help
+    from gan.compare import MAX_MODELS
+    from gan.video import (
+        INTERP_SPACES,
+        KINDS,
+        NOISE_MODES,
+        PRESETS,
+        TRANSLATE_PATHS,
+        UPSCALE_FILTERS,
+        VideoJob,
+    )
 
     models = p.add_mutually_exclusive_group(required=True)
     models.add_argument("--model", help="model file (.safetensors or official .pkl)")
@@ -34,62 +45,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--labels", help="--compare: comma-separated panel labels, one per model (default: file name · arch)"
     )
     p.add_argument("--out", required=True, help="output .mp4 file (written completely or not at all)")
-    p.add_argument("--kind", choices=KINDS, default="rotate", help=field_help("kind"))
-    p.add_argument("--seeds", default="0", help="seed(s), e.g. 3 or 0,5,9; " + field_help("seeds"))
-    p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1 = none)")
-    p.add_argument(
-        "--class", dest="class_idx", type=int, default=None, metavar="N", help=field_help("class_idx")
+    p.add_argument("--seeds", default="0", help="seed(s), e.g. 3 or 0,5,9; " + field_help(VideoJob, "seeds"))
+    add_config_arguments(
+        p,
+        VideoJob,
+        [f.name for f in dataclasses.fields(VideoJob) if f.name not in _NOT_OPTIONS],
+        flags={
+            "class_idx": "--class",
+            "translate_path": "--path",
+            "translate_amount": "--amount",
+            "interp_space": "--space",
+            "direction_name": "--direction",
+        },
+        choices={
+            "kind": KINDS,
+            "noise_mode": NOISE_MODES,
+            "translate_path": TRANSLATE_PATHS,
+            "interp_space": INTERP_SPACES,
+            "upscale_filter": UPSCALE_FILTERS,
+            "preset": PRESETS,
+        },
+        metavars={
+            "class_idx": "N",
+            "duration": "SEC",
+            "size": "PX",
+            "translate_amount": "R",
+            "upscale": "N",
+            "direction_name": "NAME",
+        },
+        notes={"size": " (--compare: of each panel)"},
     )
-    p.add_argument(
-        "--noise-mode",
-        choices=("const", "random", "none"),
-        default="const",
-        help="per-pixel noise (default const)",
-    )
-    p.add_argument("--fps", type=float, default=30.0, help=field_help("fps"))
-    p.add_argument("--duration", type=float, default=4.0, metavar="SEC", help=field_help("duration"))
-    p.add_argument(
-        "--size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help=field_help("size") + " (--compare: of each panel)",
-    )
-    p.add_argument(
-        "--upscale",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"scale the model's resolution by N (1 .. {MAX_UPSCALE}), for small models; default 1, "
-        f"with --compare the smallest N giving panels of at least {MIN_PANEL} px",
-    )
-    p.add_argument(
-        "--upscale-filter", choices=UPSCALE_FILTERS, default="smooth", help=field_help("upscale_filter")
-    )
-    p.add_argument("--crf", type=int, default=18, help=field_help("crf"))
-    p.add_argument("--preset", default="medium", help=field_help("preset"))
-    p.add_argument("--turns", type=int, default=1, help=field_help("turns"))
-    p.add_argument(
-        "--path",
-        dest="translate_path",
-        choices=TRANSLATE_PATHS,
-        default="circle",
-        help=field_help("translate_path"),
-    )
-    p.add_argument(
-        "--amount", dest="translate_amount", type=float, default=0.25, help=field_help("translate_amount")
-    )
-    p.add_argument(
-        "--space", dest="interp_space", choices=INTERP_SPACES, default="z", help=field_help("interp_space")
-    )
-    p.add_argument("--direction", default="", metavar="NAME", help=field_help("direction_name"))
     p.add_argument(
         "--direction-file",
         default=None,
         metavar="FILE.npy",
         help="sweep: a direction saved with numpy.save, [w_dim] or [num_ws, w_dim]",
     )
-    p.add_argument("--strength", type=float, default=3.0, help=field_help("strength"))
     p.add_argument(
         "--layers",
         default=None,
@@ -97,6 +88,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="sweep: w index range the direction applies to, e.g. 0:6 (default all)",
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
+
+
+# VideoJob fields that are not options of their own: seeds, the direction vector and its layers
+# are parsed from their own formats (--seeds, --direction-file, --layers); the base view is the
+# explorer's.
+_NOT_OPTIONS = ("view", "seeds", "direction", "layer_start", "layer_end")
 
 
 def _layers(text: str | None) -> tuple[int, int | None]:
@@ -137,28 +134,12 @@ def run(args: argparse.Namespace) -> int:
     if not all(math.isfinite(v) for v in (args.psi, args.fps, args.duration, args.strength)):
         raise UserError("--psi, --fps, --duration and --strength must be finite numbers")
     start, end = _layers(args.layers)
-    job = VideoJob(
-        kind=args.kind,
+    job = replace(
+        config_from_args(VideoJob, args),
         seeds=parse_seeds(args.seeds),
-        psi=args.psi,
-        class_idx=args.class_idx,
-        noise_mode=args.noise_mode,
-        turns=args.turns,
-        translate_path=args.translate_path,
-        translate_amount=args.translate_amount,
-        interp_space=args.interp_space,
-        direction_name=args.direction,
         direction=_direction_file(args.direction_file) if args.direction_file else None,
-        strength=args.strength,
         layer_start=start,
         layer_end=end,
-        size=args.size,
-        upscale=args.upscale,
-        upscale_filter=args.upscale_filter,
-        fps=args.fps,
-        duration=args.duration,
-        crf=args.crf,
-        preset=args.preset,
     )
     job.validate()  # before the (slow) model load
     paths = args.compare or [args.model]

@@ -30,7 +30,6 @@ import PIL.Image
 import PIL.ImageOps
 from tqdm import tqdm
 
-from gan.config_help import field_help
 from gan.data.dataset import (
     LABELS_FILE,
     FileSource,
@@ -94,11 +93,6 @@ class ConvertConfig:
         src, dst = os.path.realpath(self.source), os.path.realpath(self.dest)
         if _inside(dst, src) or _inside(src, dst):
             raise UserError("--dest must not be --source, lie inside it, or contain it")
-
-
-def config_help(name: str) -> str:
-    """Help text of a ConvertConfig field (shared by the command line)."""
-    return field_help(ConvertConfig, name)
 
 
 @dataclass

@@ -53,7 +53,6 @@ import PIL.ImageDraw
 import PIL.ImageFilter
 from tqdm import tqdm
 
-from gan.config_help import field_help
 from gan.errors import Cancelled, UserError
 
 GENERATOR_VERSION = 1  # bump when the pictures change, so data sets record what drew them
@@ -705,11 +704,6 @@ class ToonConfig:
             raise UserError(f"--workers must be from 1 to 64, not {self.workers}")
         if self.seed < 0:
             raise UserError(f"--seed must not be negative, not {self.seed}")
-
-
-def config_help(name: str) -> str:
-    """Help text of a ToonConfig field (shared by the command line)."""
-    return field_help(ToonConfig, name)
 
 
 @dataclass
