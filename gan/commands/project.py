@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 
-from gan.config_help import field_help
+from gan.config_help import add_config_arguments
 from gan.errors import UserError
 
 NAME = "project"
@@ -30,8 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"{k} ({v['steps']} steps{', W+' if v.get('w_plus') else ''})" for k, v in PRESETS.items()
     )
     p.add_argument("--preset", choices=list(PRESETS), default="default", help=f"quality preset: {presets}")
-    p.add_argument("--steps", type=int, default=None, help="optimisation steps (overrides the preset's)")
-    p.add_argument("--w-plus", action="store_true", default=None, help=field_help(ProjectConfig, "w_plus"))
+    add_config_arguments(
+        p,
+        ProjectConfig,
+        _CONFIG_OPTIONS,
+        flags={"class_idx": "--class"},
+        metavars={"class_idx": "N"},
+        shown={"steps": "the preset's", "w_plus": "the preset's"},
+        unset_is_none=True,  # what is not given comes from the preset
+    )
     p.add_argument(
         "--crop",
         default=None,
@@ -67,10 +74,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lpips-lin", default=None, metavar="FILE", help="LPIPS linear weights for VGG (lpips' vgg.pth)"
     )
-    p.add_argument("--seed", type=int, default=0, help=field_help(ProjectConfig, "seed"))
-    p.add_argument(
-        "--class", dest="class_idx", type=int, default=None, metavar="N", help="class of a conditional model"
-    )
     p.add_argument(
         "--threads",
         type=int,
@@ -78,6 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="torch CPU threads (default: torch's choice, 1 when other jobs keep every core busy)",
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, ...")
+
+
+# ProjectConfig fields the command line sets; the others come from --preset.
+_CONFIG_OPTIONS = ("steps", "w_plus", "seed", "class_idx")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,11 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from gan.recipe import model_ref, recipe_to_dict, write_png
     from gan.render import Renderer
 
-    overrides = {"seed": args.seed, "class_idx": args.class_idx}
-    if args.steps is not None:
-        overrides["steps"] = args.steps
-    if args.w_plus:
-        overrides["w_plus"] = True
+    overrides = {name: getattr(args, name) for name in _CONFIG_OPTIONS if getattr(args, name) is not None}
     config = ProjectConfig.preset(args.preset, **overrides)
     config.validate()
     threads = args.threads if args.threads is not None else threads_for_load()
