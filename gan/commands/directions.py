@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from gan.commands.stage_bars import StageBars
-from gan.config_help import field_help
+from gan.config_help import add_config_arguments, config_from_args
 from gan.edit.refine import RefineConfig
 from gan.errors import UserError
 from gan.resources import REFINE_CLASSIFIER, SHIPPED_CLASSIFIER
@@ -118,26 +118,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="classifier to optimise through (default: the shipped toon_classifier_refine.safetensors, "
         "not the one `measure` judges with)",
     )
-    d = RefineConfig()
-    for name, kind in (("target", str), ("strength", float), ("steps", int), ("batch", int), ("lr", float)):
-        p.add_argument(
-            "--" + name,
-            type=kind,
-            default=getattr(d, name),
-            help=f"{field_help(RefineConfig, name)} (default {getattr(d, name)})",
-        )
-    p.add_argument(
-        "--keep",
-        default=",".join(d.keep),
-        help=f"comma-separated: {field_help(RefineConfig, 'keep')} (default {','.join(d.keep)})",
+    add_config_arguments(
+        p,
+        RefineConfig,
+        ["target", "strength", "steps", "batch", "lr", "keep", "keep_weight", "per_layer", "shift"],
+        types={"keep": _split_tuple},
+        notes={"keep": ", comma-separated"},
     )
-    p.add_argument(
-        "--keep-weight",
-        type=float,
-        default=d.keep_weight,
-        help=f"{field_help(RefineConfig, 'keep_weight')} (default {d.keep_weight})",
-    )
-    p.add_argument("--per-layer", action="store_true", help=field_help(RefineConfig, "per_layer"))
     p.set_defaults(_directions_run=_run_refine)
 
     p = sub.add_parser("list", help="List the directions stored with a model.")
@@ -261,6 +248,10 @@ def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _split_tuple(text: str) -> tuple[str, ...]:
+    return tuple(_split(text))
+
+
 def _run_attribute(args: argparse.Namespace) -> int:
     from gan.edit.attribute import (
         classifier_label_fn,
@@ -315,17 +306,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     direction = _stored(args, model)
     _check_target(args, model, [direction.name])
     clf = load_classifier(args.classifier, device=args.device)
-    config = RefineConfig(
-        target=args.target,
-        keep=tuple(_split(args.keep)),
-        strength=args.strength,
-        steps=args.steps,
-        batch=args.batch,
-        lr=args.lr,
-        keep_weight=args.keep_weight,
-        per_layer=args.per_layer,
-        seed=args.seed,
-    )
+    config = config_from_args(RefineConfig, args)
     bars = StageBars(unit="step")
     done = [0]
 
