@@ -72,20 +72,10 @@ def test_emulated_cuda_filtered_lrelu_matches_ref(emu, case):
         wd = _native_ops._prepare_filter(fd, 1.0, flip, x)
         c = -1.0 if clamp is None else clamp
         y = emu.filtered_lrelu_fwd(x, wu, wd, b, up, down, *upfirdn2d.parse_padding(padding), gain, slope, c)
-        ref = filtered_lrelu.filtered_lrelu(
-            x,
-            fu,
-            fd,
-            b,
-            up=up,
-            down=down,
-            padding=padding,
-            gain=gain,
-            slope=slope,
-            clamp=clamp,
-            flip_filter=flip,
-            impl="ref",
+        settings = dict(
+            up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip
         )
+        ref = filtered_lrelu.filtered_lrelu(x, fu, fd, b, impl="ref", **settings)
         assert y.shape == ref.shape
         assert torch.isfinite(y).all()  # every output written, no uninitialised shared memory read
         assert (y - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
@@ -100,20 +90,10 @@ def test_emulated_cuda_filtered_lrelu_grad_matches_ref(emu, case):
         wu = _native_ops._prepare_filter(fu, float(up**2), flip, x)
         wd = _native_ops._prepare_filter(fd, 1.0, flip, x)
         xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
-        ref = filtered_lrelu.filtered_lrelu(
-            xr,
-            fu,
-            fd,
-            br,
-            up=up,
-            down=down,
-            padding=padding,
-            gain=gain,
-            slope=slope,
-            clamp=clamp,
-            flip_filter=flip,
-            impl="ref",
+        settings = dict(
+            up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip
         )
+        ref = filtered_lrelu.filtered_lrelu(xr, fu, fd, br, impl="ref", **settings)
         dy = _rand(*ref.shape, seed=4)
         ref.backward(dy)
         c = -1.0 if clamp is None else clamp

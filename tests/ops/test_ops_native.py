@@ -15,7 +15,7 @@ import torch
 import ops_cuda
 from ops_cuda import _native, bias_act, filtered_lrelu, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
-from tests.ops.conftest import max_diff
+from tests.ops.conftest import max_diff, official_filtered_lrelu
 
 TOL = 1e-5
 
@@ -262,20 +262,8 @@ def _flrelu_grads_fused_and_ref(case, batch, gain, slope, clamp, flip, dtype=tor
     if noncontig:
         x = _rand(batch, w, 4, h + 1, dtype=dtype).permute(0, 2, 3, 1)[:, :, 1:] * 2
     xr, br = x.clone().requires_grad_(), b.clone().requires_grad_()
-    y = filtered_lrelu.filtered_lrelu(
-        xr,
-        fu,
-        fd,
-        br,
-        up=up,
-        down=down,
-        padding=padding,
-        gain=gain,
-        slope=slope,
-        clamp=clamp,
-        flip_filter=flip,
-        impl="ref",
-    )
+    settings = dict(up=up, down=down, padding=padding, gain=gain, slope=slope, clamp=clamp, flip_filter=flip)
+    y = filtered_lrelu.filtered_lrelu(xr, fu, fd, br, impl="ref", **settings)
     dy = _rand(*y.shape, seed=5, dtype=dtype)
     if noncontig:
         dy = _rand(*reversed(y.shape), seed=5, dtype=dtype).permute(3, 2, 1, 0)
@@ -451,28 +439,8 @@ def test_official_bias_act_and_upfirdn2d_cpu(official):
 
 @pytest.mark.parametrize("layer", ["L2_36_64", "L11_84_64"])
 def test_official_filtered_lrelu_cpu(official, layer):
-    t, params = official
-    p = params[f"filtered_lrelu_{layer}"]
-    k = f"filtered_lrelu_{layer}/"
-    x = t[k + "x"].clone().requires_grad_()
-    b = t[k + "b"].clone().requires_grad_()
-    fu = t[k + "fu"] if t[k + "fu"].numel() else None
-    fd = t[k + "fd"] if t[k + "fd"].numel() else None
-    y = filtered_lrelu.filtered_lrelu(
-        x,
-        fu,
-        fd,
-        b,
-        up=p["up"],
-        down=p["down"],
-        padding=p["padding"],
-        gain=p["gain"],
-        slope=p["slope"],
-        clamp=p["clamp"],
-        flip_filter=p["flip_filter"],
-        impl="cpu",
-    )
-    (y * t[k + "grad_weights"]).sum().backward()
+    t = official[0]
+    y, x, b, k = official_filtered_lrelu(official, layer, "cpu")
     assert y.shape == t[k + "y"].shape
     scale = t[k + "y"].abs().max().item()
     assert max_diff(y, t[k + "y"]) <= TOL * max(1, scale)

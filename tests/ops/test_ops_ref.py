@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import ops_cuda
 from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
-from tests.ops.conftest import max_diff
+from tests.ops.conftest import max_diff, official_filtered_lrelu
 
 ATOL = 1e-5  # measured: the reference matches the official fixtures bit-exactly on CPU
 
@@ -55,28 +55,8 @@ def test_upfirdn2d_matches_official(official):
 
 @pytest.mark.parametrize("layer", ["L2_36_64", "L11_84_64"])
 def test_filtered_lrelu_matches_official(official, layer):
-    t, params = official
-    p = params[f"filtered_lrelu_{layer}"]
-    k = f"filtered_lrelu_{layer}/"
-    x = t[k + "x"].clone().requires_grad_()
-    b = t[k + "b"].clone().requires_grad_()
-    fu = t[k + "fu"] if t[k + "fu"].numel() else None  # empty means identity
-    fd = t[k + "fd"] if t[k + "fd"].numel() else None
-    y = filtered_lrelu.filtered_lrelu(
-        x,
-        fu,
-        fd,
-        b,
-        up=p["up"],
-        down=p["down"],
-        padding=p["padding"],
-        gain=p["gain"],
-        slope=p["slope"],
-        clamp=p["clamp"],
-        flip_filter=p["flip_filter"],
-        impl="ref",
-    )
-    (y * t[k + "grad_weights"]).sum().backward()
+    t = official[0]
+    y, x, b, k = official_filtered_lrelu(official, layer, "ref")
     assert y.shape == t[k + "y"].shape
     assert max_diff(y, t[k + "y"]) <= ATOL
     assert max_diff(x.grad, t[k + "dx"]) <= ATOL
