@@ -158,11 +158,11 @@ def test_unwritable_or_missing_folder_is_a_clear_error(sg2, tmp_path):
 @pytest.mark.parametrize("free_bytes,match", [(0, "disk is full"), (10**12, "on the terminal")])
 def test_encoder_failure_like_a_full_disk_leaves_nothing(sg2, tmp_path, monkeypatch, free_bytes, match):
     # A stand-in encoder that reads some frames, leaves a cut-off file, complains like ffmpeg on a
-    # full disk and fails; every other ffmpeg call (reading the result back) is the real ffmpeg.
+    # full disk and fails; every other ffmpeg call (reading the result back) runs the real ffmpeg.
     fake = tmp_path / "fake_ffmpeg.py"
     fake.write_text(
         "import os, sys\n"
-        "if 'rawvideo' not in sys.argv:\n"
+        "if sys.argv[sys.argv.index('-i') + 1] != '-':  # not the encoder (frames on stdin)\n"
         f"    os.execv({imageio_ffmpeg.get_ffmpeg_exe()!r}, ['ffmpeg', *sys.argv[1:]])\n"
         "sys.stdin.buffer.read(100)\n"
         "open(sys.argv[-1], 'wb').write(b'\\0\\0\\0\\x18ftypisom')\n"
