@@ -183,21 +183,15 @@ def bench_flrelu_backward(name: str, batch: int, repeat: int) -> tuple[list[str]
 
 def flrelu_backward_main(args, argv) -> int:
     rows, summary = [], []
-    for spec in args.flrelu_backward:
-        name, _, batch = spec.partition(":")
-        if name not in CONFIGS or not batch.isdigit():
-            print(f"--flrelu-backward expects CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}")
-            return 2
-        config_rows, (old, fused, fwd) = bench_flrelu_backward(name, int(batch), args.repeat)
+    for name, batch in args.flrelu_backward:
+        config_rows, (old, fused, fwd) = bench_flrelu_backward(name, batch, args.repeat)
         rows += config_rows
         summary.append(
             f"| {name} | {batch} | {fwd:.0f} | {old:.0f} | {fused:.0f} | {old / fused:.2f}x | "
             f"{(old - fwd) / max(fused - fwd, 1e-9):.1f}x |"
         )
-    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
     body = (
-        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
+        report_header(args, argv)
         + "fp32, CPU kernels. Forward = the fused forward kernel; fwd + bwd = forward then the first-order "
         "backward (dx and db) with the old unfused backward (upfirdn2d kernel calls plus torch elementwise "
         "passes over the full-size upsampled tensor) or the fused backward kernel. Old and fused were "
@@ -213,10 +207,7 @@ def flrelu_backward_main(args, argv) -> int:
         "| config | layer call | forward ms | fwd + bwd old ms | fwd + bwd fused ms | speed-up | u MB "
         "| diff |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section("Ops: filtered_lrelu backward", body)
-    print(body)
-    return 0
+    return publish(args, "Ops: filtered_lrelu backward", body)
 
 
 def load_build(path: str):
@@ -283,21 +274,15 @@ def bench_builds(other_path: str, name: str, batch: int, repeat: int) -> tuple[l
 
 def builds_main(args, argv) -> int:
     rows, summary = [], []
-    for spec in args.builds_at:
-        name, _, batch = spec.partition(":")
-        if name not in CONFIGS or not batch.isdigit():
-            print(f"--builds-at expects CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}")
-            return 2
-        config_rows, t = bench_builds(args.other_build, name, int(batch), args.repeat)
+    for name, batch in args.builds_at:
+        config_rows, t = bench_builds(args.other_build, name, batch, args.repeat)
         rows += config_rows
         summary.append(
             f"| {name} | {batch} | {t[0]:.2f} | {t[1]:.2f} | {t[0] / t[1]:.2f}x | {t[2]:.2f} | {t[3]:.2f} "
             f"| {t[2] / t[3]:.2f}x |"
         )
-    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
     body = (
-        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
+        report_header(args, argv)
         + "filtered_lrelu CPU kernels of two builds loaded in one process: 'other' = "
         f"`{os.path.basename(args.other_build)}`, "
         "'current' = this checkout's. Process CPU time (best of the repeats, the builds alternating), "
@@ -313,8 +298,30 @@ def builds_main(args, argv) -> int:
         "| diff |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
+    return publish(args, "Ops: filtered_lrelu kernels, two builds", body)
+
+
+def config_batch(spec: str) -> tuple[str, int]:
+    """argparse type of CONFIG:BATCH options: the config name and the batch size."""
+    name, _, batch = spec.partition(":")
+    if name not in CONFIGS or not batch.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}"
+        )
+    return name, int(batch)
+
+
+def report_header(args, argv) -> str:
+    """The command line, machine and note every benchmarks.md section starts with."""
+    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
+    note = f"{args.note}\n\n" if args.note else ""
+    return f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n{note}"
+
+
+def publish(args, title: str, body: str) -> int:
+    """Print a section, and with --write put it into docs/benchmarks.md."""
     if args.write:
-        write_section("Ops: filtered_lrelu kernels, two builds", body)
+        write_section(title, body)
     print(body)
     return 0
 
@@ -338,13 +345,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--flrelu-backward",
         nargs="+",
+        type=config_batch,
         metavar="CONFIG:BATCH",
         help="time filtered_lrelu forward + backward, old unfused vs fused backward (e.g. sg3t-64:16)",
     )
     p.add_argument(
         "--other-build", metavar="SO", help="another build's compiled extension file to compare with"
     )
-    p.add_argument("--builds-at", nargs="+", metavar="CONFIG:BATCH", default=["sg3r-256:1", "sg3t-256:1"])
+    p.add_argument(
+        "--builds-at",
+        nargs="+",
+        type=config_batch,
+        metavar="CONFIG:BATCH",
+        default=[("sg3r-256", 1), ("sg3t-256", 1)],
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args(argv)
     if args.threads is not None:
@@ -364,10 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += config_rows
         for op, (ms_ref, ms_cpu) in totals.items():
             summary.append(f"| {name} | {op} | {ms_ref:.0f} | {ms_cpu:.0f} | {ms_ref / ms_cpu:.1f}x |")
-    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
     body = (
-        f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
+        report_header(args, argv)
         + "Batch 1, fp32, best of the repeats. Per image: the sum over all layer calls of one "
         "generator forward.\n\n"
         "| config | op | ref ms / image | cpu ms / image | speed-up |\n|---|---|---|---|---|\n"
@@ -376,10 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         "| config | layer call | filtered_lrelu | upfirdn2d (up + down step) | bias_act |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section("Ops: reference vs CPU kernels", body)
-    print(body)
-    return 0
+    return publish(args, "Ops: reference vs CPU kernels", body)
 
 
 if __name__ == "__main__":
