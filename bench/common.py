@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -54,3 +56,18 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + section
     BENCH_DOC.write_text(text.rstrip() + "\n")
+
+
+def report_header(module: str, argv: list[str] | None, note: str = "") -> str:
+    """The command line (without --write), machine and note a benchmarks.md section starts with."""
+    words = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write"]
+    note = f"{note}\n\n" if note else ""
+    return f"Command: `python -m {module} {shlex.join(words)}`\n\nMachine: {machine_summary()}\n\n{note}"
+
+
+def publish(name: str, body: str, write: bool) -> int:
+    """Print a report; with write (the --write option) also make it `## name` of docs/benchmarks.md."""
+    if write:
+        write_section(name, body)
+    print(body)
+    return 0

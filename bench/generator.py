@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shlex
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import time
 import torch
 
 import ops_cuda
-from bench.common import machine_summary, write_section
+from bench.common import publish, report_header
 from gan.networks import build_generator
 
 CONFIGS = {
@@ -149,13 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flops", action="store_true", help="only count conv FLOPs vs matmul throughput")
     p.add_argument("--note", default="", help="extra remark for the doc (e.g. that the machine was shared)")
     args = p.parse_args(argv)
-    cmd = "python -m bench.generator " + shlex.join(argv if argv is not None else sys.argv[1:])
-    cmd = cmd.replace(" --write", "")
-    note = f"{args.note}\n\n" if args.note else ""
+    header = report_header("bench.generator", argv, args.note)
     if args.memory:
-        return _main_memory(args, cmd, note)
+        return _main_memory(args, header)
     if args.flops:
-        return _main_flops(args, cmd, note)
+        return _main_flops(args, header)
 
     rows = []
     for arch in args.archs:
@@ -172,20 +169,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append("| " + " | ".join(str(c) for c in cells) + " |")
                 print(rows[-1], flush=True)
     body = (
-        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
-        "Best of the repeats, ms per image (mapping + synthesis, fp32, batch as given); CPU ms = "
+        header + "Best of the repeats, ms per image (mapping + synthesis, fp32, batch as given); CPU ms = "
         "process CPU time of that run over all threads; max diff = largest absolute difference of "
         "the images from those of impl 'ref' (which runs first).\n\n"
         "| config | px | G params | ops impl | batch | ms / image | CPU ms / image | max diff vs ref |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section(f"Generator forward, {args.res} px", body)
-    print(body)
-    return 0
+    return publish(f"Generator forward, {args.res} px", body, args.write)
 
 
-def _main_memory(args: argparse.Namespace, cmd: str, note: str) -> int:
+def _main_memory(args: argparse.Namespace, header: str) -> int:
     res = 1024 if args.res == 256 else args.res  # the memory question is about the 1024 px model
     cbase = 32768 if args.cbase == 16384 else args.cbase
     rows = []
@@ -198,21 +191,18 @@ def _main_memory(args: argparse.Namespace, cmd: str, note: str) -> int:
         )
         print(rows[-1], flush=True)
     body = (
-        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
-        f"Peak resident memory (ru_maxrss) of a fresh process that builds the generator (cbase {cbase}, "
+        header
+        + f"Peak resident memory (ru_maxrss) of a fresh process that builds the generator (cbase {cbase}, "
         f"cmax {args.cmax}, fp32, random weights), loads the kernels, then runs one forward at batch 1. "
         "'before' = peak before the forward (libraries + weights), 'peak' = after it, 'forward' = the "
         "difference, i.e. the memory the forward itself needed.\n\n"
         "| config | px | ops impl | before MB | peak MB | forward MB | forward s |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section(f"Generator peak memory, {res} px", body)
-    print(body)
-    return 0
+    return publish(f"Generator peak memory, {res} px", body, args.write)
 
 
-def _main_flops(args: argparse.Namespace, cmd: str, note: str) -> int:
+def _main_flops(args: argparse.Namespace, header: str) -> int:
     gflops = matmul_gflops()
     rows = []
     for arch in args.archs:
@@ -227,8 +217,7 @@ def _main_flops(args: argparse.Namespace, cmd: str, note: str) -> int:
             )
             print(rows[-1], flush=True)
     body = (
-        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n{note}"
-        f"Measured fp32 torch.mm throughput (2048 x 2048, best of 5): {gflops:.0f} GFLOP/s. "
+        header + f"Measured fp32 torch.mm throughput (2048 x 2048, best of 5): {gflops:.0f} GFLOP/s. "
         "FLOPs per image at batch 1 (multiply-add = 2) of all conv2d calls, i.e. the modulated "
         "convolutions (the fully connected layers add well under 0.1 %). GFLOP/s = those FLOPs over "
         "the whole forward's time; the last column is that rate as a fraction of the matmul "
@@ -236,10 +225,7 @@ def _main_flops(args: argparse.Namespace, cmd: str, note: str) -> int:
         "| config | px | conv GFLOP / image | ops impl | ms / image | GFLOP/s | of mm throughput |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section(f"Generator FLOPs, {args.res} px", body)
-    print(body)
-    return 0
+    return publish(f"Generator FLOPs, {args.res} px", body, args.write)
 
 
 if __name__ == "__main__":

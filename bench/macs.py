@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 import time
 from collections import Counter
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import ops_cuda
-from bench.common import machine_summary, write_section
+from bench.common import publish, report_header
 from bench.generator import CONFIGS, make_generator
 from bench.side_by_side import uptime
 
@@ -198,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true")
     p.add_argument("--note", default="")
     args = p.parse_args(argv)
-    cmd = "python -m bench.macs " + shlex.join(a for a in (argv or sys.argv[1:]) if a != "--write")
     start = uptime()
     print(f"start: {start}", flush=True)
     rows, counts = [], []
@@ -224,10 +222,9 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
     end = uptime()
     body = (
-        f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n"
-        f"`uptime` at the start: `{start}`; at the end: `{end}`.\n\n"
-        + (f"{args.note}\n\n" if args.note else "")
-        + f"{args.res} px generators, official channel settings, random weights, batch 1, fp32, impl 'auto'. "
+        report_header("bench.macs", argv, args.note)
+        + f"`uptime` at the start: `{start}`; at the end: `{end}`.\n\n"
+        f"{args.res} px generators, official channel settings, random weights, batch 1, fp32, impl 'auto'. "
         "Multiply-adds (MACs) per image; conv: the modulated convolutions; fc: mapping network and "
         "affines; fir: the resampling filter taps as our kernels run them (polyphase, separable "
         "filters as two passes, mirrored 2-D ones folded).\n\n"
@@ -241,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "| config | threads | forward CPU s | GFLOP/s | mm GFLOP/s | of mm | conv alone s | conv GFLOP/s "
         "| conv alone / forward |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    if args.write:
-        write_section(f"Multiply-adds and the CPU's limit, {args.res} px generators", body)
-    print(body)
-    return 0
+    return publish(f"Multiply-adds and the CPU's limit, {args.res} px generators", body, args.write)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from collections.abc import Callable
 import torch
 
 import ops_cuda
-from bench.common import machine_summary, write_section
+from bench.common import publish, report_header
 from bench.generator import make_generator
 from ops_cuda import bias_act, filtered_lrelu, upfirdn2d
 
@@ -191,7 +190,7 @@ def flrelu_backward_main(args, argv) -> int:
             f"{(old - fwd) / max(fused - fwd, 1e-9):.1f}x |"
         )
     body = (
-        report_header(args, argv)
+        report_header("bench.ops", argv, args.note)
         + "fp32, CPU kernels. Forward = the fused forward kernel; fwd + bwd = forward then the first-order "
         "backward (dx and db) with the old unfused backward (upfirdn2d kernel calls plus torch elementwise "
         "passes over the full-size upsampled tensor) or the fused backward kernel. Old and fused were "
@@ -207,7 +206,7 @@ def flrelu_backward_main(args, argv) -> int:
         "| config | layer call | forward ms | fwd + bwd old ms | fwd + bwd fused ms | speed-up | u MB "
         "| diff |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return publish(args, "Ops: filtered_lrelu backward", body)
+    return publish("Ops: filtered_lrelu backward", body, args.write)
 
 
 def load_build(path: str):
@@ -282,7 +281,7 @@ def builds_main(args, argv) -> int:
             f"| {t[2] / t[3]:.2f}x |"
         )
     body = (
-        report_header(args, argv)
+        report_header("bench.ops", argv, args.note)
         + "filtered_lrelu CPU kernels of two builds loaded in one process: 'other' = "
         f"`{os.path.basename(args.other_build)}`, "
         "'current' = this checkout's. Process CPU time (best of the repeats, the builds alternating), "
@@ -298,7 +297,7 @@ def builds_main(args, argv) -> int:
         "| diff |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return publish(args, "Ops: filtered_lrelu kernels, two builds", body)
+    return publish("Ops: filtered_lrelu kernels, two builds", body, args.write)
 
 
 def config_batch(spec: str) -> tuple[str, int]:
@@ -309,21 +308,6 @@ def config_batch(spec: str) -> tuple[str, int]:
             f"expected CONFIG:BATCH with CONFIG in {list(CONFIGS)}, got {spec!r}"
         )
     return name, int(batch)
-
-
-def report_header(args, argv) -> str:
-    """The command line, machine and note every benchmarks.md section starts with."""
-    cmd = "python -m bench.ops " + shlex.join(argv if argv is not None else sys.argv[1:])
-    note = f"{args.note}\n\n" if args.note else ""
-    return f"Command: `{cmd.replace(' --write', '')}`\n\nMachine: {machine_summary()}\n\n{note}"
-
-
-def publish(args, title: str, body: str) -> int:
-    """Print a section, and with --write put it into docs/benchmarks.md."""
-    if args.write:
-        write_section(title, body)
-    print(body)
-    return 0
 
 
 def _taps(f: torch.Tensor | None) -> str:
@@ -379,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         for op, (ms_ref, ms_cpu) in totals.items():
             summary.append(f"| {name} | {op} | {ms_ref:.0f} | {ms_cpu:.0f} | {ms_ref / ms_cpu:.1f}x |")
     body = (
-        report_header(args, argv)
+        report_header("bench.ops", argv, args.note)
         + "Batch 1, fp32, best of the repeats. Per image: the sum over all layer calls of one "
         "generator forward.\n\n"
         "| config | op | ref ms / image | cpu ms / image | speed-up |\n|---|---|---|---|---|\n"
@@ -388,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "| config | layer call | filtered_lrelu | upfirdn2d (up + down step) | bias_act |\n"
         "|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return publish(args, "Ops: reference vs CPU kernels", body)
+    return publish("Ops: reference vs CPU kernels", body, args.write)
 
 
 if __name__ == "__main__":
