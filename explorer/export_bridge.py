@@ -115,7 +115,11 @@ class ExportBridge(QObject):
             job = make_job(recipe, settings)
             model = load_model(model_path, training_nets=False)
             result = render_video(
-                job, model, out_path, progress=lambda d, t: report((d, t)), should_stop=should_stop
+                job,
+                model,
+                out_path,
+                progress=lambda done, total, what="": report((done, total)),
+                should_stop=should_stop,
             )
             return dataclasses.asdict(result)
 
@@ -138,7 +142,12 @@ class ExportBridge(QObject):
             job = make_job(recipe, settings)
             models = [load_model(p, training_nets=False) for p in model_paths]
             result = render_compare_video(
-                job, models, out_path, labels, progress=lambda d, t: report((d, t)), should_stop=should_stop
+                job,
+                models,
+                out_path,
+                labels,
+                progress=lambda done, total, what="": report((done, total)),
+                should_stop=should_stop,
             )
             return dataclasses.asdict(result)
 

@@ -698,7 +698,7 @@ class RenderBridge(QObject):
                     model.loaded.G,
                     num_samples=num_samples,
                     num_components=num_components,
-                    progress=lambda done, total: report((int(done), int(total))),
+                    progress=lambda done, total, what="": report((int(done), int(total))),
                     should_stop=should_stop,
                 )
 

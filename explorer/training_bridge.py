@@ -227,7 +227,10 @@ class TrainingBridge(QObject):
 
             config = ConvertConfig(source=source, dest=dest, resolution=int(resolution), transform=transform)
             result = convert_dataset(
-                config, progress_bar=False, progress=lambda d, t: report((d, t)), should_stop=should_stop
+                config,
+                progress_bar=False,
+                progress=lambda done, total, what="": report((done, total)),
+                should_stop=should_stop,
             )
             return {"dest": result.dest, "written": result.written, "summary": result.summary()}
 

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from gan.errors import Cancelled, UserError
+from gan.progress import Progress
 from gan.video import (
     ARCH_LABELS,
     Mp4Writer,
@@ -283,7 +284,7 @@ def render_compare_video(
     models: Sequence,
     out_path: str | os.PathLike,
     labels: Sequence[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> VideoResult:
     """One MP4 with the models side by side, each labelled with its name and architecture; every

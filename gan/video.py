@@ -39,6 +39,7 @@ from PIL import Image
 from gan import config_help
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_file
+from gan.progress import Progress
 from gan.render import Edit, RenderArgs, Renderer, RenderError, seed_to_z
 
 KINDS = ("rotate", "translate", "interp", "sweep")
@@ -501,7 +502,7 @@ def render_video(
     job: VideoJob,
     renderer_or_model,
     out_path: str | os.PathLike,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> VideoResult:
     """Render and encode job into out_path (an .mp4). renderer_or_model: a gan.render.Renderer,

@@ -57,7 +57,7 @@ def test_report_numbers(toon32, classifier):
         num_real=32,
         swd_num=16,
         G_init=G0,
-        progress=lambda stage, done, total: stages.append(stage),
+        progress=lambda done, total, what="": stages.append(what),
     )
     assert (report.num_generated, report.num_real, report.swd_num) == (12, 32, 16)
     assert set(report.heads) == set(classifier.heads) == {"style", "hair_colour", "glasses"}

@@ -135,7 +135,7 @@ def _measure(blended: dict, seeds: list[int], psi: float, classifier_path: str, 
     predicted = {}
     for i, (w, G) in enumerate(blended.items()):
         predicted[w] = clf.predict(render_edited(G, seeds, psi=psi))
-        bars("classify (images)", (i + 1) * len(seeds), len(blended) * len(seeds))
+        bars((i + 1) * len(seeds), len(blended) * len(seeds), "classify (images)")
     print(f"class rates of {len(seeds)} seeds at blend weights {' / '.join(f'{w:g}' for w in blended)}:")
     for head, classes in clf.heads.items():
         for index, cls in enumerate(classes):

@@ -236,7 +236,7 @@ def _run_pca(args: argparse.Namespace) -> int:
             num_samples=args.num_samples,
             num_components=args.components,
             seed=args.seed,
-            progress=lambda done, total: bars("sampling W", done, total),
+            progress=lambda done, total, what="": bars(done, total, "sampling W"),
         )
     finally:
         bars.close()
@@ -308,11 +308,9 @@ def _run_refine(args: argparse.Namespace) -> int:
     clf = load_classifier(args.classifier, device=args.device)
     config = config_from_args(RefineConfig, args)
     bars = StageBars(unit="step")
-    done = [0]
 
-    def progress(step, total):
-        done[0] += 1
-        bars("refining", done[0], total, f"target {step.target_loss:.3f}, keep {step.keep_loss:.3f}")
+    def progress(done: int, total: int, losses: str = "") -> None:
+        bars(done, total, "refining", losses)
 
     try:
         refined, history = refine_direction(model.G, clf, direction, config, progress=progress)

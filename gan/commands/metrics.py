@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     last_report = [0.0]
 
-    def progress(what: str, done: int, total: int) -> None:
+    def progress(done: int, total: int, what: str = "") -> None:
         now = time.monotonic()
         if args.json or (now - last_report[0] < 1.0 and done < total):
             return

@@ -1,4 +1,4 @@
-"""Terminal progress for work reported as progress(stage, done, total): one tqdm bar per stage.
+"""Terminal progress for work reported as progress(done, total, what): one tqdm bar per stage.
 
 Not a sub-command (gan/cli.py lists the command modules by name)."""
 
@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 
 class StageBars:
-    """Callable progress(stage, done, total, note=""). On a terminal: one tqdm bar per stage. Else
+    """A gan.progress.Progress: bars(done, total, stage) (plus an optional note shown next to the
+    counts). On a terminal: one tqdm bar per stage. Else
     (a pipe, a log file, an IDE) a plain line per stage at its start, every `every_s` seconds and
     at its end, so a long run is never silent."""
 
@@ -22,7 +23,8 @@ class StageBars:
         self.bars: dict[str, tqdm] = {}
         self._lines: dict[str, tuple[float, float]] = {}  # stage -> (start, last line printed)
 
-    def __call__(self, stage: str, done: int, total: int, note: str = "") -> None:
+    def __call__(self, done: int, total: int, what: str = "", note: str = "") -> None:
+        stage = what or self.unit
         if self.tty:
             self._bar(stage, done, total, note)
         else:

@@ -39,6 +39,7 @@ from gan.data.dataset import (
 )
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_dir, create_temp_file
+from gan.progress import Progress
 
 TRANSFORMS = ("center-crop", "center-crop-wide", "resize")
 _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, PIL.Image.DecompressionBombError)
@@ -118,7 +119,7 @@ class ConvertReport:
 def convert_dataset(
     config: ConvertConfig,
     progress_bar: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ConvertReport:
     """progress_bar: show a tqdm bar; progress(done, total) per source file (for GUIs);

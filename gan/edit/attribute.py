@@ -28,6 +28,7 @@ import torch
 from gan.edit.directions import Direction, orthogonalize
 from gan.edit.pca import sample_w
 from gan.errors import Cancelled, UserError
+from gan.progress import Progress
 
 LabelFn = Callable[[torch.Tensor | None, torch.Tensor], dict[str, np.ndarray]]
 
@@ -90,7 +91,7 @@ def label_samples(
     label_fn: LabelFn,
     render: bool = True,
     batch_size: int = 32,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores of label_fn for every w (rendered with const noise when render=True)."""
@@ -150,7 +151,7 @@ def compute_attribute_directions(
     condition_on: list[str] | tuple[str, ...] = (),
     seed: int = 0,
     render: bool = True,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
 ) -> list[Direction]:
@@ -160,7 +161,7 @@ def compute_attribute_directions(
     the model never draws) is skipped: on_skip(key, reason), or a warning without on_skip.
     An attribute named explicitly that cannot be fitted raises UserError.
 
-    progress(stage, done, total) with stage 'sampling' or 'labelling'; should_stop() is polled
+    progress(done, total, stage) with stage 'sampling' or 'labelling'; should_stop() is polled
     between batches and raises gan.errors.Cancelled."""
     if not attributes:
         raise UserError("name at least one attribute")
@@ -168,7 +169,7 @@ def compute_attribute_directions(
         raise UserError(f"{num_samples} samples are too few for a boundary; use a few thousand")
 
     def stage(name):
-        return None if progress is None else (lambda done, total: progress(name, done, total))
+        return None if progress is None else (lambda done, total, what="": progress(done, total, name))
 
     ws = sample_w(G, num_samples, seed=seed, progress=stage("sampling"), should_stop=should_stop)
     scores = label_samples(

@@ -22,6 +22,7 @@ import torch
 
 from gan.edit.directions import Direction
 from gan.errors import Cancelled, UserError
+from gan.progress import Progress
 
 
 def default_layer_range(rank: int, num_components: int, num_ws: int) -> tuple[int, int]:
@@ -40,7 +41,7 @@ def sample_w(
     num_samples: int,
     seed: int = 0,
     batch_size: int = 1000,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """num_samples ws [N, w_dim] float32 from z ~ N(0, I) (random one-hot classes if conditional),
@@ -70,7 +71,7 @@ def compute_pca_directions(
     num_samples: int = 10000,
     num_components: int = 20,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> list[Direction]:
     """The top `num_components` principal directions of W as Directions named 'pc0', 'pc1', ...

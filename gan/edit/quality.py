@@ -28,8 +28,7 @@ import torch
 from gan.edit.measure import render_edited
 from gan.errors import Cancelled, UserError
 from gan.metrics import swd as swd_metric
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+from gan.progress import Progress
 
 
 @dataclass
@@ -93,7 +92,7 @@ def _load_real(
             raise Cancelled("reading real images was stopped")
         out.append(np.asarray(dataset[int(i)][0]).transpose(1, 2, 0))
         if progress is not None and ((k + 1) % 64 == 0 or k + 1 == len(indices)):
-            progress(stage, k + 1, len(indices))
+            progress(k + 1, len(indices), stage)
     return np.ascontiguousarray(np.stack(out))
 
 
@@ -157,7 +156,7 @@ def _render(
     for i in range(0, len(seeds), batch_size):
         out.append(render_edited(G, seeds[i : i + batch_size], psi=psi, should_stop=should_stop))
         if progress is not None:
-            progress(stage, min(i + batch_size, len(seeds)), len(seeds))
+            progress(min(i + batch_size, len(seeds)), len(seeds), stage)
     return np.concatenate(out)
 
 

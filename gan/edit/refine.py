@@ -40,6 +40,7 @@ from gan.edit.classifier import random_shift, to_input
 from gan.edit.directions import Direction, unit
 from gan.edit.pca import sample_w
 from gan.errors import Cancelled, UserError
+from gan.progress import Progress
 
 
 @dataclass
@@ -107,11 +108,11 @@ def refine_direction(
     classifier,
     direction: Direction,
     config: RefineConfig,
-    progress: Callable[[RefineStep, int], None] | None = None,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[Direction, list[RefineStep]]:
     """The refined direction (same name and layer range, new vector and slider unit) and the
-    per-step losses. progress(step, total) after each step; should_stop() is polled before each
+    per-step losses. progress(done, total, losses) after each step; should_stop() is polled before each
     step and raises gan.errors.Cancelled."""
     head, target_idx = config.validate(classifier.heads)
     net = classifier.net
@@ -175,7 +176,8 @@ def refine_direction(
             record = RefineStep(step, float(target_loss.detach()), float(keep_loss.detach()))
             history.append(record)
             if progress is not None:
-                progress(record, config.steps)
+                losses = f"target {record.target_loss:.3f}, keep {record.keep_loss:.3f}"
+                progress(len(history), config.steps, losses)
     finally:
         for p in trainable:
             p.requires_grad_(True)

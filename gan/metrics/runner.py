@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,7 @@ import torch
 from gan.data.dataset import seeded_subset
 from gan.errors import UserError
 from gan.metrics import equivariance, fid, inception, swd, toon_features
-
-ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
+from gan.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -90,7 +89,7 @@ class _Context:
     seed: int
     device: torch.device
     cache: Path | None
-    progress: ProgressFn | None
+    progress: Progress | None
 
 
 def run_metrics(
@@ -106,7 +105,7 @@ def run_metrics(
     batch_size: int = 16,
     seed: int = 0,
     cache: bool | str | os.PathLike = True,
-    progress: ProgressFn | None = None,
+    progress: Progress | None = None,
 ) -> MetricsReport:
     """Compute the named metrics. dataset: None, a path, or an object with len() and
     [i] -> (uint8 CHW array, label). Metrics that cannot run (no Inception weights, no input
@@ -258,7 +257,7 @@ def _with_progress(batches, what: str, total: int, ctx: _Context):
         yield batch
         done += batch.shape[0]
         if ctx.progress is not None:
-            ctx.progress(what, min(done, total), total)
+            ctx.progress(min(done, total), total, what)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +331,7 @@ def _equivariance_metrics(ctx: _Context, names: list[str]) -> dict[str, float]:
 
         def progress(done, num=num):
             if ctx.progress is not None:
-                ctx.progress("equivariance samples", done, num)
+                ctx.progress(done, num, "equivariance samples")
 
         psnr = equivariance.compute_equivariance(
             ctx.G,

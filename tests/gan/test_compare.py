@@ -137,7 +137,7 @@ def test_compare_video_frames_and_layout(
     job = VideoJob(kind="rotate", seeds=[4], fps=5, duration=1.2, upscale=4, upscale_filter="nearest", crf=0)
     out = tmp_path / "cmp.mp4"
     seen = []
-    result = render_compare_video(job, renderers, out, progress=lambda d, t: seen.append((d, t)))
+    result = render_compare_video(job, renderers, out, progress=lambda d, t, what="": seen.append((d, t)))
     frames, meta = read_mp4(out)
     assert len(frames) == result.frames == 6 == round(job.fps * job.duration) and seen[-1] == (6, 6)
     layout = panel_layout(3, 64)

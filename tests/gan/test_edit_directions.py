@@ -33,7 +33,7 @@ def G():
 def test_pca_directions_are_orthonormal_and_ordered(G):
     calls = []
     dirs = compute_pca_directions(
-        G, num_samples=3000, num_components=6, progress=lambda d, t: calls.append((d, t))
+        G, num_samples=3000, num_components=6, progress=lambda d, t, what="": calls.append((d, t))
     )
     assert [d.name for d in dirs] == [f"pc{i}" for i in range(6)] and all(d.kind == "pca" for d in dirs)
     V = np.stack([d.vector for d in dirs]).astype(np.float64)

@@ -81,9 +81,10 @@ def test_refinement_keeps_the_kept_head_and_the_target(G):
     )
     steps = []
     refined, history = refine_direction(
-        G, ColourClassifier(), start, config, progress=lambda s, n: steps.append(n)
+        G, ColourClassifier(), start, config, progress=lambda done, total, what="": steps.append((done, what))
     )
-    assert len(history) == len(steps) == 40
+    assert len(history) == len(steps) == 40 and [d for d, _ in steps] == list(range(1, 41))
+    assert steps[-1][1] == f"target {history[-1].target_loss:.3f}, keep {history[-1].keep_loss:.3f}"
     assert np.isclose(np.linalg.norm(refined.vector), 1, atol=1e-5)
     assert refined.name == start.name and refined.layer_start == start.layer_start
     red_before, hits_before = _effect(G, start, 3.0)

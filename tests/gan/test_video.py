@@ -61,7 +61,7 @@ def test_each_kind_writes_playable_mp4(request, tmp_path, arch, kind, extra):
         job.direction = np.random.default_rng(0).standard_normal(w_dim).astype(np.float32)
     seen = []
     out = tmp_path / f"{kind}.mp4"
-    result = render_video(job, renderer, out, progress=lambda d, t: seen.append((d, t)))
+    result = render_video(job, renderer, out, progress=lambda d, t, what="": seen.append((d, t)))
     frames, meta = read_mp4(out)
     assert len(frames) == result.frames == job.fps * job.duration == 4
     assert meta["size"] == (16, 16) and meta["fps"] == 4
