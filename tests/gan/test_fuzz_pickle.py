@@ -24,20 +24,17 @@ import torch
 from gan.errors import ModelLoadError
 from gan.model_io import load_model
 from gan.networks.stylegan2 import Generator
-from tests.support.official_layout import Persistent, augment_pipe, install_official_modules, official_layout
+from tests.support.official_layout import (
+    Persistent,
+    augment_pipe,
+    install_official_modules,
+    official_layout,
+    tiny_sg2_init_kwargs,
+)
 
 FUZZ_CASES = int(os.environ.get("GAN_FUZZ_CASES", "150"))
 HANG_GUARD_S = 60.0  # a case taking this long is a hang, not slowness
-TINY = dict(
-    z_dim=4,
-    w_dim=4,
-    c_dim=0,
-    img_resolution=8,
-    img_channels=3,
-    channel_base=32,
-    channel_max=4,
-    mapping_kwargs=dict(num_layers=1),
-)
+TINY = tiny_sg2_init_kwargs(dim=4, res=8, channel_base=32, mapping_layers=1)
 
 
 @pytest.fixture(autouse=True)

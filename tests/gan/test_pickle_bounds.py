@@ -24,18 +24,14 @@ from gan.io import safe_unpickle
 from gan.io.safe_unpickle import load_restricted
 from gan.model_io import load_model
 from gan.networks.stylegan2 import Generator
-from tests.support.official_layout import Persistent, install_official_modules, official_layout
-
-TINY = dict(
-    z_dim=8,
-    w_dim=8,
-    c_dim=0,
-    img_resolution=16,
-    img_channels=3,
-    channel_base=128,
-    channel_max=8,
-    mapping_kwargs=dict(num_layers=2),
+from tests.support.official_layout import (
+    Persistent,
+    install_official_modules,
+    official_layout,
+    tiny_sg2_init_kwargs,
 )
+
+TINY = tiny_sg2_init_kwargs(dim=8, res=16, channel_base=128, mapping_layers=2)
 
 
 @pytest.fixture(autouse=True)

@@ -151,6 +151,21 @@ def _keep(value) -> bool:
     return isinstance(value, _PLAIN)
 
 
+def tiny_sg2_init_kwargs(dim: int, res: int, channel_base: int, mapping_layers: int) -> dict:
+    """init_kwargs of a tiny unconditional RGB official StyleGAN2 generator: z, w and the widest
+    layer all `dim` wide (the pickle tests load many variants of one, so it must be cheap)."""
+    return dict(
+        z_dim=dim,
+        w_dim=dim,
+        c_dim=0,
+        img_resolution=res,
+        img_channels=3,
+        channel_base=channel_base,
+        channel_max=dim,
+        mapping_kwargs=dict(num_layers=mapping_layers),
+    )
+
+
 def official_layout(
     module: torch.nn.Module, official_module: str, init_kwargs: dict | None = None, class_name: str = ""
 ) -> Persistent:
