@@ -15,7 +15,8 @@ import torch
 import ops_cuda
 from ops_cuda import _native, bias_act, filtered_lrelu, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
-from tests.ops.conftest import max_diff, official_filtered_lrelu
+from tests.ops.conftest import max_diff, official_bias_act, official_filtered_lrelu, official_upfirdn2d
+from tests.support.tiny import make_plain_generator
 
 TOL = 1e-5
 
@@ -410,30 +411,12 @@ def test_unsupported_dtype_warns_and_uses_ref():
 
 
 def test_official_bias_act_and_upfirdn2d_cpu(official):
-    t, params = official
-    p = params["bias_act"]
-    x = t["bias_act/x"].clone().requires_grad_()
-    b = t["bias_act/b"].clone().requires_grad_()
-    y = bias_act.bias_act(
-        x, b, dim=p["dim"], act=p["act"], alpha=p["alpha"], gain=p["gain"], clamp=p["clamp"], impl="cpu"
-    )
-    (y * t["bias_act/grad_weights"]).sum().backward()
+    t = official[0]
+    y, x, b = official_bias_act(official, "cpu")
     assert max_diff(y, t["bias_act/y"]) <= TOL
     assert max_diff(x.grad, t["bias_act/dx"]) <= TOL and max_diff(b.grad, t["bias_act/db"]) <= TOL * 10
 
-    p = params["upfirdn2d"]
-    x = t["upfirdn2d/x"].clone().requires_grad_()
-    y = upfirdn2d.upfirdn2d(
-        x,
-        t["upfirdn2d/f"],
-        up=p["up"],
-        down=p["down"],
-        padding=p["padding"],
-        flip_filter=p["flip_filter"],
-        gain=p["gain"],
-        impl="cpu",
-    )
-    (y * t["upfirdn2d/grad_weights"]).sum().backward()
+    y, x = official_upfirdn2d(official, "cpu")
     assert max_diff(y, t["upfirdn2d/y"]) <= TOL and max_diff(x.grad, t["upfirdn2d/dx"]) <= TOL
 
 
@@ -453,23 +436,7 @@ def test_official_filtered_lrelu_cpu(official, layer):
 
 @pytest.mark.parametrize("arch", ["stylegan3-t", "stylegan3-r"])
 def test_tiny_sg3_generator_cpu_equals_ref(arch):
-    from gan.networks import build_generator
-
-    torch.manual_seed(0)
-    kwargs = dict(
-        z_dim=16,
-        w_dim=16,
-        c_dim=0,
-        img_resolution=16,
-        img_channels=3,
-        channel_base=512,
-        channel_max=16,
-        num_fp16_res=0,
-        mapping_kwargs=dict(num_layers=2),
-    )
-    if arch == "stylegan3-r":
-        kwargs.update(conv_kernel=1, use_radial_filters=True)
-    G = build_generator(arch, kwargs).eval().requires_grad_(False)
+    G = make_plain_generator(arch).requires_grad_(False)
     z = torch.randn(2, 16, generator=_gen(12))
     images = {}
     for impl in ("cpu", "ref"):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import ops_cuda
 from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, upfirdn2d
 from ops_cuda._dispatch import IMPL_TABLE, Registry
-from tests.ops.conftest import max_diff, official_filtered_lrelu
+from tests.ops.conftest import max_diff, official_bias_act, official_filtered_lrelu, official_upfirdn2d
 
 ATOL = 1e-5  # measured: the reference matches the official fixtures bit-exactly on CPU
 
@@ -20,34 +20,16 @@ ATOL = 1e-5  # measured: the reference matches the official fixtures bit-exactly
 
 
 def test_bias_act_matches_official(official):
-    t, params = official
-    p = params["bias_act"]
-    x = t["bias_act/x"].clone().requires_grad_()
-    b = t["bias_act/b"].clone().requires_grad_()
-    y = bias_act.bias_act(
-        x, b, dim=p["dim"], act=p["act"], alpha=p["alpha"], gain=p["gain"], clamp=p["clamp"], impl="ref"
-    )
-    (y * t["bias_act/grad_weights"]).sum().backward()
+    t = official[0]
+    y, x, b = official_bias_act(official, "ref")
     assert max_diff(y, t["bias_act/y"]) <= ATOL
     assert max_diff(x.grad, t["bias_act/dx"]) <= ATOL
     assert max_diff(b.grad, t["bias_act/db"]) <= ATOL
 
 
 def test_upfirdn2d_matches_official(official):
-    t, params = official
-    p = params["upfirdn2d"]
-    x = t["upfirdn2d/x"].clone().requires_grad_()
-    y = upfirdn2d.upfirdn2d(
-        x,
-        t["upfirdn2d/f"],
-        up=p["up"],
-        down=p["down"],
-        padding=p["padding"],
-        flip_filter=p["flip_filter"],
-        gain=p["gain"],
-        impl="ref",
-    )
-    (y * t["upfirdn2d/grad_weights"]).sum().backward()
+    t = official[0]
+    y, x = official_upfirdn2d(official, "ref")
     assert y.shape == t["upfirdn2d/y"].shape
     assert max_diff(y, t["upfirdn2d/y"]) <= ATOL
     assert max_diff(x.grad, t["upfirdn2d/dx"]) <= ATOL
