@@ -11,18 +11,9 @@ import torch
 from gan.metrics.equivariance import rotation_matrix
 from gan.networks.stylegan2 import Generator, transform_const
 from gan.networks.stylegan3 import SynthesisInput
+from tests.support.tiny import tiny_kwargs
 
-TINY = dict(
-    z_dim=8,
-    c_dim=0,
-    w_dim=8,
-    img_resolution=16,
-    img_channels=3,
-    channel_base=128,
-    channel_max=8,
-    num_fp16_res=0,
-    mapping_kwargs=dict(num_layers=2),
-)
+TINY = tiny_kwargs("stylegan2", z_dim=8, w_dim=8, channel_base=128, channel_max=8)
 
 
 def shift(tx: float, ty: float, n: int = 1) -> torch.Tensor:
