@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from gan.data.dataset_tool import DatasetWriter
+from tests.support.tiny import tiny_train_config
 
 WORLD = 2
 STEPS = 5
@@ -23,24 +24,13 @@ def _free_port() -> int:
 
 
 def _config(data: str, outdir: str):
-    from gan.train.config import TrainConfig
-
-    return TrainConfig(
-        cfg="stylegan2",
-        data=data,
-        outdir=outdir,
-        batch=8,
+    return tiny_train_config(
+        data,
+        outdir,
         kimg=1,
         tick_kimg=0.016,
         snap=100,
         aug="ada",
-        cbase=256,
-        cmax=16,
-        z_dim=16,
-        w_dim=16,
-        map_depth=2,
-        device="cpu",
-        grid_rows=1,
         seed=3,
         r1_interval=2,
         g_reg_interval=2,  # both lazy regularisers run within the few steps
