@@ -228,7 +228,6 @@ class TrainingBridge(QObject):
             config = ConvertConfig(source=source, dest=dest, resolution=int(resolution), transform=transform)
             result = convert_dataset(
                 config,
-                progress_bar=False,
                 progress=lambda done, total, what="": report((done, total)),
                 should_stop=should_stop,
             )

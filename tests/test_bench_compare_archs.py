@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def toon16(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("toon") / "toon16.zip"
-    make_toon_dataset(ToonConfig(out=str(out), count=16, resolution=16, seed=99), progress_bar=False)
+    make_toon_dataset(ToonConfig(out=str(out), count=16, resolution=16, seed=99))
     return str(out)
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def toon32(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("toon") / "toon32.zip"
-    make_toon_dataset(ToonConfig(out=str(out), count=40, resolution=32, seed=4321), progress_bar=False)
+    make_toon_dataset(ToonConfig(out=str(out), count=40, resolution=32, seed=4321))
     return str(out)
 
 

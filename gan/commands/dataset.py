@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from gan.commands.stage_bars import StageBars
 from gan.config_help import add_config_arguments, config_from_args
 
 NAME = "dataset"
@@ -39,7 +40,11 @@ def _add_convert(sub) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from gan.data.dataset_tool import ConvertConfig, convert_dataset
 
-    report = convert_dataset(config_from_args(ConvertConfig, args))
+    bars = StageBars()
+    try:
+        report = convert_dataset(config_from_args(ConvertConfig, args), progress=bars)
+    finally:
+        bars.close()
     print(report.summary())
     return 0
 
@@ -61,7 +66,12 @@ def _add_toon(sub) -> None:
 def _run_toon(args: argparse.Namespace) -> int:
     from gan.data.toon import ToonConfig, make_toon_dataset
 
-    print(make_toon_dataset(config_from_args(ToonConfig, args)).summary())
+    bars = StageBars()
+    try:
+        report = make_toon_dataset(config_from_args(ToonConfig, args), progress=bars)
+    finally:
+        bars.close()
+    print(report.summary())
     return 0
 
 

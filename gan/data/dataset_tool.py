@@ -28,7 +28,6 @@ from typing import IO, Any
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
-from tqdm import tqdm
 
 from gan.data.dataset import (
     LABELS_FILE,
@@ -118,22 +117,21 @@ class ConvertReport:
 
 def convert_dataset(
     config: ConvertConfig,
-    progress_bar: bool = True,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ConvertReport:
-    """progress_bar: show a tqdm bar; progress(done, total) per source file (for GUIs);
+    """progress(done, total, "converting") per source file (the CLI's bar, a GUI's progress);
     should_stop() -> True cancels (raises Cancelled; nothing is written)."""
     config.validate()
     files = FileSource(config.source)
     try:
-        return _convert(config, files, progress_bar, progress, should_stop)
+        return _convert(config, files, progress, should_stop)
     finally:
         files.close()
 
 
 def _convert(
-    config: ConvertConfig, files: FileSource, progress_bar: bool, progress=None, should_stop=None
+    config: ConvertConfig, files: FileSource, progress: Progress | None, should_stop
 ) -> ConvertReport:
     image_exts = _openable_extensions()
     names = [n for n in files.names() if os.path.splitext(n)[1].lower() in image_exts]
@@ -145,16 +143,14 @@ def _convert(
 
     skipped: list[tuple[str, str]] = list(files.skipped)  # unreadable folders, FIFOs, devices
     limit = int(config.max_file_mb * (1 << 20))
-    bar = tqdm(total=len(names), desc="converting", unit="img", disable=None if progress_bar else True)
-    with bar, DatasetWriter(config.dest, force=config.force) as writer:
+    with DatasetWriter(config.dest, force=config.force) as writer:
         if class_names is not None:
             writer.meta["class_names"] = class_names
         for done, name in enumerate(names):
             if should_stop is not None and should_stop():
                 raise Cancelled(f"data set conversion stopped after {done} of {len(names)} files")
-            bar.update(1)
             if progress is not None:
-                progress(done + 1, len(names))
+                progress(done + 1, len(names), "converting")
             if labels is not None and name not in labels:
                 skipped.append((name, f"no label in the source {LABELS_FILE}"))
                 continue

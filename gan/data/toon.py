@@ -51,9 +51,9 @@ import PIL.Image
 import PIL.ImageChops
 import PIL.ImageDraw
 import PIL.ImageFilter
-from tqdm import tqdm
 
 from gan.errors import Cancelled, UserError
+from gan.progress import Progress
 
 GENERATOR_VERSION = 1  # bump when the pictures change, so data sets record what drew them
 STYLES = ("photo", "anime")
@@ -746,24 +746,21 @@ def _draw_one(seed, resolution, styles, supersample, index):
 
 def make_toon_dataset(
     config: ToonConfig,
-    progress_bar: bool = True,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> ToonReport:
-    """Write a toon data set (see the module docstring); atomic, like `gan dataset convert`."""
+    """Write a toon data set (see the module docstring); atomic, like `gan dataset convert`.
+    progress(done, total, "drawing toon faces") per image."""
     from gan.data.dataset_tool import DatasetWriter
 
     config.validate()
     start = time.perf_counter()
     attributes = []
     counts = dict.fromkeys(config.styles, 0)
-    bar = tqdm(
-        total=config.count, desc="drawing toon faces", unit="img", disable=None if progress_bar else True
-    )
     draw = functools.partial(
         _draw_one, config.seed, config.resolution, tuple(config.styles), config.supersample
     )
     with contextlib.ExitStack() as stack:
-        stack.enter_context(bar)
         writer = stack.enter_context(DatasetWriter(config.out, force=config.force))
         if config.workers > 1:
             # Ordered results: image i is always written i-th, so any worker count gives the same file.
@@ -777,7 +774,8 @@ def make_toon_dataset(
             name = writer.add(image, attrs["style"])
             attributes.append([name, attrs])
             counts[STYLES[attrs["style"]]] += 1
-            bar.update(1)
+            if progress is not None:
+                progress(len(attributes), config.count, "drawing toon faces")
         writer.meta["class_names"] = list(STYLES)
         writer.meta["attributes"] = attributes
         writer.meta["attribute_classes"] = ATTRIBUTE_CLASSES

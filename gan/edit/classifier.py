@@ -38,10 +38,12 @@ import safetensors
 import safetensors.torch
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from gan.commands.stage_bars import StageBars
+from gan.config_help import add_config_arguments, config_from_args
 from gan.errors import Cancelled, UserError
 from gan.io.files import atomic_write_bytes
+from gan.progress import Progress
 
 FORMAT_NAME = "stylegan-explorer-classifier"
 FORMAT_VERSION = 1
@@ -312,11 +314,12 @@ def train_classifier(
     labels: dict[str, np.ndarray],
     config: ClassifierConfig | None = None,
     options: TrainOptions | None = None,
-    progress_bar: bool = True,
+    progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> Classifier:
-    """Train a classifier on uint8 NHWC images with integer labels per head (see load_toon_arrays)."""
+    """Train a classifier on uint8 NHWC images with integer labels per head (see load_toon_arrays).
+    progress(step, total, "training classifier") per step; on_epoch(epoch, mean loss)."""
     config = config or ClassifierConfig()
     options = options or TrainOptions()
     config.validate()
@@ -337,30 +340,28 @@ def train_classifier(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1)))
     )
-    bar = tqdm(total=total, desc="training classifier", unit="step", disable=None if progress_bar else True)
-    with bar:
-        for epoch in range(options.epochs):
-            net.train()
-            order = torch.randperm(len(images), generator=gen)
-            running = 0.0
-            for i in range(steps_per_epoch):
-                if should_stop is not None and should_stop():
-                    raise Cancelled("classifier training was stopped")
-                idx = order[i * options.batch_size : (i + 1) * options.batch_size]
-                x = x_all[idx]
-                if options.augment:
-                    x = _augment(x, gen)
-                logits = net(x)
-                loss = sum(F.cross_entropy(logits[h], y_all[h][idx]) for h in config.heads)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                running += loss.item()
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{running / (i + 1):.3f}")
-            if on_epoch is not None:
-                on_epoch(epoch + 1, running / steps_per_epoch)
+    for epoch in range(options.epochs):
+        net.train()
+        order = torch.randperm(len(images), generator=gen)
+        running = 0.0
+        for i in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                raise Cancelled("classifier training was stopped")
+            idx = order[i * options.batch_size : (i + 1) * options.batch_size]
+            x = x_all[idx]
+            if options.augment:
+                x = _augment(x, gen)
+            logits = net(x)
+            loss = sum(F.cross_entropy(logits[h], y_all[h][idx]) for h in config.heads)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.item()
+            if progress is not None:
+                progress(epoch * steps_per_epoch + i + 1, total, "training classifier")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, running / steps_per_epoch)
     return Classifier(net)
 
 
@@ -372,18 +373,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", required=True, help="held-out data set (other --seed) for the accuracies")
     parser.add_argument("--out", required=True, help="output .safetensors file")
     parser.add_argument("--resolution", type=int, default=64, help="classifier input size (default 64)")
-    parser.add_argument("--epochs", type=int, default=TrainOptions.epochs)
-    parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
-    parser.add_argument("--lr", type=float, default=TrainOptions.lr)
-    parser.add_argument("--seed", type=int, default=0)
+    add_config_arguments(parser, TrainOptions)
     args = parser.parse_args(argv)
     try:
         config = ClassifierConfig(resolution=args.resolution)
-        options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+        options = config_from_args(TrainOptions, args)
         images, labels = load_toon_arrays(args.train, config.heads)
         val_images, val_labels = load_toon_arrays(args.val, config.heads)
         start = time.perf_counter()
-        clf = train_classifier(images, labels, config, options)
+        bars = StageBars(unit="step")
+        try:
+            clf = train_classifier(images, labels, config, options, progress=bars)
+        finally:
+            bars.close()
         seconds = time.perf_counter() - start
         acc = accuracy(clf, val_images, val_labels)
         clf.training = {

@@ -94,7 +94,6 @@ def test_training_learns_a_toy_task_and_can_stop():
         labels,
         ClassifierConfig(**TINY),
         TrainOptions(epochs=4, batch_size=16, lr=1e-2, augment=False),
-        progress_bar=False,
         on_epoch=lambda e, loss: epochs.append(e),
     )
     assert epochs == [1, 2, 3, 4]
@@ -111,7 +110,7 @@ def test_training_learns_a_toy_task_and_can_stop():
 
 def test_toon_arrays_from_a_data_set(tmp_path):
     out = tmp_path / "t.zip"
-    toon.make_toon_dataset(toon.ToonConfig(out=str(out), count=6, resolution=16, seed=3), progress_bar=False)
+    toon.make_toon_dataset(toon.ToonConfig(out=str(out), count=6, resolution=16, seed=3))
     images, labels = load_toon_arrays(out, {"style": [], "glasses": []})
     expected, attrs = _toon_batch(3, 6, 16)
     np.testing.assert_array_equal(images, expected)

@@ -66,9 +66,7 @@ def _brightness_classifier(model_path, path):
     rng = np.random.default_rng(0)
     labels = {"style": style, "hair_colour": rng.integers(0, 5, 256), "glasses": rng.integers(0, 2, 256)}
     config = ClassifierConfig(resolution=16, channels=(8, 16))
-    clf = train_classifier(
-        uint8, labels, config, TrainOptions(epochs=6, lr=1e-2, augment=False), progress_bar=False
-    )
+    clf = train_classifier(uint8, labels, config, TrainOptions(epochs=6, lr=1e-2, augment=False))
     save_classifier(path, clf)
 
 

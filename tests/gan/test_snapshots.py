@@ -280,7 +280,7 @@ def test_the_shipped_old_layout_run_folder_resumes(tmp_path):
     old = json.loads((run_dir / snap.LATEST_FILE).read_text())
     assert set(old) == {"snapshot", "state", "cur_nimg", "tick"}
     data = tmp_path / "toon64.zip"
-    make_toon_dataset(ToonConfig(out=str(data), count=16, resolution=64), progress_bar=False)
+    make_toon_dataset(ToonConfig(out=str(data), count=16, resolution=64))
     before = {name: (run_dir / name).read_bytes() for name in (old["snapshot"], old["state"])}
 
     from gan.train.config import TrainConfig, load_run_config

@@ -111,7 +111,7 @@ def test_cli_writes_a_readable_labelled_data_set(tmp_path, capsys):
 def test_bad_options_are_refused(tmp_path, change, message):
     config = toon.ToonConfig(out=str(tmp_path / "x"), **change)
     with pytest.raises(UserError, match=message):
-        toon.make_toon_dataset(config, progress_bar=False)
+        toon.make_toon_dataset(config)
     assert not (tmp_path / "x").exists()
 
 
@@ -124,7 +124,7 @@ def test_stop_leaves_nothing_behind(tmp_path):
 
     with pytest.raises(Cancelled):
         config = toon.ToonConfig(out=str(tmp_path / "t.zip"), count=10, resolution=16)
-        toon.make_toon_dataset(config, False, should_stop)
+        toon.make_toon_dataset(config, should_stop=should_stop)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,7 +132,12 @@ def test_parallel_workers_write_the_same_data_set(tmp_path):
     outs = []
     for workers in (1, 2):
         out = tmp_path / f"w{workers}"
-        toon.make_toon_dataset(toon.ToonConfig(out=str(out), count=10, resolution=16, workers=workers), False)
+        seen = []
+        config = toon.ToonConfig(out=str(out), count=10, resolution=16, workers=workers)
+        toon.make_toon_dataset(
+            config, progress=lambda done, total, what="", seen=seen: seen.append((done, total, what))
+        )
+        assert seen[0] == (1, 10, "drawing toon faces") and seen[-1] == (10, 10, "drawing toon faces")
         outs.append(out)
     files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
     assert len(files) == 11
