@@ -21,12 +21,40 @@ Two formulations of the same maths, behind the usual impl switch:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ops_cuda._dispatch import get_registry
 from ops_cuda.conv2d_resample import conv2d_resample
 
 DEMOD_EPS = 1e-8  # added to the squared weight norm before rsqrt, as in the official code
+
+
+@dataclass(frozen=True)
+class ModConv:
+    """The settings of one modulated convolution, as modulated_conv2d documents them, checked and
+    typed once there and handed to whichever implementation the registry picks."""
+
+    demodulate: bool
+    padding: int
+    up: int
+    down: int
+    resample_filter: torch.Tensor | None
+    flip_weight: bool
+    input_gain: torch.Tensor | None
+    normalize: bool
+    fused: bool
+
+    def resample_kwargs(self) -> dict:
+        """conv2d_resample's keyword arguments for this layer's filter, resampling and padding."""
+        return dict(
+            f=self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=self.padding,
+            flip_weight=self.flip_weight,
+        )
 
 
 def modulated_conv2d(
@@ -62,20 +90,18 @@ def modulated_conv2d(
             f"weight {tuple(weight.shape)} (need styles [N, I] and x [N, I, ...] with I = {weight.shape[1]})"
         )
     fn = get_registry().resolve("modulated_conv2d", impl, x.device)
-    return fn(
-        x,
-        weight,
-        styles,
-        bool(demodulate),
-        int(padding),
-        int(up),
-        int(down),
-        resample_filter,
-        bool(flip_weight),
-        input_gain,
-        bool(normalize),
-        bool(fused),
+    settings = ModConv(
+        demodulate=bool(demodulate),
+        padding=int(padding),
+        up=int(up),
+        down=int(down),
+        resample_filter=resample_filter,
+        flip_weight=bool(flip_weight),
+        input_gain=input_gain,
+        normalize=bool(normalize),
+        fused=bool(fused),
     )
+    return fn(x, weight, styles, settings)
 
 
 def _input_gain(input_gain: torch.Tensor, n: int, in_ch: int) -> torch.Tensor:
@@ -83,79 +109,57 @@ def _input_gain(input_gain: torch.Tensor, n: int, in_ch: int) -> torch.Tensor:
 
 
 def modulated_conv2d_ref(
-    x,
-    weight,
-    styles,
-    demodulate,
-    padding,
-    up,
-    down,
-    resample_filter,
-    flip_weight,
-    input_gain,
-    normalize,
-    fused,
-):
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, c: ModConv
+) -> torch.Tensor:
     """NVIDIA's formulations (arguments already validated)."""
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
-    if demodulate and normalize:
+    if c.demodulate and c.normalize:
         weight = weight * weight.square().mean(dim=[1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
     w = None  # the per-sample weights [N, O, I, kh, kw], formed when NVIDIA's code forms them
-    if demodulate or fused:
+    if c.demodulate or c.fused:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, in_ch, 1, 1)
-    dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt() if demodulate else None  # [N, O]
-    conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight, impl="ref")
-    if not fused:
-        s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMOD_EPS).rsqrt() if c.demodulate else None  # [N, O]
+    conv = dict(c.resample_kwargs(), impl="ref")
+    if not c.fused:
+        s = styles if c.input_gain is None else styles * _input_gain(c.input_gain, n, in_ch)
         x = conv2d_resample(x * s.to(x.dtype).reshape(n, -1, 1, 1), weight.to(x.dtype), **conv)
-        return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if demodulate else x
-    if demodulate:
+        return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if c.demodulate else x
+    if c.demodulate:
         w = w * dcoefs.reshape(n, out_ch, 1, 1, 1)
-    if input_gain is not None:
-        w = w * _input_gain(input_gain, n, in_ch).reshape(n, 1, in_ch, 1, 1)
+    if c.input_gain is not None:
+        w = w * _input_gain(c.input_gain, n, in_ch).reshape(n, 1, in_ch, 1, 1)
     x = x.reshape(1, n * in_ch, *x.shape[2:])
     x = conv2d_resample(x, w.reshape(n * out_ch, in_ch, kh, kw).to(x.dtype), groups=n, **conv)
     return x.reshape(n, out_ch, *x.shape[2:])
 
 
 def modulated_conv2d_fast(
-    x,
-    weight,
-    styles,
-    demodulate,
-    padding,
-    up,
-    down,
-    resample_filter,
-    flip_weight,
-    input_gain,
-    normalize,
-    fused,
-):
+    x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, c: ModConv
+) -> torch.Tensor:
     """Demodulation from a small matmul; the scales folded into per-sample weights or applied to
     the activations, whichever touches fewer elements."""
     n = x.shape[0]
     in_ch, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
     out_scale = None  # [N, O] or [1, O]
-    if demodulate:
+    if c.demodulate:
         if torch.is_grad_enabled() and weight.requires_grad:
             wsq = weight.square().sum(dim=[2, 3])  # [O, I]: squared norm of each filter
         else:  # one pass, no temporary (but its gradient is undefined for an all-zero filter)
             wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square()
-        if normalize:
+        if c.normalize:
             # weight / rms(weight[o]) is folded into the output scale instead of forming a new weight.
             inv_ms = wsq.sum(dim=1, keepdim=True).mul(1.0 / (in_ch * taps)).reciprocal()  # [O, 1]
             wsq = wsq * inv_ms
             styles = styles * styles.square().mean().rsqrt()
         out_scale = (styles.square() @ wsq.t() + DEMOD_EPS).rsqrt()  # [N, O]
-        if normalize:
+        if c.normalize:
             out_scale = out_scale * inv_ms.sqrt().t()
-    s = styles if input_gain is None else styles * _input_gain(input_gain, n, in_ch)
-    conv = dict(f=resample_filter, up=up, down=down, padding=padding, flip_weight=flip_weight)
+    s = styles if c.input_gain is None else styles * _input_gain(c.input_gain, n, in_ch)
+    conv = c.resample_kwargs()
     out_ch, kh, kw = weight.shape[0], weight.shape[2], weight.shape[3]
-    if kh == 1 and kw == 1 and up == 1 and down == 1 and padding == 0:
+    if kh == 1 and kw == 1 and c.up == 1 and c.down == 1 and c.padding == 0:
         # A 1x1 layer is a per-sample matmul: fold both scales into [N, O, I] weights (HW times
         # fewer elements than the product) and run one bmm. torch's grouped 1x1 convolution on the
         # CPU loops over the groups with its slow path and concatenates the gradients.
@@ -169,7 +173,7 @@ def modulated_conv2d_fast(
         return y.reshape(n, out_ch, *x.shape[2:])
     # Upsampling layers of a batch always scale the activations: torch's grouped transposed
     # convolution runs far below the shared one on the CPU (2x in the forward at 64 channels).
-    if n == 1 or (up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3]):
+    if n == 1 or (c.up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3]):
         # Fold both scales into per-sample weights, one pass over them (the outer product of the
         # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over
         # the activations (forward and backward) wherever a sample's activations outweigh the
