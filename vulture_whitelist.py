@@ -26,7 +26,6 @@ typecode
 
 # Dataclass fields read through vars() / dataclasses.asdict() (the bridges' plain dicts).
 _.transformed  # gan.render.EquivarianceView
-_.render_ms_per_frame  # gan.video.VideoResult
 
 # Entry points named on command lines of child processes (python -c "...", multiprocessing).
 _.background_main  # bench/contention.py

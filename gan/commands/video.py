@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'note' if args.compare else 'warning'}: {message}", file=sys.stderr)
     bars: list = []  # made at the first frame, so set-up errors do not print an empty bar
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int, what: str = "") -> None:
         if not bars:
             bars.append(tqdm(total=total, desc="video", unit="frame", file=sys.stderr))
         bars[0].update(done - bars[0].n)
@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     print(
         f"{result.path}: {result.frames} frames, {result.width}x{result.height}, {result.fps:g} fps, "
-        f"{result.bytes / 1024:.0f} KiB in {result.seconds:.1f} s"
+        f"{result.bytes / 1024:.0f} KiB in {result.seconds:.1f} s "
+        f"(rendering {result.render_ms_per_frame:.0f} ms a frame)"
     )
     return 0

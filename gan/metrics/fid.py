@@ -117,11 +117,10 @@ def compute_feature_stats(
     detector: torch.nn.Module,
     max_items: int | None = None,
     capture_all: bool = False,
-    progress=None,
 ) -> FeatureStats:
     """Run the detector over uint8 image batches [N, C, H, W] and collect feature statistics.
 
-    Stops after max_items images (None: the whole iterable). progress(done) is called per batch.
+    Stops after max_items images (None: the whole iterable).
     """
     acc = FeatureAccumulator(detector, capture_all)
     for batch in image_batches:
@@ -131,8 +130,6 @@ def compute_feature_stats(
         if max_items is not None:
             images = images[: max_items - acc.num]
         acc.add(images)
-        if progress is not None:
-            progress(acc.num)
     return acc.stats()
 
 
