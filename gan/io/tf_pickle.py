@@ -227,8 +227,27 @@ def _first(a: np.ndarray) -> np.ndarray:
 _Transform = Callable[[np.ndarray], np.ndarray] | None
 _Rules = list[tuple[str, str, _Transform]]
 
-# (our parameter name, TF variable name, transform). Named groups of the pattern fill the
-# template; `{n}` is the noise input index of a block's conv0 (conv1 uses n + 1).
+
+def _modulated_layer_rules(ours: str, theirs: str, weight: _Transform, noise: str = "") -> _Rules:
+    """The rules of one modulated synthesis layer: our synthesis.{ours}.* from TF's
+    synthesis/{theirs}/*, with `noise` the TF name of its noise input ("" for ToRGB, which has none)."""
+    rules = [
+        (rf"synthesis\.{ours}\.weight", f"synthesis/{theirs}/weight", weight),
+        (rf"synthesis\.{ours}\.bias", f"synthesis/{theirs}/bias", None),
+        (rf"synthesis\.{ours}\.affine\.weight", f"synthesis/{theirs}/mod_weight", _dense),
+        (rf"synthesis\.{ours}\.affine\.bias", f"synthesis/{theirs}/mod_bias", _style_bias),
+    ]
+    if noise:
+        rules += [
+            (rf"synthesis\.{ours}\.noise_const", f"synthesis/{noise}", _first_map),
+            (rf"synthesis\.{ours}\.noise_strength", f"synthesis/{theirs}/noise_strength", None),
+        ]
+    return rules
+
+
+# (our parameter name, TF variable name, transform); the first pattern that matches applies. Named
+# groups of the pattern fill the template; `{n}` is the noise input index of a block's conv0 (conv1
+# uses n + 1).
 _G_RULES: _Rules = [
     (r"mapping\.w_avg", "dlatent_avg", None),
     (r"mapping\.embed\.weight", "mapping/LabelEmbed/weight", _dense),
@@ -236,28 +255,10 @@ _G_RULES: _Rules = [
     (r"mapping\.fc(?P<i>\d+)\.weight", "mapping/Dense{i}/weight", _dense),
     (r"mapping\.fc(?P<i>\d+)\.bias", "mapping/Dense{i}/bias", None),
     (r"synthesis\.b4\.const", "synthesis/4x4/Const/const", _first),
-    (r"synthesis\.b4\.conv1\.weight", "synthesis/4x4/Conv/weight", _conv),
-    (r"synthesis\.b4\.conv1\.bias", "synthesis/4x4/Conv/bias", None),
-    (r"synthesis\.b4\.conv1\.noise_const", "synthesis/noise0", _first_map),
-    (r"synthesis\.b4\.conv1\.noise_strength", "synthesis/4x4/Conv/noise_strength", None),
-    (r"synthesis\.b4\.conv1\.affine\.weight", "synthesis/4x4/Conv/mod_weight", _dense),
-    (r"synthesis\.b4\.conv1\.affine\.bias", "synthesis/4x4/Conv/mod_bias", _style_bias),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.weight", "synthesis/{r}x{r}/Conv0_up/weight", _conv_flipped),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.bias", "synthesis/{r}x{r}/Conv0_up/bias", None),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_const", "synthesis/noise{n}", _first_map),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.noise_strength", "synthesis/{r}x{r}/Conv0_up/noise_strength", None),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.weight", "synthesis/{r}x{r}/Conv0_up/mod_weight", _dense),
-    (r"synthesis\.b(?P<r>\d+)\.conv0\.affine\.bias", "synthesis/{r}x{r}/Conv0_up/mod_bias", _style_bias),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.weight", "synthesis/{r}x{r}/Conv1/weight", _conv),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.bias", "synthesis/{r}x{r}/Conv1/bias", None),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_const", "synthesis/noise{n1}", _first_map),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.noise_strength", "synthesis/{r}x{r}/Conv1/noise_strength", None),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.weight", "synthesis/{r}x{r}/Conv1/mod_weight", _dense),
-    (r"synthesis\.b(?P<r>\d+)\.conv1\.affine\.bias", "synthesis/{r}x{r}/Conv1/mod_bias", _style_bias),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.weight", "synthesis/{r}x{r}/ToRGB/weight", _conv),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.bias", "synthesis/{r}x{r}/ToRGB/bias", None),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.weight", "synthesis/{r}x{r}/ToRGB/mod_weight", _dense),
-    (r"synthesis\.b(?P<r>\d+)\.torgb\.affine\.bias", "synthesis/{r}x{r}/ToRGB/mod_bias", _style_bias),
+    *_modulated_layer_rules(r"b4\.conv1", "4x4/Conv", _conv, noise="noise0"),
+    *_modulated_layer_rules(r"b(?P<r>\d+)\.conv0", "{r}x{r}/Conv0_up", _conv_flipped, noise="noise{n}"),
+    *_modulated_layer_rules(r"b(?P<r>\d+)\.conv1", "{r}x{r}/Conv1", _conv, noise="noise{n1}"),
+    *_modulated_layer_rules(r"b(?P<r>\d+)\.torgb", "{r}x{r}/ToRGB", _conv),
     (r"synthesis\.b(?P<r>\d+)\.skip\.weight", "synthesis/{r}x{r}/Skip/weight", _conv_flipped),
 ]
 
