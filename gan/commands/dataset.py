@@ -40,13 +40,7 @@ def _add_convert(sub) -> None:
 def _run_convert(args: argparse.Namespace) -> int:
     from gan.data.dataset_tool import ConvertConfig, convert_dataset
 
-    bars = StageBars()
-    try:
-        report = convert_dataset(config_from_args(ConvertConfig, args), progress=bars)
-    finally:
-        bars.close()
-    print(report.summary())
-    return 0
+    return _make_and_report(convert_dataset, config_from_args(ConvertConfig, args))
 
 
 def _add_toon(sub) -> None:
@@ -66,9 +60,14 @@ def _add_toon(sub) -> None:
 def _run_toon(args: argparse.Namespace) -> int:
     from gan.data.toon import ToonConfig, make_toon_dataset
 
+    return _make_and_report(make_toon_dataset, config_from_args(ToonConfig, args))
+
+
+def _make_and_report(make, config) -> int:
+    """make(config, progress=...) with progress on the terminal, then its report's summary."""
     bars = StageBars()
     try:
-        report = make_toon_dataset(config_from_args(ToonConfig, args), progress=bars)
+        report = make(config, progress=bars)
     finally:
         bars.close()
     print(report.summary())
