@@ -73,6 +73,26 @@ inline bool cpu_has_avx2() {
 inline bool cpu_has_avx2() { return false; }
 #endif
 
+// Defines a row kernel from one body twice, portable (name_base) and compiled for AVX2+FMA
+// (name_avx2), and `name`, which calls the copy this CPU runs. PARAMS and ARGS are the
+// parenthesised parameter and argument lists; the body is the last argument.
+#define OPS_ROW_KERNEL(name, PARAMS, ARGS, ...)     \
+  template <typename T>                             \
+  void name##_base PARAMS {                         \
+    __VA_ARGS__                                     \
+  }                                                 \
+  template <typename T>                             \
+  OPS_TARGET_AVX2 void name##_avx2 PARAMS {         \
+    __VA_ARGS__                                     \
+  }                                                 \
+  template <typename T>                             \
+  inline void name PARAMS {                         \
+    if (OPS_AVX2_PATH && cpu_has_avx2())            \
+      name##_avx2 ARGS;                             \
+    else                                            \
+      name##_base ARGS;                             \
+  }
+
 // dst[0 .. n) += sum_t w[t] * src[t][0 .. n). Taps are taken four at a time so dst is read and
 // written once per four taps instead of once per tap (the loops are load/store bound).
 #define OPS_COMBINE_BODY                                                                   \
@@ -195,102 +215,32 @@ inline void combine(T* __restrict__ dst, const T* const* src, const T* w, int co
 }
 
 // filtered_lrelu's activation over a row, in place.
-#define OPS_FLRELU_ROW_BODY                                                         \
-  if (clamp < T(0)) {                                                               \
-    for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_noclamp(a[i], slope, gain);  \
-  } else {                                                                          \
-    for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_clamped(a[i], slope, gain, clamp); \
-  }
-
-template <typename T>
-void flrelu_row_base(T* __restrict__ a, int n, T slope, T gain, T clamp) {
-  OPS_FLRELU_ROW_BODY
-}
-
-template <typename T>
-OPS_TARGET_AVX2 void flrelu_row_avx2(T* __restrict__ a, int n, T slope, T gain, T clamp) {
-  OPS_FLRELU_ROW_BODY
-}
-
-template <typename T>
-inline void flrelu_row(T* a, int n, T slope, T gain, T clamp) {
-  if (OPS_AVX2_PATH && cpu_has_avx2())
-    flrelu_row_avx2(a, n, slope, gain, clamp);
-  else
-    flrelu_row_base(a, n, slope, gain, clamp);
-}
+OPS_ROW_KERNEL(flrelu_row, (T* __restrict__ a, int n, T slope, T gain, T clamp), (a, n, slope, gain, clamp),
+               if (clamp < T(0)) {
+                 for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_noclamp(a[i], slope, gain);
+               } else {
+                 for (int i = 0; i < n; i++) a[i] = ops::flrelu_act_clamped(a[i], slope, gain, clamp);
+               })
 
 // out[2 i] += a[i], out[2 i + 1] += b[i]: the two phases of a 2x upsampled row put back in place.
-#define OPS_ZIP_ADD2_BODY                \
-  for (int i = 0; i < n; i++) {          \
-    out[2 * i] += a[i];                  \
-    out[2 * i + 1] += b[i];              \
-  }
-
-template <typename T>
-void zip_add2_base(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, int n) {
-  OPS_ZIP_ADD2_BODY
-}
-
-template <typename T>
-OPS_TARGET_AVX2 void zip_add2_avx2(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, int n) {
-  OPS_ZIP_ADD2_BODY
-}
-
-template <typename T>
-inline void zip_add2(T* out, const T* a, const T* b, int n) {
-  if (OPS_AVX2_PATH && cpu_has_avx2())
-    zip_add2_avx2(out, a, b, n);
-  else
-    zip_add2_base(out, a, b, n);
-}
+OPS_ROW_KERNEL(zip_add2, (T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b, int n),
+               (out, a, b, n),
+               for (int i = 0; i < n; i++) {
+                 out[2 * i] += a[i];
+                 out[2 * i + 1] += b[i];
+               })
 
 // d0[i] = s[2 i], d1[i] = s[2 i + 1]: the two phases of a row, for a 2x downsampling pass.
-#define OPS_UNZIP2_BODY                  \
-  for (int i = 0; i < n; i++) {          \
-    d0[i] = src[2 * i];                  \
-    d1[i] = src[2 * i + 1];              \
-  }
-
-template <typename T>
-void unzip2_base(T* __restrict__ d0, T* __restrict__ d1, const T* __restrict__ src, int n) {
-  OPS_UNZIP2_BODY
-}
-
-template <typename T>
-OPS_TARGET_AVX2 void unzip2_avx2(T* __restrict__ d0, T* __restrict__ d1, const T* __restrict__ src, int n) {
-  OPS_UNZIP2_BODY
-}
-
-template <typename T>
-inline void unzip2(T* d0, T* d1, const T* src, int n) {
-  if (OPS_AVX2_PATH && cpu_has_avx2())
-    unzip2_avx2(d0, d1, src, n);
-  else
-    unzip2_base(d0, d1, src, n);
-}
+OPS_ROW_KERNEL(unzip2, (T* __restrict__ d0, T* __restrict__ d1, const T* __restrict__ src, int n),
+               (d0, d1, src, n),
+               for (int i = 0; i < n; i++) {
+                 d0[i] = src[2 * i];
+                 d1[i] = src[2 * i + 1];
+               })
 
 // dst = a + b over a row.
-#define OPS_ADD_ROWS_BODY \
-  for (int i = 0; i < n; i++) dst[i] = a[i] + b[i];
-
-template <typename T>
-void add_rows_base(T* __restrict__ dst, const T* __restrict__ a, const T* __restrict__ b, int n) {
-  OPS_ADD_ROWS_BODY
-}
-
-template <typename T>
-OPS_TARGET_AVX2 void add_rows_avx2(T* __restrict__ dst, const T* __restrict__ a, const T* __restrict__ b, int n) {
-  OPS_ADD_ROWS_BODY
-}
-
-template <typename T>
-inline void add_rows(T* dst, const T* a, const T* b, int n) {
-  if (OPS_AVX2_PATH && cpu_has_avx2())
-    add_rows_avx2(dst, a, b, n);
-  else
-    add_rows_base(dst, a, b, n);
-}
+OPS_ROW_KERNEL(add_rows, (T* __restrict__ dst, const T* __restrict__ a, const T* __restrict__ b, int n),
+               (dst, a, b, n), for (int i = 0; i < n; i++) dst[i] = a[i] + b[i];)
 
 // Collects (source row, weight) pairs and combines them into dst in batches.
 template <typename T>
@@ -908,31 +858,13 @@ torch::Tensor filtered_lrelu_fwd(torch::Tensor x, torch::Tensor fu, torch::Tenso
 // full-size upsampled tensor (u, da or du) exists.
 
 // d[i] *= act'(u[i]).
-#define OPS_FLRELU_GRAD_ROW_BODY                                                                   \
-  if (clamp < T(0)) {                                                                              \
-    for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_noclamp(u[i], slope, gain);               \
-  } else {                                                                                         \
-    for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_clamped(u[i], slope, gain, clamp);        \
-  }
-
-template <typename T>
-void flrelu_grad_row_base(T* __restrict__ d, const T* __restrict__ u, int n, T slope, T gain, T clamp) {
-  OPS_FLRELU_GRAD_ROW_BODY
-}
-
-template <typename T>
-OPS_TARGET_AVX2 void flrelu_grad_row_avx2(T* __restrict__ d, const T* __restrict__ u, int n, T slope, T gain,
-                                          T clamp) {
-  OPS_FLRELU_GRAD_ROW_BODY
-}
-
-template <typename T>
-inline void flrelu_grad_row(T* d, const T* u, int n, T slope, T gain, T clamp) {
-  if (OPS_AVX2_PATH && cpu_has_avx2())
-    flrelu_grad_row_avx2(d, u, n, slope, gain, clamp);
-  else
-    flrelu_grad_row_base(d, u, n, slope, gain, clamp);
-}
+OPS_ROW_KERNEL(flrelu_grad_row, (T* __restrict__ d, const T* __restrict__ u, int n, T slope, T gain, T clamp),
+               (d, u, n, slope, gain, clamp),
+               if (clamp < T(0)) {
+                 for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_noclamp(u[i], slope, gain);
+               } else {
+                 for (int i = 0; i < n; i++) d[i] *= ops::flrelu_grad_clamped(u[i], slope, gain, clamp);
+               })
 
 // The adjoint resampling axes of the backward.
 struct FlreluGradAxes {
