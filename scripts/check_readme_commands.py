@@ -204,7 +204,7 @@ def make_standins(shared: Path) -> dict[str, str]:
         "my_photos/": image_folder("my_photos", ("photo",), 72) + "/",
         "my_anime_faces/": image_folder("my_anime_faces", ("anime",), 73) + "/",
     }
-    photo, _ = toon_image(31337, 0, 256, ("photo",))  # a held-out face the detector finds
+    photo, _ = toon_image(31337, 1, 256, ("photo",))  # a held-out face (index 0 is one the detector misses)
     photo.save(folder / "photo.jpg", quality=92)
     standins["photo.jpg"] = f"{STANDINS}/photo.jpg"
     assert tuple(standins) == STANDIN_NAMES
