@@ -392,7 +392,11 @@ class Mp4Writer:
             # The temporary name has no .mp4 suffix, so the container is named.
             output_params=["-crf", str(int(crf)), "-preset", preset, "-movflags", "+faststart", "-f", "mp4"],
         )
-        self._gen.send(None)  # starts ffmpeg
+        try:
+            self._gen.send(None)  # starts ffmpeg
+        except OSError as exc:  # no ffmpeg binary, or it cannot be run
+            self._tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot start the video encoder (ffmpeg): {exc.strerror or exc}") from None
 
     def _check_target(self) -> None:
         parent = self.path.parent

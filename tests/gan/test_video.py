@@ -182,6 +182,15 @@ def test_encoder_failure_like_a_full_disk_leaves_nothing(sg2, tmp_path, monkeypa
     assert leftovers(out_dir) == []
 
 
+def test_missing_encoder_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(UserError, match="cannot start the video encoder"):
+        Mp4Writer(out_dir / "x.mp4", (16, 16), fps=10)
+    assert leftovers(out_dir) == []
+
+
 def test_mp4_writer_rejects_odd_sizes(tmp_path):
     with pytest.raises(UserError, match="even"):
         Mp4Writer(tmp_path / "x.mp4", (15, 16), fps=10)
