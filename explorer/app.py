@@ -153,16 +153,34 @@ def load_style(app) -> None:
         app.setWindowIcon(QIcon(str(icon)))
 
 
-def close_on_ctrl_c(window) -> None:
+def close_on_ctrl_c(window) -> tuple:
     """Ctrl-C in the terminal closes the window as its close button does (settings saved, work
-    stopped). While idle, Qt's event loop runs no Python, so a timer gives Python's signal
-    handler a turn four times a second."""
-    from PySide6.QtCore import QTimer
+    stopped), then ends the event loop (a card that opened meanwhile must not keep the app
+    alive). While Qt waits for events no Python runs, so Python's signal handler would wait too:
+    the signal's wake-up byte goes to a socket that Qt's event loop watches."""
+    import socket
 
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    timer = QTimer(window)
-    timer.timeout.connect(lambda: None)
-    timer.start(250)
+    from PySide6.QtCore import QCoreApplication, QSocketNotifier
+
+    def stop(*_) -> None:
+        window.close()
+        QCoreApplication.quit()
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    signal.signal(signal.SIGINT, stop)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+
+    def woken() -> None:  # running Python here lets the interpreter call `stop`
+        try:
+            reader.recv(64)
+        except BlockingIOError:
+            pass
+
+    notifier.activated.connect(woken)
+    return reader, writer  # the caller closes them after the event loop
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         window.load_model(model)
     if args.session:
         window.open_path(args.session)
+    ctrl_c_sockets: tuple = ()
     try:
         if args.screenshot:
             from explorer.screenshot import take_screenshot
@@ -234,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         if window.welcome_at_start:
             window.show_welcome_when_ready()
-        close_on_ctrl_c(window)
+        ctrl_c_sockets = close_on_ctrl_c(window)
         print(
             "stylegan-explorer: running (Ctrl-C here or closing the window quits)",
             file=sys.stderr,
@@ -242,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return app.exec()
     finally:
+        signal.set_wakeup_fd(-1)
+        for sock in ctrl_c_sockets:
+            sock.close()
         window.close()
         bridge.shutdown()  # the worker threads must end before Qt tears down
         from explorer.tasks import wait_for_adopted_tasks
