@@ -228,16 +228,7 @@ def write_official_256(path: Path) -> None:
 
     ns = layout.install_official_modules(Registry())
     torch.manual_seed(0)
-    g_kwargs = dict(
-        z_dim=32,
-        c_dim=0,
-        w_dim=32,
-        img_resolution=256,
-        img_channels=3,
-        channel_base=1024,
-        channel_max=32,
-        mapping_kwargs={"num_layers": 2},
-    )
+    g_kwargs = layout.tiny_sg2_init_kwargs(32, 256, 1024, 2)  # StyleGAN3's Generator takes the same
     d_kwargs = dict(c_dim=0, img_resolution=256, img_channels=3, channel_base=1024, channel_max=32)
     G = build_network(network_kind("training.networks_stylegan3.Generator"), g_kwargs)
     D = build_network(network_kind("training.networks_stylegan2.Discriminator"), d_kwargs)
