@@ -11,6 +11,11 @@ import torch
 from ops_cuda.bias_act import bias_act
 
 
+def attrs_repr(module: torch.nn.Module, *names: str) -> str:
+    """The text of an extra_repr: name=value for each of the module's attributes `names`."""
+    return ", ".join(f"{name}={getattr(module, name)}" for name in names)
+
+
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale x to unit mean square along dim (the mapping network's input normalisation)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
@@ -55,6 +60,4 @@ class FullyConnectedLayer(torch.nn.Module):
         return bias_act(x, b, act=self.activation)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
-        )
+        return attrs_repr(self, "in_features", "out_features", "activation")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from gan.networks.layers import FullyConnectedLayer, normalize_2nd_moment
+from gan.networks.layers import FullyConnectedLayer, attrs_repr, normalize_2nd_moment
 
 
 class MappingNetwork(torch.nn.Module):
@@ -74,4 +74,4 @@ class MappingNetwork(torch.nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"z_dim={self.z_dim}, c_dim={self.c_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+        return attrs_repr(self, "z_dim", "c_dim", "w_dim", "num_ws")

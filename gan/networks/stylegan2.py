@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from gan.networks.generator import GeneratorBase
-from gan.networks.layers import FullyConnectedLayer
+from gan.networks.layers import FullyConnectedLayer, attrs_repr
 from gan.networks.mapping import MappingNetwork
 from ops_cuda import modconv
 from ops_cuda.bias_act import ACTIVATIONS, bias_act
@@ -230,10 +230,7 @@ class Conv2dLayer(torch.nn.Module):
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-            f"activation={self.activation}, up={self.up}, down={self.down}"
-        )
+        return attrs_repr(self, "in_channels", "out_channels", "activation", "up", "down")
 
 
 class SynthesisLayer(torch.nn.Module):
@@ -299,10 +296,7 @@ class SynthesisLayer(torch.nn.Module):
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}, "
-            f"resolution={self.resolution}, up={self.up}, activation={self.activation}"
-        )
+        return attrs_repr(self, "in_channels", "out_channels", "w_dim", "resolution", "up", "activation")
 
 
 class ToRGBLayer(torch.nn.Module):
@@ -335,7 +329,7 @@ class ToRGBLayer(torch.nn.Module):
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"
+        return attrs_repr(self, "in_channels", "out_channels", "w_dim")
 
 
 # ---- generator -------------------------------------------------------------------------------------
@@ -472,7 +466,7 @@ class SynthesisBlock(torch.nn.Module):
         return x, img
 
     def extra_repr(self) -> str:
-        return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
+        return attrs_repr(self, "resolution", "architecture", "use_fp16")
 
 
 class SynthesisNetwork(torch.nn.Module):
@@ -552,10 +546,7 @@ class SynthesisNetwork(torch.nn.Module):
         return img
 
     def extra_repr(self) -> str:
-        return (
-            f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "
-            f"img_channels={self.img_channels}, num_fp16_res={self.num_fp16_res}"
-        )
+        return attrs_repr(self, "w_dim", "num_ws", "img_resolution", "img_channels", "num_fp16_res")
 
 
 class Generator(GeneratorBase):
@@ -661,7 +652,7 @@ class DiscriminatorBlock(torch.nn.Module):
         return x, img
 
     def extra_repr(self) -> str:
-        return f"resolution={self.resolution}, architecture={self.architecture}, use_fp16={self.use_fp16}"
+        return attrs_repr(self, "resolution", "architecture", "use_fp16")
 
 
 class MinibatchStdLayer(torch.nn.Module):
@@ -684,7 +675,7 @@ class MinibatchStdLayer(torch.nn.Module):
         return torch.cat([x, y], dim=1)
 
     def extra_repr(self) -> str:
-        return f"group_size={self.group_size}, num_channels={self.num_channels}"
+        return attrs_repr(self, "group_size", "num_channels")
 
 
 class DiscriminatorEpilogue(torch.nn.Module):
@@ -741,7 +732,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return f"resolution={self.resolution}, architecture={self.architecture}"
+        return attrs_repr(self, "resolution", "architecture")
 
 
 class Discriminator(torch.nn.Module):
@@ -829,4 +820,4 @@ class Discriminator(torch.nn.Module):
         return self.b4(x, img, cmap)
 
     def extra_repr(self) -> str:
-        return f"c_dim={self.c_dim}, img_resolution={self.img_resolution}, img_channels={self.img_channels}"
+        return attrs_repr(self, "c_dim", "img_resolution", "img_channels")
