@@ -151,6 +151,22 @@ def upfirdn2d_ref(
     return x[:, :, ::downy, ::downx]
 
 
+def _resampling_padding(
+    f: torch.Tensor | None, padding: Padding, factors: tuple[int, int], up: bool
+) -> list[int]:
+    """`padding` plus what centres filter f when resampling by `factors` (x, y), as
+    [x0, x1, y0, y1]. The formulas are NVIDIA's, so outputs line up with theirs sample for sample."""
+    px0, px1, py0, py1 = parse_padding(padding)
+    fw, fh = get_filter_size(f)
+    sx, sy = factors
+
+    def sides(taps: int, s: int) -> tuple[int, int]:
+        return ((taps + s - 1) // 2 if up else (taps - s + 1) // 2), (taps - s) // 2
+
+    (bx, ax), (by, ay) = sides(fw, sx), sides(fh, sy)
+    return [px0 + bx, px1 + ax, py0 + by, py1 + ay]
+
+
 def filter2d(
     x: torch.Tensor,
     f: torch.Tensor | None,
@@ -160,9 +176,7 @@ def filter2d(
     impl: str = "auto",
 ) -> torch.Tensor:
     """Filter with f keeping the size (plus `padding`); the filter is centred."""
-    px0, px1, py0, py1 = parse_padding(padding)
-    fw, fh = get_filter_size(f)
-    pad = [px0 + fw // 2, px1 + (fw - 1) // 2, py0 + fh // 2, py1 + (fh - 1) // 2]
+    pad = _resampling_padding(f, padding, (1, 1), up=True)  # factor 1: centred, fw // 2 before
     return upfirdn2d(x, f, padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
 
@@ -177,14 +191,7 @@ def upsample2d(
 ) -> torch.Tensor:
     """Upsample by `up` (output size H*up, W*up plus `padding`), filtering with f."""
     upx, upy = parse_scaling(up)
-    px0, px1, py0, py1 = parse_padding(padding)
-    fw, fh = get_filter_size(f)
-    pad = [
-        px0 + (fw + upx - 1) // 2,
-        px1 + (fw - upx) // 2,
-        py0 + (fh + upy - 1) // 2,
-        py1 + (fh - upy) // 2,
-    ]
+    pad = _resampling_padding(f, padding, (upx, upy), up=True)
     # Zero insertion keeps 1 in up*up samples, so scale the gain to preserve the mean.
     gain = gain * upx * upy
     return upfirdn2d(x, f, up=(upx, upy), padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
@@ -201,12 +208,5 @@ def downsample2d(
 ) -> torch.Tensor:
     """Downsample by `down` (output size H/down, W/down plus `padding`), filtering with f first."""
     downx, downy = parse_scaling(down)
-    px0, px1, py0, py1 = parse_padding(padding)
-    fw, fh = get_filter_size(f)
-    pad = [
-        px0 + (fw - downx + 1) // 2,
-        px1 + (fw - downx) // 2,
-        py0 + (fh - downy + 1) // 2,
-        py1 + (fh - downy) // 2,
-    ]
+    pad = _resampling_padding(f, padding, (downx, downy), up=False)
     return upfirdn2d(x, f, down=(downx, downy), padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
