@@ -189,10 +189,10 @@ def upsample2d(
     gain: float = 1,
     impl: str = "auto",
 ) -> torch.Tensor:
-    """Upsample by `up` (output size H*up, W*up plus `padding`), filtering with f."""
+    """Upsample by `up` (output size H*up, W*up plus `padding`), filtering with f. The gain is
+    multiplied by up*up: zero insertion keeps 1 in up*up samples, and this keeps the mean."""
     upx, upy = parse_scaling(up)
     pad = _resampling_padding(f, padding, (upx, upy), up=True)
-    # Zero insertion keeps 1 in up*up samples, so scale the gain to preserve the mean.
     gain = gain * upx * upy
     return upfirdn2d(x, f, up=(upx, upy), padding=pad, flip_filter=flip_filter, gain=gain, impl=impl)
 
