@@ -95,6 +95,29 @@ void check_filter(const at::Tensor& w, const at::Tensor& x, const char* name) {
               "tensor on x's device");
 }
 
+// What bias_act's forward and gradient share: the checks of x and b, the device, the output (like
+// x), the launch geometry, the dtype dispatch and the launch check. `launch(bp, out, C, inner, grid,
+// stream)` starts the kernel with typed pointers (scalar_t is the pointee type of `out`).
+template <typename Launch>
+at::Tensor bias_act_launch(const std::string& what, const at::Tensor& x, const at::Tensor& b, int64_t dim,
+                           const Launch& launch) {
+  TORCH_CHECK(x.is_cuda() && x.is_contiguous(), what, ": x must be a contiguous CUDA tensor");
+  check_cuda(b, x, (what + ": b").c_str());
+  OPS_DEVICE_GUARD(x);
+  auto out = at::empty_like(x);
+  if (x.numel() == 0) return out;
+  int64_t C, inner;
+  bias_act_geometry(x, dim, C, inner);
+  const cudaStream_t stream = OPS_CURRENT_STREAM();
+  const int grid = blocks_for(x.numel());
+  AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act_cuda", [&] {
+    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
+    launch(bp, out.data_ptr<scalar_t>(), C, inner, grid, stream);
+  });
+  OPS_LAUNCH_CHECK();
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -102,44 +125,24 @@ void check_filter(const at::Tensor& w, const at::Tensor& x, const char* name) {
 
 at::Tensor bias_act_fwd_cuda(at::Tensor x, at::Tensor b, int64_t dim, int64_t act, double alpha, double gain,
                              double clamp) {
-  TORCH_CHECK(x.is_cuda() && x.is_contiguous(), "bias_act: x must be a contiguous CUDA tensor");
-  check_cuda(b, x, "bias_act: b");
-  OPS_DEVICE_GUARD(x);
-  auto y = at::empty_like(x);
-  if (x.numel() == 0) return y;
-  int64_t C, inner;
-  bias_act_geometry(x, dim, C, inner);
-  cudaStream_t stream = OPS_CURRENT_STREAM();
-  const int grid = blocks_for(x.numel());
-  AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act_fwd_cuda", [&] {
-    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
-    OPS_LAUNCH_ACT(act, bias_act_fwd_kernel, x.data_ptr<scalar_t>(), bp, y.data_ptr<scalar_t>(), x.numel(), C,
-                   inner, float(alpha), float(gain), float(clamp));
+  return bias_act_launch("bias_act", x, b, dim, [&](auto bp, auto yp, int64_t C, int64_t inner, int grid,
+                                                    cudaStream_t stream) {
+    using scalar_t = std::remove_pointer_t<decltype(yp)>;
+    OPS_LAUNCH_ACT(act, bias_act_fwd_kernel, x.data_ptr<scalar_t>(), bp, yp, x.numel(), C, inner, float(alpha),
+                   float(gain), float(clamp));
   });
-  OPS_LAUNCH_CHECK();
-  return y;
 }
 
 at::Tensor bias_act_grad_cuda(at::Tensor dy, at::Tensor x, at::Tensor b, int64_t dim, int64_t act, double alpha,
                               double gain, double clamp) {
-  TORCH_CHECK(x.is_cuda() && x.is_contiguous(), "bias_act_grad: x must be a contiguous CUDA tensor");
   TORCH_CHECK(dy.sizes() == x.sizes() && dy.is_contiguous() && dy.scalar_type() == x.scalar_type(),
               "bias_act_grad: dy must be contiguous and match x");
-  check_cuda(b, x, "bias_act_grad: b");
-  OPS_DEVICE_GUARD(x);
-  auto dx = at::empty_like(x);
-  if (x.numel() == 0) return dx;
-  int64_t C, inner;
-  bias_act_geometry(x, dim, C, inner);
-  cudaStream_t stream = OPS_CURRENT_STREAM();
-  const int grid = blocks_for(x.numel());
-  AT_DISPATCH_FLOATING_TYPES_AND_HALF(x.scalar_type(), "bias_act_grad_cuda", [&] {
-    const scalar_t* bp = b.numel() ? b.data_ptr<scalar_t>() : nullptr;
-    OPS_LAUNCH_ACT(act, bias_act_grad_kernel, dy.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp,
-                   dx.data_ptr<scalar_t>(), x.numel(), C, inner, float(alpha), float(gain), float(clamp));
+  return bias_act_launch("bias_act_grad", x, b, dim, [&](auto bp, auto dxp, int64_t C, int64_t inner, int grid,
+                                                         cudaStream_t stream) {
+    using scalar_t = std::remove_pointer_t<decltype(dxp)>;
+    OPS_LAUNCH_ACT(act, bias_act_grad_kernel, dy.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), bp, dxp,
+                   x.numel(), C, inner, float(alpha), float(gain), float(clamp));
   });
-  OPS_LAUNCH_CHECK();
-  return dx;
 }
 
 at::Tensor upfirdn2d_cuda(at::Tensor x, at::Tensor w, int64_t upx, int64_t upy, int64_t downx, int64_t downy,
