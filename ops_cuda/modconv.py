@@ -14,9 +14,10 @@ Two formulations of the same maths, behind the usual impl switch:
   resolutions, few channels; not for upsampling layers of a batch, where torch's grouped
   transposed convolution is slow); else the styles scale the input channels, one convolution with the
   shared weight runs over the batch and the coefficients scale the output channels, so nothing of
-  size N * O * I * kh * kw is formed (NVIDIA's non-fused path). 1x1 layers without resampling
-  (StyleGAN3-R, every toRGB) are one batched matmul with the folded [N, O, I] weights. Results
-  equal 'ref' up to float rounding.
+  size N * O * I * kh * kw is formed (NVIDIA's non-fused path; also taken whenever only the
+  styles need gradients, as in projection, where the backward then skips a weight gradient).
+  1x1 layers without resampling (StyleGAN3-R, every toRGB) are one batched matmul with the folded
+  [N, O, I] weights. Results equal 'ref' up to float rounding.
 """
 
 from __future__ import annotations
@@ -173,7 +174,12 @@ def modulated_conv2d_fast(
         return y.reshape(n, out_ch, *x.shape[2:])
     # Upsampling layers of a batch always scale the activations: torch's grouped transposed
     # convolution runs far below the shared one on the CPU (2x in the forward at 64 channels).
-    if n == 1 or (c.up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3]):
+    # So does a frozen weight under gradients for the styles (projection): per-sample weights would
+    # need a weight-gradient convolution in the backward; scaled activations need none.
+    styles_only = torch.is_grad_enabled() and styles.requires_grad and not weight.requires_grad
+    if not styles_only and (
+        n == 1 or (c.up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3])
+    ):
         # Fold both scales into per-sample weights, one pass over them (the outer product of the
         # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over
         # the activations (forward and backward) wherever a sample's activations outweigh the

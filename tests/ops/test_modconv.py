@@ -137,3 +137,19 @@ def test_1x1_layers_run_as_a_batched_matmul(case, monkeypatch):
     _close(y_fast, y_ref)
     for a, b in zip(g_fast, g_ref):
         _close(a, b)
+
+
+@pytest.mark.parametrize("case", ["sg3_layer", "sg2_conv", "sg2_up", "down", "per_sample_gain"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_frozen_weight_gradients_for_styles_match_ref(case, batch):
+    """Projection: the weight is frozen and only styles (and x) need gradients, so the fast impl
+    scales the activations instead of forming per-sample weights; same values and gradients."""
+    x, weight, styles, kwargs = _inputs(case, batch, dtype=torch.float64)
+    out = {}
+    for impl in ("cpu", "ref"):
+        xs, s = x.clone().requires_grad_(), styles.clone().requires_grad_()
+        y = modconv.modulated_conv2d(xs, weight, s, impl=impl, **kwargs)
+        (y * _rand(*y.shape, seed=7, dtype=y.dtype)).sum().backward()
+        out[impl] = (y.detach(), xs.grad, s.grad)
+    for a, b in zip(out["cpu"], out["ref"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
