@@ -162,9 +162,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
         kwargs = generator_kwargs(arch, args.res, args.size)
         print(f"{LABELS[arch]}: {args.num} samples ...", flush=True)
 
-        def progress(done, label=LABELS[arch]):
-            if done % (args.batch * 5) == 0 or done == args.num:
-                print(f"  {label} {done}/{args.num}", flush=True)
+        def progress(done, total, what="", label=LABELS[arch]):
+            if done % (args.batch * 5) == 0 or done == total:
+                print(f"  {label} {done}/{total}", flush=True)
 
         rows.append(measure(arch, kwargs, args.num, seed=args.seed, batch_size=args.batch, progress=progress))
     load_end = os.getloadavg()

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from gan.errors import UserError
 from gan.networks.stylegan2 import SynthesisNetwork as StyleGAN2Synthesis
+from gan.progress import Progress
 
 # ---------------------------------------------------------------------------------------------
 # Resampling operators. Images are [N, C, H, W]; translations are in pixels (x right, y down).
@@ -254,13 +255,14 @@ def compute_equivariance(
     config: EquivarianceConfig | None = None,
     seed: int = 0,
     label_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, float]:
     """PSNR (dB) for each requested metric: keys 'eqt_int', 'eqt_frac', 'eqr'.
 
     All requested metrics share the mapping outputs and reference images of each batch; every
     sample gets its own random translation / angle. label_sampler(n, gen) gives labels for
-    conditional generators (default: uniform random classes).
+    conditional generators (default: uniform random classes). progress(done, num_samples,
+    "equivariance samples") after each batch.
     """
     if not has_input_transform(G):
         raise UserError(
@@ -320,7 +322,7 @@ def compute_equivariance(
                 sums[name][1] += float(mask.double().sum())
         done += n
         if progress is not None:
-            progress(done)
+            progress(done, num_samples, "equivariance samples")
 
     return {name: _psnr(err, cnt) for name, (err, cnt) in sums.items()}
 

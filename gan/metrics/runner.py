@@ -328,18 +328,13 @@ def _equivariance_metrics(ctx: _Context, names: list[str]) -> dict[str, float]:
     results = {}
     for num, group in by_num.items():
         flags = {METRICS[n].eq: True for n in group}
-
-        def progress(done, num=num):
-            if ctx.progress is not None:
-                ctx.progress(done, num, "equivariance samples")
-
         psnr = equivariance.compute_equivariance(
             ctx.G,
             num,
             **flags,
             seed=ctx.seed,
             label_sampler=_label_sampler(ctx),
-            progress=progress,
+            progress=ctx.progress,
             config=equivariance.EquivarianceConfig(batch_size=max(1, ctx.batch_size // 2)),
         )
         for n in group:

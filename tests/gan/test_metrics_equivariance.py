@@ -63,6 +63,18 @@ def test_conditional_generators_get_labels():
     assert seen == [2, 2, 1]
 
 
+def test_progress_reports_done_total_and_what_after_each_batch():
+    # The one progress shape of gan (gan/progress.py): progress(done, total, what).
+    calls = []
+    cfg = EquivarianceConfig(batch_size=2)
+    compute_equivariance(FakeGenerator(), 5, eqt_int=True, config=cfg, progress=lambda *a: calls.append(a))
+    assert calls == [
+        (2, 5, "equivariance samples"),
+        (4, 5, "equivariance samples"),
+        (5, 5, "equivariance samples"),
+    ]
+
+
 # --- tiny random StyleGAN3 networks --------------------------------------------------------------
 
 TINY = dict(
