@@ -38,10 +38,12 @@ def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 def _ssim_parts(x: torch.Tensor, y: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(luminance * contrast-structure, contrast-structure), averaged per image; x, y in [0, 1]."""
     g = _gauss(window, SSIM_SIGMA, x.device)
-    mx, my = _blur(x, g), _blur(y, g)
-    sxx = _blur(x * x, g) - mx * mx
-    syy = _blur(y * y, g) - my * my
-    sxy = _blur(x * y, g) - mx * my
+    # The five local means in one pair of depthwise convolutions (a projection step runs this at
+    # every scale; ten small convolutions cost more in overhead than in arithmetic).
+    mx, my, mxx, myy, mxy = _blur(torch.cat([x, y, x * x, y * y, x * y], dim=1), g).chunk(5, dim=1)
+    sxx = mxx - mx * mx
+    syy = myy - my * my
+    sxy = mxy - mx * my
     cs = (2 * sxy + _C2) / (sxx + syy + _C2)
     lum = (2 * mx * my + _C1) / (mx * mx + my * my + _C1)
     return (lum * cs).flatten(1).mean(1), cs.flatten(1).mean(1)

@@ -209,6 +209,30 @@ def test_ssim_and_ms_ssim():
     assert ssim_uint8(a, a) == pytest.approx(1.0, abs=1e-5) and psnr(a, a) == float("inf")
 
 
+def test_ssim_matches_the_definition_with_a_2d_window():
+    """SSIM (Wang et al. 2004) written out with a full 11x11 Gaussian window per channel and no
+    padding, in float64: our separable, batched version gives the same value per image."""
+    rng = torch.Generator().manual_seed(1)
+    x = torch.rand([2, 3, 24, 20], generator=rng, dtype=torch.float64)
+    y = (x + 0.2 * torch.randn(x.shape, generator=rng, dtype=torch.float64)).clamp(0, 1)
+    t = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(t**2) / (2 * 1.5**2))
+    window = torch.outer(g, g) / torch.outer(g, g).sum()
+    k = window.expand(3, 1, 11, 11)
+
+    def mean(v):
+        return torch.nn.functional.conv2d(v, k, groups=3)
+
+    mx, my = mean(x), mean(y)
+    sxx, syy, sxy = mean(x * x) - mx**2, mean(y * y) - my**2, mean(x * y) - mx * my
+    c1, c2 = 0.01**2, 0.03**2
+    expected = ((2 * mx * my + c1) * (2 * sxy + c2) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).mean(
+        dim=[1, 2, 3]
+    )
+    got = ssim((x * 2 - 1).float(), (y * 2 - 1).float())
+    assert torch.allclose(got.double(), expected, atol=1e-5)
+
+
 def test_discriminator_features_are_per_image():
     from gan.networks.stylegan2 import Discriminator
 
