@@ -36,6 +36,7 @@ def add_config_arguments(
     metavars: Mapping[str, str] | None = None,
     notes: Mapping[str, str] | None = None,
     shown: Mapping[str, str] | None = None,
+    repeated: Iterable[str] = (),
     unset_is_none: bool = False,
 ) -> None:
     """One option per field of config_class (`names`, or all fields, in that order): --field-name
@@ -44,16 +45,21 @@ def add_config_arguments(
     The type comes from the annotation (str, int, float, bool, each optionally "| None"; other
     annotations need types[name]); booleans are switches (--x/--no-x when their default is True).
     The default and the help are the field's; notes[name] is added to the help and shown[name]
-    replaces the default the help shows. A field without a default is a required option.
+    replaces the default the help shows ("" shows none, e.g. for one of a required pair of
+    options). A field without a default is a required option.
+    repeated: fields (lists) whose option may be given several times, each value appended
+    (element type: types[name], else str).
     unset_is_none: every option defaults to None, so the caller sees which ones were given
     (booleans then get --x/--no-x)."""
     fields = {f.name: f for f in dataclasses.fields(config_class)}
+    repeated = set(repeated)
     for name in fields if names is None else names:
         f = fields[name]
         default = f.default
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
-        kind = (types or {}).get(name) or _annotation_type(config_class, f)
+        many = name in repeated
+        kind = (types or {}).get(name) or (str if many else _annotation_type(config_class, f))
         help_text = str(f.metadata.get("help", "")) + (notes or {}).get(name, "")
         kwargs: dict = {"dest": name}
         switch = kind is bool and (unset_is_none or default is True)  # --x/--no-x, else --x
@@ -67,6 +73,8 @@ def add_config_arguments(
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if switch else "store_true"
         else:
+            if many:
+                kwargs["action"] = "append"  # argparse copies the default list before appending
             kwargs["type"] = kind
             if name in (choices or {}):
                 kwargs["choices"] = tuple(choices[name])
@@ -93,7 +101,7 @@ def _show(value) -> str:
 def with_default(help_text: str, shown: str) -> str:
     """help_text plus "(default: shown)", unless the text already says what the default is
     (e.g. "(default 8 stylegan2, 2 stylegan3)", "; default 4 up to 128 px"): one default per
-    line, not two."""
-    if "(default" in help_text or "; default " in help_text:
+    line, not two. An empty `shown` adds nothing."""
+    if not shown or "(default" in help_text or "; default " in help_text:
         return help_text
     return f"{help_text} (default: {shown})".strip()

@@ -8,12 +8,14 @@ import argparse
 import math
 import os
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from gan.config_help import add_config_arguments, config_from_args
 from gan.errors import UserError
 from gan.recipe import model_ref, recipe_to_dict, write_png
 from gan.render import NOISE_MODES, RenderArgs, Renderer
@@ -34,61 +36,79 @@ def _pair(text: str) -> tuple[float, float]:
     return x, y
 
 
+@dataclass
+class GenerateConfig:
+    """Options of `gan generate`: what to render (seeds or a projection) and how."""
+
+    model: str = field(metadata={"help": "model file (.safetensors or official .pkl)"})
+    seeds: str | None = field(default=None, metadata={"help": "seeds, e.g. 0-7 or 1,5,9-11"})
+    latents: str | None = field(
+        default=None, metadata={"help": "render a projection written by `gan project` instead of seeds"}
+    )
+    outdir: str | None = field(
+        default=None, metadata={"help": "directory for the PNG files (created if needed)"}
+    )
+    out: str | None = field(
+        default=None,
+        metadata={
+            "help": "--latents: the PNG to write "
+            "(default: OUTDIR/<name>.png, or <name>-render.png next to it)"
+        },
+    )
+    direction: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "move along a stored direction by VALUE slider units, e.g. anime=4 (repeatable; "
+            "`gan directions list` shows them)"
+        },
+    )
+    blend: str | None = field(
+        default=None, metadata={"help": "render through MODEL blended with this fine-tuned model"}
+    )
+    blend_resolution: int | None = field(
+        default=None, metadata={"help": "--blend: first blended resolution (default: middle)"}
+    )
+    blend_weight: float = field(default=1.0, metadata={"help": "--blend: weight 0 (base) to 1 (tuned)"})
+    psi: float = field(default=1.0, metadata={"help": "truncation psi (default 1 = none)"})
+    trunc_cutoff: int | None = field(default=None, metadata={"help": "truncate only the first K ws"})
+    class_idx: int | None = field(default=None, metadata={"help": "class of a conditional model"})
+    noise_mode: str = field(default="const", metadata={"help": "per-pixel noise (default const)"})
+    translate: tuple[float, float] = field(
+        default=(0.0, 0.0), metadata={"help": "input translation in image sizes, e.g. 0.3,0.1"}
+    )
+    rotate: float = field(default=0.0, metadata={"help": "input rotation in degrees"})
+    grid: int = field(default=0, metadata={"help": "also write all seeds into grid.png, COLS per row"})
+    device: str = field(default="cpu", metadata={"help": "torch device: cpu (default), cuda, cuda:1, ..."})
+
+
+_SOURCE = ("seeds", "latents")  # what to render: exactly one of the two
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--seeds", help="seeds, e.g. 0-7 or 1,5,9-11")
-    source.add_argument(
-        "--latents", metavar="FILE.npz", help="render a projection written by `gan project` instead of seeds"
+    options = dict(
+        flags={"class_idx": "--class"},
+        types={"translate": _pair},
+        choices={"noise_mode": NOISE_MODES},
+        metavars={
+            "latents": "FILE.npz",
+            "out": "FILE.png",
+            "direction": "NAME=VALUE",
+            "blend": "FILE",
+            "trunc_cutoff": "K",
+            "class_idx": "N",
+            "translate": "X,Y",
+            "rotate": "DEG",
+            "grid": "COLS",
+        },
+        # seeds / latents: one of the two is required; direction: none unless given
+        shown={"translate": "0,0", "seeds": "", "latents": "", "direction": ""},
+        repeated=("direction",),
     )
-    p.add_argument("--outdir", default=None, help="directory for the PNG files (created if needed)")
-    p.add_argument(
-        "--out",
-        default=None,
-        metavar="FILE.png",
-        help="--latents: the PNG to write (default: OUTDIR/<name>.png, or <name>-render.png next to it)",
-    )
-    p.add_argument(
-        "--direction",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="move along a stored direction by VALUE slider units, e.g. anime=4 (repeatable; "
-        "`gan directions list` shows them)",
-    )
-    p.add_argument(
-        "--blend",
-        default=None,
-        metavar="FILE",
-        help="render through MODEL blended with this fine-tuned model",
-    )
-    p.add_argument(
-        "--blend-resolution",
-        type=int,
-        default=None,
-        help="--blend: first blended resolution (default: middle)",
-    )
-    p.add_argument("--blend-weight", type=float, default=1.0, help="--blend: weight 0 (base) to 1 (tuned)")
-    p.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1 = none)")
-    p.add_argument("--trunc-cutoff", type=int, default=None, metavar="K", help="truncate only the first K ws")
-    p.add_argument(
-        "--class", dest="class_idx", type=int, default=None, metavar="N", help="class of a conditional model"
-    )
-    p.add_argument(
-        "--noise-mode", choices=NOISE_MODES, default="const", help="per-pixel noise (default const)"
-    )
-    p.add_argument(
-        "--translate",
-        type=_pair,
-        default=(0.0, 0.0),
-        metavar="X,Y",
-        help="input translation in image sizes, e.g. 0.3,0.1",
-    )
-    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="input rotation in degrees")
-    p.add_argument(
-        "--grid", type=int, default=0, metavar="COLS", help="also write all seeds into grid.png, COLS per row"
-    )
-    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
+    add_config_arguments(p, GenerateConfig, ["model"], **options)
+    # Seeds or a projection, exactly one: argparse's exclusive group holds the two generated options.
+    add_config_arguments(p.add_mutually_exclusive_group(required=True), GenerateConfig, _SOURCE, **options)
+    rest = [f.name for f in fields(GenerateConfig) if f.name not in ("model", *_SOURCE)]
+    add_config_arguments(p, GenerateConfig, rest, **options)
 
 
 def _check_device(name: str) -> str:
@@ -160,38 +180,43 @@ def _blended(model, path: str, resolution: int | None, weight: float, device: st
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_from_args(GenerateConfig, args)
+    if config.latents is not None:
+        return _run_latents(config)
+    return _run_seeds(config)
+
+
+def _run_seeds(config: GenerateConfig) -> int:
     from gan.model_io import load_model  # heavy import; keep `gan --help` fast
     from gan.train.snapshot import save_image_grid
 
-    if args.latents is not None:
-        return _run_latents(args)
-    if args.outdir is None:
+    if config.outdir is None:
         raise UserError("--seeds writes into a folder: give --outdir")
-    if args.out is not None:
+    if config.out is not None:
         raise UserError("--out is for --latents; seeds go to --outdir")
-    seeds = parse_seeds(args.seeds)
-    if not all(math.isfinite(v) for v in (args.psi, args.rotate, *args.translate)):
+    seeds = parse_seeds(config.seeds)
+    if not all(math.isfinite(v) for v in (config.psi, config.rotate, *config.translate)):
         raise UserError("--psi, --translate and --rotate must be finite numbers")
-    wanted = _parse_directions(args.direction)
-    device = _check_device(args.device)
-    model = load_model(args.model, device=device, training_nets=False)
+    wanted = _parse_directions(config.direction)
+    device = _check_device(config.device)
+    model = load_model(config.model, device=device, training_nets=False)
     edits = _edits(model, wanted)
-    if args.blend is not None:
-        model = _blended(model, args.blend, args.blend_resolution, args.blend_weight, device)
+    if config.blend is not None:
+        model = _blended(model, config.blend, config.blend_resolution, config.blend_weight, device)
     G = model.G
-    if G.c_dim > 0 and args.class_idx is None:
-        raise UserError(f"{args.model} is a conditional model: give --class from 0 to {G.c_dim - 1}")
-    if G.c_dim == 0 and args.class_idx is not None:
-        raise UserError(f"{args.model} is not conditional: leave out --class")
-    if args.class_idx is not None and not 0 <= args.class_idx < G.c_dim:
+    if G.c_dim > 0 and config.class_idx is None:
+        raise UserError(f"{config.model} is a conditional model: give --class from 0 to {G.c_dim - 1}")
+    if G.c_dim == 0 and config.class_idx is not None:
+        raise UserError(f"{config.model} is not conditional: leave out --class")
+    if config.class_idx is not None and not 0 <= config.class_idx < G.c_dim:
         raise UserError(
-            f"--class {args.class_idx} is out of range: this model has classes 0 to {G.c_dim - 1}"
+            f"--class {config.class_idx} is out of range: this model has classes 0 to {G.c_dim - 1}"
         )
-    if args.trunc_cutoff is not None and not 0 <= args.trunc_cutoff <= G.num_ws:
+    if config.trunc_cutoff is not None and not 0 <= config.trunc_cutoff <= G.num_ws:
         raise UserError(f"--trunc-cutoff must be between 0 and {G.num_ws} for this model")
-    if args.grid < 0:
+    if config.grid < 0:
         raise UserError("--grid must be a positive number of columns (or 0 for no grid)")
-    outdir = _make_outdir(args.outdir)
+    outdir = _make_outdir(config.outdir)
 
     renderer = Renderer(model, device=device, activation_cache_bytes=0)  # every seed differs: no reuse
     ref = model_ref(model)
@@ -199,12 +224,12 @@ def run(args: argparse.Namespace) -> int:
     for seed in tqdm(seeds, desc="generate", unit="img", file=sys.stderr):
         render_args = RenderArgs(
             seed=seed,
-            class_idx=args.class_idx,
-            psi=args.psi,
-            truncation_cutoff=args.trunc_cutoff,
-            noise_mode=args.noise_mode,
-            translate=args.translate,
-            rotate=args.rotate,
+            class_idx=config.class_idx,
+            psi=config.psi,
+            truncation_cutoff=config.trunc_cutoff,
+            noise_mode=config.noise_mode,
+            translate=config.translate,
+            rotate=config.rotate,
             edits=edits,
         )
         result = renderer.render(render_args)
@@ -215,55 +240,55 @@ def run(args: argparse.Namespace) -> int:
             write_png(path, result.image, recipe_to_dict(render_args, ref, result.w))
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-        if args.grid:
+        if config.grid:
             images.append(result.image.transpose(2, 0, 1))
-    if args.grid:
+    if config.grid:
         path = outdir / "grid.png"
         try:
-            save_image_grid(np.stack(images), str(path), cols=min(args.grid, len(images)))
+            save_image_grid(np.stack(images), str(path), cols=min(config.grid, len(images)))
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return 0
 
 
-def _run_latents(args: argparse.Namespace) -> int:
+def _run_latents(config: GenerateConfig) -> int:
     """Render a projection (.npz from `gan project`) with the edits, transform and blend asked for."""
     from gan.model_io import load_model
     from gan.photo.pipeline import projection_render_args
     from gan.photo.project import load_projection
 
-    if args.grid or args.class_idx is not None or args.trunc_cutoff is not None or args.psi != 1.0:
+    if config.grid or config.class_idx is not None or config.trunc_cutoff is not None or config.psi != 1.0:
         raise UserError("--grid, --class, --psi and --trunc-cutoff apply to seeds, not to --latents")
-    if args.noise_mode != "const":
+    if config.noise_mode != "const":
         raise UserError("--latents renders with the projection's own noise; leave out --noise-mode")
-    if not all(math.isfinite(v) for v in (args.rotate, *args.translate)):
+    if not all(math.isfinite(v) for v in (config.rotate, *config.translate)):
         raise UserError("--translate and --rotate must be finite numbers")
-    wanted = _parse_directions(args.direction)
-    projection = load_projection(args.latents)
-    device = _check_device(args.device)
-    model = load_model(args.model, device=device, training_nets=False)
+    wanted = _parse_directions(config.direction)
+    projection = load_projection(config.latents)
+    device = _check_device(config.device)
+    model = load_model(config.model, device=device, training_nets=False)
     projected_into = projection.model.get("sha256")
     if projected_into and projected_into != model.sha256:
         print(
-            f"note: {args.latents} was projected into {projection.model.get('path', 'another model')}, "
-            f"not {args.model}; the latents only mean the same in models of one lineage",
+            f"note: {config.latents} was projected into {projection.model.get('path', 'another model')}, "
+            f"not {config.model}; the latents only mean the same in models of one lineage",
             file=sys.stderr,
         )
     edits = _edits(model, wanted)
-    if args.blend is not None:
-        model = _blended(model, args.blend, args.blend_resolution, args.blend_weight, device)
+    if config.blend is not None:
+        model = _blended(model, config.blend, config.blend_resolution, config.blend_weight, device)
     render_args = projection_render_args(
-        projection, edits=edits, translate=args.translate, rotate=args.rotate
+        projection, edits=edits, translate=config.translate, rotate=config.rotate
     )
     result = Renderer(model, device=device, activation_cache_bytes=0).render(render_args)
     if result.error is not None:
-        raise UserError(f"{args.latents}: {result.error}")
-    if args.out is not None:
-        path = Path(args.out)
-    elif args.outdir is not None:
-        path = _make_outdir(args.outdir) / (Path(args.latents).stem + ".png")
+        raise UserError(f"{config.latents}: {result.error}")
+    if config.out is not None:
+        path = Path(config.out)
+    elif config.outdir is not None:
+        path = _make_outdir(config.outdir) / (Path(config.latents).stem + ".png")
     else:
-        path = Path(args.latents).with_name(Path(args.latents).stem + "-render.png")
+        path = Path(config.latents).with_name(Path(config.latents).stem + "-render.png")
     try:
         write_png(path, result.image, recipe_to_dict(render_args, model_ref(model), result.w))
     except OSError as exc:

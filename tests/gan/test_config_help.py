@@ -58,6 +58,7 @@ def test_help_shows_field_help_and_defaults():
     assert "--zoom SCALE" in text and "zoom (default: auto)" in text
     assert "labels (default: a,b)" in text
     assert "replace\n" in text  # an off switch: no "(default: False)"
+    assert "speed\n" in parser(shown={"mode": ""}).format_help()  # "" shows no default
 
 
 def test_unset_is_none_tells_given_from_default():
@@ -68,3 +69,20 @@ def test_unset_is_none_tells_given_from_default():
 def test_an_annotation_without_a_type_is_a_programming_error():
     with pytest.raises(TypeError, match="tags"):
         add_config_arguments(argparse.ArgumentParser(), Settings)
+
+
+@dataclass
+class Edits:
+    moves: list[str] = field(default_factory=list, metadata={"help": "NAME=VALUE, repeatable"})
+    sizes: list[int] = field(default_factory=list, metadata={"help": "sizes"})
+
+
+def test_repeated_options_collect_every_value_in_order():
+    p = argparse.ArgumentParser(prog="t", exit_on_error=False)
+    add_config_arguments(p, Edits, repeated=("moves", "sizes"), types={"sizes": int})
+    args = p.parse_args(["--moves", "a=1", "--sizes", "3", "--moves", "b=-2", "--sizes", "4"])
+    assert config_from_args(Edits, args) == Edits(moves=["a=1", "b=-2"], sizes=[3, 4])
+    assert config_from_args(Edits, p.parse_args([])) == Edits()
+    assert p.parse_args([]).moves == []  # a fresh default, not the list an earlier parse appended to
+    with pytest.raises(argparse.ArgumentError):
+        p.parse_args(["--sizes", "x"])
