@@ -7,34 +7,53 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass, field
+
+from gan.config_help import add_config_arguments, config_from_args
 
 NAME = "metrics"
 HELP = "Compute quality metrics (FID, KID, SWD, EQ-T, EQ-R, toon-classifier FD/KID) of a model."
+
+
+@dataclass
+class MetricsConfig:
+    """Options of `gan metrics`: which metrics of which model, against which data."""
+
+    model: str = field(metadata={"help": "model file (.safetensors or official .pkl)"})
+    data: str | None = field(
+        default=None, metadata={"help": "data set (folder or zip of images) for FID, KID and SWD"}
+    )
+    metrics: str = field(default="fid50k_full", metadata={"help": "comma-separated metric names"})
+    num: int | None = field(
+        default=None, metadata={"help": "number of generated samples (overrides the name's 50k)"}
+    )
+    inception: str | None = field(
+        default=None,
+        metadata={
+            "help": "Inception weights pt_inception-2015-12-05-6726825d.pth "
+            "(default: $GAN_INCEPTION_WEIGHTS, the cache, or a one-time download)"
+        },
+    )
+    classifier: str | None = field(
+        default=None,
+        metadata={
+            "help": "toon classifier whose features fd_toon* / kid_toon* use "
+            "(default: resources/classifier/toon_classifier.safetensors)"
+        },
+    )
+    batch: int = field(default=16, metadata={"help": "images per forward pass"})
+    seed: int = field(default=0, metadata={"help": "random seed of latents and transforms"})
+    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda"})
+    no_cache: bool = field(default=False, metadata={"help": "do not use cached data set statistics"})
+    json: bool = field(default=False, metadata={"help": "print one JSON object instead of a table"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from gan.metrics.runner import METRICS
 
     listing = "; ".join(f"{name}: {spec.help}" for name, spec in METRICS.items())
-    parser.add_argument("--model", required=True, help="model file (.safetensors or official .pkl)")
-    parser.add_argument("--data", help="data set (folder or zip of images) for FID, KID and SWD")
-    parser.add_argument("--metrics", default="fid50k_full", help=f"comma-separated metric names. {listing}")
-    parser.add_argument("--num", type=int, help="number of generated samples (overrides the name's 50k)")
-    parser.add_argument(
-        "--inception",
-        help="Inception weights pt_inception-2015-12-05-6726825d.pth "
-        "(default: $GAN_INCEPTION_WEIGHTS, the cache, or a one-time download)",
-    )
-    parser.add_argument(
-        "--classifier",
-        help="toon classifier whose features fd_toon* / kid_toon* use "
-        "(default: resources/classifier/toon_classifier.safetensors)",
-    )
-    parser.add_argument("--batch", type=int, default=16, help="images per forward pass")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of latents and transforms")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--no-cache", action="store_true", help="do not use cached data set statistics")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    # --num: None means the number in the metric name, which the help already says.
+    add_config_arguments(parser, MetricsConfig, notes={"metrics": f". {listing}"}, shown={"num": ""})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,35 +61,36 @@ def run(args: argparse.Namespace) -> int:
     from gan.metrics.runner import run_metrics
     from gan.model_io import load_model
 
-    if args.batch < 1:
+    config = config_from_args(MetricsConfig, args)
+    if config.batch < 1:
         raise UserError("--batch must be at least 1")
-    model = load_model(args.model, device=args.device)
+    model = load_model(config.model, device=config.device)
     last_report = [0.0]
 
     def progress(done: int, total: int, what: str = "") -> None:
         now = time.monotonic()
-        if args.json or (now - last_report[0] < 1.0 and done < total):
+        if config.json or (now - last_report[0] < 1.0 and done < total):
             return
         last_report[0] = now
         print(f"\r  {what}: {done}/{total}", end="\n" if done >= total else "", file=sys.stderr, flush=True)
 
     report = run_metrics(
-        args.metrics,
+        config.metrics,
         model.G,
-        dataset=args.data,
-        num=args.num,
-        inception_path=args.inception,
-        classifier_path=args.classifier,
-        batch_size=args.batch,
-        seed=args.seed,
-        cache=not args.no_cache,
+        dataset=config.data,
+        num=config.num,
+        inception_path=config.inception,
+        classifier_path=config.classifier,
+        batch_size=config.batch,
+        seed=config.seed,
+        cache=not config.no_cache,
         progress=progress,
     )
-    if args.json:
+    if config.json:
         out = {
-            "model": args.model,
-            "data": args.data,
-            "num": args.num,
+            "model": config.model,
+            "data": config.data,
+            "num": config.num,
             "results": {k: _json_number(v) for k, v in report.values.items()},
             "skipped": report.skipped,
             "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
