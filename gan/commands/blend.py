@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass, field, fields
 
 from gan.commands.stage_bars import StageBars
+from gan.config_help import add_config_arguments, config_from_args, field_help
 from gan.errors import UserError
 from gan.resources import SHIPPED_CLASSIFIER
 
@@ -22,9 +24,9 @@ NAME = "blend"
 HELP = "Blend a model with one fine-tuned from it (layer swap): write the blend, a grid, class rates."
 
 
-def _weights(text: str) -> list[float]:
+def _weights(text: str) -> tuple[float, ...]:
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"weights must be numbers separated by commas, got {text!r}"
@@ -34,33 +36,54 @@ def _weights(text: str) -> list[float]:
     return values
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("base", metavar="BASE", help="the base model (its mapping network and coarse layers stay)")
-    p.add_argument("tuned", metavar="TUNED", help="a model fine-tuned from BASE")
-    p.add_argument(
-        "--resolution",
-        type=int,
+@dataclass
+class BlendConfig:
+    """Options of `gan blend`: the two models, what to write and what to measure."""
+
+    base: str = field(metadata={"help": "the base model (its mapping network and coarse layers stay)"})
+    tuned: str = field(metadata={"help": "a model fine-tuned from BASE"})
+    resolution: int | None = field(
         default=None,
-        help="layers at and above this resolution are blended (default: the middle one; "
-        "`gan info` lists a model's layers)",
+        metadata={
+            "help": "layers at and above this resolution are blended (default: the middle one; "
+            "`gan info` lists a model's layers)"
+        },
     )
-    p.add_argument(
-        "--weight", type=float, default=1.0, help="blend weight for --out, 0 (base) to 1 (tuned); default 1"
+    weight: float = field(
+        default=1.0, metadata={"help": "blend weight for --out, 0 (base) to 1 (tuned); default 1"}
     )
-    p.add_argument("--out", default=None, help="write the blended generator to this .safetensors file")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    p.add_argument("--grid", default=None, help="write a PNG: rows are --grid-seeds, columns are --weights")
-    p.add_argument("--grid-seeds", default="0-7", help="seeds of the grid rows (default 0-7)")
-    p.add_argument(
-        "--weights", type=_weights, default=[0.0, 0.25, 0.5, 0.75, 1.0], help="weights of --grid / --measure"
+    out: str | None = field(
+        default=None, metadata={"help": "write the blended generator to this .safetensors file"}
     )
-    p.add_argument("--measure", action="store_true", help="print the classifier's class rates at each weight")
-    p.add_argument("--seeds", default="1000-1199", help="seeds --measure classifies (default 1000-1199)")
-    p.add_argument("--classifier", default=str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
-    p.add_argument(
-        "--psi", type=float, default=1.0, help="truncation psi of the grid and --measure (default 1)"
+    force: bool = field(default=False, metadata={"help": "overwrite --out if it exists"})
+    grid: str | None = field(
+        default=None, metadata={"help": "write a PNG: rows are --grid-seeds, columns are --weights"}
     )
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    grid_seeds: str = field(default="0-7", metadata={"help": "seeds of the grid rows (default 0-7)"})
+    weights: tuple[float, ...] = field(
+        default=(0.0, 0.25, 0.5, 0.75, 1.0), metadata={"help": "weights of --grid / --measure"}
+    )
+    measure: bool = field(
+        default=False, metadata={"help": "print the classifier's class rates at each weight"}
+    )
+    seeds: str = field(
+        default="1000-1199", metadata={"help": "seeds --measure classifies (default 1000-1199)"}
+    )
+    classifier: str = field(
+        default=str(SHIPPED_CLASSIFIER), metadata={"help": "classifier file (default: shipped)"}
+    )
+    psi: float = field(default=1.0, metadata={"help": "truncation psi of the grid and --measure (default 1)"})
+    device: str = field(default="cpu", metadata={"help": "torch device (default cpu)"})
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # The two models are positional arguments, which the generator (options only) does not make.
+    for name in ("base", "tuned"):
+        p.add_argument(name, metavar=name.upper(), help=field_help(BlendConfig, name))
+    options = [f.name for f in fields(BlendConfig) if f.name not in ("base", "tuned")]
+    add_config_arguments(
+        p, BlendConfig, options, types={"weights": _weights}, shown={"weights": "0,0.25,0.5,0.75,1"}
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,25 +91,26 @@ def run(args: argparse.Namespace) -> int:
     from gan.model_io import load_model
     from gan.seeds import parse_seeds
 
-    if not (args.out or args.grid or args.measure):
+    config = config_from_args(BlendConfig, args)
+    if not (config.out or config.grid or config.measure):
         raise UserError("nothing to do: give --out, --grid and/or --measure")
-    if args.out:
-        _check_out(args.out, args.force)  # before loading and blending, which take a while
-    base = load_model(args.base, device=args.device, training_nets=False)
-    tuned = load_model(args.tuned, device=args.device, training_nets=False)
+    if config.out:
+        _check_out(config.out, config.force)  # before loading and blending, which take a while
+    base = load_model(config.base, device=config.device, training_nets=False)
+    tuned = load_model(config.tuned, device=config.device, training_nets=False)
     reason = check_blendable(base, tuned)
     if reason is not None:
-        raise UserError(f"cannot blend {args.base} with {args.tuned}: {reason}")
-    resolution = args.resolution if args.resolution is not None else default_blend_resolution(base)
+        raise UserError(f"cannot blend {config.base} with {config.tuned}: {reason}")
+    resolution = config.resolution if config.resolution is not None else default_blend_resolution(base)
     print(f"blending layers at and above resolution {resolution}", file=sys.stderr)
 
-    if args.out:
-        _write(blend_models(base, tuned, resolution, args.weight), args.out, args.force)
-    blended = {w: blend_generators(base, tuned, resolution, w) for w in args.weights}
-    if args.grid:
-        _write_grid(blended, parse_seeds(args.grid_seeds), args.psi, args.grid)
-    if args.measure:
-        _measure(blended, parse_seeds(args.seeds), args.psi, args.classifier, args.device)
+    if config.out:
+        _write(blend_models(base, tuned, resolution, config.weight), config.out, config.force)
+    blended = {w: blend_generators(base, tuned, resolution, w) for w in config.weights}
+    if config.grid:
+        _write_grid(blended, parse_seeds(config.grid_seeds), config.psi, config.grid)
+    if config.measure:
+        _measure(blended, parse_seeds(config.seeds), config.psi, config.classifier, config.device)
     return 0
 
 
