@@ -10,6 +10,12 @@ from collections.abc import Callable, Iterable, Mapping
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
+def opt(default=dataclasses.MISSING, *, help: str):
+    """A dataclass field with its help text; without a default it is a required option. help is
+    a keyword so that opt("text") cannot be read as a default."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 def field_help(config_class: type, name: str) -> str:
     """The field's metadata["help"]; "" for a field without help or a name that is no field."""
     for f in dataclasses.fields(config_class):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from gan.commands.stage_bars import StageBars
-from gan.config_help import add_config_arguments, config_from_args, field_help
+from gan.config_help import add_config_arguments, config_from_args, field_help, opt
 from gan.errors import UserError
 from gan.resources import SHIPPED_CLASSIFIER
 
@@ -40,40 +40,24 @@ def _weights(text: str) -> tuple[float, ...]:
 class BlendConfig:
     """Options of `gan blend`: the two models, what to write and what to measure."""
 
-    base: str = field(metadata={"help": "the base model (its mapping network and coarse layers stay)"})
-    tuned: str = field(metadata={"help": "a model fine-tuned from BASE"})
-    resolution: int | None = field(
-        default=None,
-        metadata={
-            "help": "layers at and above this resolution are blended (default: the middle one; "
-            "`gan info` lists a model's layers)"
-        },
+    base: str = opt(help="the base model (its mapping network and coarse layers stay)")
+    tuned: str = opt(help="a model fine-tuned from BASE")
+    resolution: int | None = opt(
+        None,
+        help="layers at and above this resolution are blended (default: the middle one; "
+        "`gan info` lists a model's layers)",
     )
-    weight: float = field(
-        default=1.0, metadata={"help": "blend weight for --out, 0 (base) to 1 (tuned); default 1"}
-    )
-    out: str | None = field(
-        default=None, metadata={"help": "write the blended generator to this .safetensors file"}
-    )
-    force: bool = field(default=False, metadata={"help": "overwrite --out if it exists"})
-    grid: str | None = field(
-        default=None, metadata={"help": "write a PNG: rows are --grid-seeds, columns are --weights"}
-    )
-    grid_seeds: str = field(default="0-7", metadata={"help": "seeds of the grid rows (default 0-7)"})
-    weights: tuple[float, ...] = field(
-        default=(0.0, 0.25, 0.5, 0.75, 1.0), metadata={"help": "weights of --grid / --measure"}
-    )
-    measure: bool = field(
-        default=False, metadata={"help": "print the classifier's class rates at each weight"}
-    )
-    seeds: str = field(
-        default="1000-1199", metadata={"help": "seeds --measure classifies (default 1000-1199)"}
-    )
-    classifier: str = field(
-        default=str(SHIPPED_CLASSIFIER), metadata={"help": "classifier file (default: shipped)"}
-    )
-    psi: float = field(default=1.0, metadata={"help": "truncation psi of the grid and --measure (default 1)"})
-    device: str = field(default="cpu", metadata={"help": "torch device (default cpu)"})
+    weight: float = opt(1.0, help="blend weight for --out, 0 (base) to 1 (tuned); default 1")
+    out: str | None = opt(None, help="write the blended generator to this .safetensors file")
+    force: bool = opt(False, help="overwrite --out if it exists")
+    grid: str | None = opt(None, help="write a PNG: rows are --grid-seeds, columns are --weights")
+    grid_seeds: str = opt("0-7", help="seeds of the grid rows (default 0-7)")
+    weights: tuple[float, ...] = opt((0.0, 0.25, 0.5, 0.75, 1.0), help="weights of --grid / --measure")
+    measure: bool = opt(False, help="print the classifier's class rates at each weight")
+    seeds: str = opt("1000-1199", help="seeds --measure classifies (default 1000-1199)")
+    classifier: str = opt(str(SHIPPED_CLASSIFIER), help="classifier file (default: shipped)")
+    psi: float = opt(1.0, help="truncation psi of the grid and --measure (default 1)")
+    device: str = opt("cpu", help="torch device (default cpu)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gan.config_help import add_config_arguments, config_from_args
+from gan.config_help import add_config_arguments, config_from_args, opt
 from gan.errors import UserError
 from gan.recipe import model_ref, recipe_to_dict, write_png
 from gan.render import NOISE_MODES, RenderArgs, Renderer
@@ -40,20 +40,12 @@ def _pair(text: str) -> tuple[float, float]:
 class GenerateConfig:
     """Options of `gan generate`: what to render (seeds or a projection) and how."""
 
-    model: str = field(metadata={"help": "model file (.safetensors or official .pkl)"})
-    seeds: str | None = field(default=None, metadata={"help": "seeds, e.g. 0-7 or 1,5,9-11"})
-    latents: str | None = field(
-        default=None, metadata={"help": "render a projection written by `gan project` instead of seeds"}
-    )
-    outdir: str | None = field(
-        default=None, metadata={"help": "directory for the PNG files (created if needed)"}
-    )
-    out: str | None = field(
-        default=None,
-        metadata={
-            "help": "--latents: the PNG to write "
-            "(default: OUTDIR/<name>.png, or <name>-render.png next to it)"
-        },
+    model: str = opt(help="model file (.safetensors or official .pkl)")
+    seeds: str | None = opt(None, help="seeds, e.g. 0-7 or 1,5,9-11")
+    latents: str | None = opt(None, help="render a projection written by `gan project` instead of seeds")
+    outdir: str | None = opt(None, help="directory for the PNG files (created if needed)")
+    out: str | None = opt(
+        None, help="--latents: the PNG to write (default: OUTDIR/<name>.png, or <name>-render.png next to it)"
     )
     direction: list[str] = field(
         default_factory=list,
@@ -62,23 +54,17 @@ class GenerateConfig:
             "`gan directions list` shows them)"
         },
     )
-    blend: str | None = field(
-        default=None, metadata={"help": "render through MODEL blended with this fine-tuned model"}
-    )
-    blend_resolution: int | None = field(
-        default=None, metadata={"help": "--blend: first blended resolution (default: middle)"}
-    )
-    blend_weight: float = field(default=1.0, metadata={"help": "--blend: weight 0 (base) to 1 (tuned)"})
-    psi: float = field(default=1.0, metadata={"help": "truncation psi (default 1 = none)"})
-    trunc_cutoff: int | None = field(default=None, metadata={"help": "truncate only the first K ws"})
-    class_idx: int | None = field(default=None, metadata={"help": "class of a conditional model"})
-    noise_mode: str = field(default="const", metadata={"help": "per-pixel noise (default const)"})
-    translate: tuple[float, float] = field(
-        default=(0.0, 0.0), metadata={"help": "input translation in image sizes, e.g. 0.3,0.1"}
-    )
-    rotate: float = field(default=0.0, metadata={"help": "input rotation in degrees"})
-    grid: int = field(default=0, metadata={"help": "also write all seeds into grid.png, COLS per row"})
-    device: str = field(default="cpu", metadata={"help": "torch device: cpu (default), cuda, cuda:1, ..."})
+    blend: str | None = opt(None, help="render through MODEL blended with this fine-tuned model")
+    blend_resolution: int | None = opt(None, help="--blend: first blended resolution (default: middle)")
+    blend_weight: float = opt(1.0, help="--blend: weight 0 (base) to 1 (tuned)")
+    psi: float = opt(1.0, help="truncation psi (default 1 = none)")
+    trunc_cutoff: int | None = opt(None, help="truncate only the first K ws")
+    class_idx: int | None = opt(None, help="class of a conditional model")
+    noise_mode: str = opt("const", help="per-pixel noise (default const)")
+    translate: tuple[float, float] = opt((0.0, 0.0), help="input translation in image sizes, e.g. 0.3,0.1")
+    rotate: float = opt(0.0, help="input rotation in degrees")
+    grid: int = opt(0, help="also write all seeds into grid.png, COLS per row")
+    device: str = opt("cpu", help="torch device: cpu (default), cuda, cuda:1, ...")
 
 
 _SOURCE = ("seeds", "latents")  # what to render: exactly one of the two

@@ -7,9 +7,9 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from gan.config_help import add_config_arguments, config_from_args
+from gan.config_help import add_config_arguments, config_from_args, opt
 
 NAME = "metrics"
 HELP = "Compute quality metrics (FID, KID, SWD, EQ-T, EQ-R, toon-classifier FD/KID) of a model."
@@ -19,33 +19,25 @@ HELP = "Compute quality metrics (FID, KID, SWD, EQ-T, EQ-R, toon-classifier FD/K
 class MetricsConfig:
     """Options of `gan metrics`: which metrics of which model, against which data."""
 
-    model: str = field(metadata={"help": "model file (.safetensors or official .pkl)"})
-    data: str | None = field(
-        default=None, metadata={"help": "data set (folder or zip of images) for FID, KID and SWD"}
+    model: str = opt(help="model file (.safetensors or official .pkl)")
+    data: str | None = opt(None, help="data set (folder or zip of images) for FID, KID and SWD")
+    metrics: str = opt("fid50k_full", help="comma-separated metric names")
+    num: int | None = opt(None, help="number of generated samples (overrides the name's 50k)")
+    inception: str | None = opt(
+        None,
+        help="Inception weights pt_inception-2015-12-05-6726825d.pth "
+        "(default: $GAN_INCEPTION_WEIGHTS, the cache, or a one-time download)",
     )
-    metrics: str = field(default="fid50k_full", metadata={"help": "comma-separated metric names"})
-    num: int | None = field(
-        default=None, metadata={"help": "number of generated samples (overrides the name's 50k)"}
+    classifier: str | None = opt(
+        None,
+        help="toon classifier whose features fd_toon* / kid_toon* use "
+        "(default: resources/classifier/toon_classifier.safetensors)",
     )
-    inception: str | None = field(
-        default=None,
-        metadata={
-            "help": "Inception weights pt_inception-2015-12-05-6726825d.pth "
-            "(default: $GAN_INCEPTION_WEIGHTS, the cache, or a one-time download)"
-        },
-    )
-    classifier: str | None = field(
-        default=None,
-        metadata={
-            "help": "toon classifier whose features fd_toon* / kid_toon* use "
-            "(default: resources/classifier/toon_classifier.safetensors)"
-        },
-    )
-    batch: int = field(default=16, metadata={"help": "images per forward pass"})
-    seed: int = field(default=0, metadata={"help": "random seed of latents and transforms"})
-    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu or cuda"})
-    no_cache: bool = field(default=False, metadata={"help": "do not use cached data set statistics"})
-    json: bool = field(default=False, metadata={"help": "print one JSON object instead of a table"})
+    batch: int = opt(16, help="images per forward pass")
+    seed: int = opt(0, help="random seed of latents and transforms")
+    device: str = opt("cpu", help="torch device, e.g. cpu or cuda")
+    no_cache: bool = opt(False, help="do not use cached data set statistics")
+    json: bool = opt(False, help="print one JSON object instead of a table")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gan.config_help import add_config_arguments, config_from_args
+from gan.config_help import add_config_arguments, config_from_args, field_help, opt
 
 
 @dataclass
@@ -86,3 +86,19 @@ def test_repeated_options_collect_every_value_in_order():
     assert p.parse_args([]).moves == []  # a fresh default, not the list an earlier parse appended to
     with pytest.raises(argparse.ArgumentError):
         p.parse_args(["--sizes", "x"])
+
+
+@dataclass
+class Job:
+    src: str = opt(help="input file")
+    level: int = opt(2, help="how hard")
+
+
+def test_opt_fields_carry_their_help_and_no_default_means_required(capsys):
+    assert field_help(Job, "src") == "input file" and Job(src="a").level == 2
+    p = argparse.ArgumentParser(prog="t")
+    add_config_arguments(p, Job)
+    assert "how hard (default: 2)" in p.format_help()
+    with pytest.raises(SystemExit):
+        p.parse_args(["--level", "3"])
+    assert "--src" in capsys.readouterr().err
