@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable, Mapping
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
-def opt(default=dataclasses.MISSING, *, help: str):
-    """A dataclass field with its help text; without a default it is a required option. help is
-    a keyword so that opt("text") cannot be read as a default."""
+def opt(default=dataclasses.MISSING, help: str | None = None):
+    """A dataclass field with its help text; without a default it is a required option
+    (opt(help=...)). The help is required, so opt("text") alone is an error, not a default."""
+    if help is None:
+        raise TypeError("opt() needs the field's help text")
     return dataclasses.field(default=default, metadata={"help": help})
 
 

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from gan import config_help
+from gan.config_help import opt
 from gan.errors import Cancelled, UserError
 from gan.io.files import create_temp_file
 from gan.progress import Progress
@@ -52,18 +53,13 @@ MAX_UPSCALE = 16
 ARCH_LABELS = {"stylegan2": "StyleGAN2", "stylegan3-t": "StyleGAN3-T", "stylegan3-r": "StyleGAN3-R"}
 
 
-def _opt(default, help: str):
-    """A dataclass field with its help text."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(eq=False)
 class VideoJob:
     """What to render and how to encode it. `validate()` checks the values on their own;
     `render_video` also checks them against the model."""
 
-    kind: str = _opt("rotate", "rotate (SG3 rotation loop), translate (SG3 translation loop), interp, sweep")
-    view: RenderArgs | None = _opt(
+    kind: str = opt("rotate", "rotate (SG3 rotation loop), translate (SG3 translation loop), interp, sweep")
+    view: RenderArgs | None = opt(
         None,
         "base view (latent, psi, edits, transform), e.g. a PNG recipe's args; "
         "None = seeds[0] with psi, class_idx and noise_mode below",
@@ -72,38 +68,38 @@ class VideoJob:
         default_factory=lambda: [0],
         metadata={"help": "interp: the seeds to pass through (2 or more, loops back); others: seeds[0]"},
     )
-    psi: float = _opt(1.0, "truncation psi when no view is given")
-    class_idx: int | None = _opt(None, "class of a conditional model (no view)")
-    noise_mode: str = _opt("const", "const, random or none (no view)")
+    psi: float = opt(1.0, "truncation psi when no view is given")
+    class_idx: int | None = opt(None, "class of a conditional model (no view)")
+    noise_mode: str = opt("const", "const, random or none (no view)")
     # --- source parameters ------------------------------------------------------------------
-    turns: int = _opt(1, "rotate: full turns per loop (negative = clockwise)")
-    translate_path: str = _opt("circle", "translate: circle, or line (back and forth along x)")
-    translate_amount: float = _opt(0.25, "translate: radius / half-width, in units of the image size")
-    interp_space: str = _opt("z", "interp: z (spherical interpolation) or w (linear, after mapping)")
-    direction_name: str = _opt("", "sweep: name of one of the model's directions (gan.edit.directions)")
-    direction: np.ndarray | None = _opt(
+    turns: int = opt(1, "rotate: full turns per loop (negative = clockwise)")
+    translate_path: str = opt("circle", "translate: circle, or line (back and forth along x)")
+    translate_amount: float = opt(0.25, "translate: radius / half-width, in units of the image size")
+    interp_space: str = opt("z", "interp: z (spherical interpolation) or w (linear, after mapping)")
+    direction_name: str = opt("", "sweep: name of one of the model's directions (gan.edit.directions)")
+    direction: np.ndarray | None = opt(
         None, "sweep: the direction itself, [w_dim] or [num_ws, w_dim]; wins over direction_name"
     )
-    strength: float = _opt(3.0, "sweep: the strength goes -s .. +s .. -s")
-    layer_start: int = _opt(0, "sweep: first w index the direction applies to")
-    layer_end: int | None = _opt(None, "sweep: one past the last w index; None = all")
+    strength: float = opt(3.0, "sweep: the strength goes -s .. +s .. -s")
+    layer_start: int = opt(0, "sweep: first w index the direction applies to")
+    layer_end: int | None = opt(None, "sweep: one past the last w index; None = all")
     # --- encoder ----------------------------------------------------------------------------
-    size: int | None = _opt(
+    size: int | None = opt(
         None, "output width = height in pixels (even); None = the model's resolution times upscale"
     )
-    upscale: int | None = _opt(
+    upscale: int | None = opt(
         None,
         f"integer factor (1 .. {MAX_UPSCALE}) the model's resolution is scaled by, for small models "
         "(not with size); None = 1, or in a comparison video the smallest factor giving panels of at "
         "least 256 px",
     )
-    upscale_filter: str = _opt(
+    upscale_filter: str = opt(
         "smooth", "how upscaled frames are drawn: smooth (Lanczos) or nearest (hard pixels)"
     )
-    fps: float = _opt(30.0, "frames per second (1 .. 120)")
-    duration: float = _opt(4.0, "length of one loop in seconds")
-    crf: int = _opt(18, "x264 quality: 0 = lossless .. 51 = worst; 18 looks clean, 23 is smaller")
-    preset: str = _opt("medium", "x264 speed/size trade-off: ultrafast .. veryslow")
+    fps: float = opt(30.0, "frames per second (1 .. 120)")
+    duration: float = opt(4.0, "length of one loop in seconds")
+    crf: int = opt(18, "x264 quality: 0 = lossless .. 51 = worst; 18 looks clean, 23 is smaller")
+    preset: str = opt("medium", "x264 speed/size trade-off: ultrafast .. veryslow")
 
     @property
     def num_frames(self) -> int:

@@ -29,17 +29,13 @@ from typing import Any
 import torch
 
 from gan import config_help
+from gan.config_help import opt
 from gan.errors import UserError
 
 CFGS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 AUGS = ("ada", "noaug", "fixed")
 DEVICES = ("auto", "cpu", "cuda")
 OPTIONS_FILE = "training_options.json"
-
-
-def opt(default, help: str):
-    """A dataclass field with its help text."""
-    return field(default=default, metadata={"help": help})
 
 
 def opt_list(help: str):
