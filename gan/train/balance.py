@@ -23,7 +23,8 @@ The term acts on G; G_ema follows G's shares only with a lag (in the toon run G 
 learning rates at the end let G settle and G_ema catch up.
 
 The target shares come from the data set's `dataset.json` `attributes` (written by `gan dataset
-toon`), whose class indices must follow the classifier head's class names.
+toon`), whose class indices must follow the classifier head's class names. Several heads can be
+balanced at once (`--balance-head style,glasses`): one term each, summed in the G loss.
 """
 
 from __future__ import annotations

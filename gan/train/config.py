@@ -112,7 +112,11 @@ class TrainConfig:
         "classifier file (gan.edit.classifier) that pushes the class shares of the generated images "
         "towards the data set's labels (dataset.json attributes); off when unset",
     )
-    balance_head: str = opt("style", "the classifier head (attribute) whose class shares are balanced")
+    balance_head: str = opt(
+        "style",
+        "the classifier heads (attributes) whose class shares are balanced, comma-separated, "
+        "e.g. style,glasses",
+    )
     balance_weight: float = opt(
         8.0, "weight of the class-balance term in the G loss (8 balanced the toon model's styles)"
     )
@@ -137,6 +141,8 @@ class TrainConfig:
             raise UserError("--finetune needs --resume MODEL (the weights to start from)")
         if self.balance_classifier is not None and not os.path.isfile(self.balance_classifier):
             raise UserError(f"--balance-classifier {self.balance_classifier} is not a file")
+        if self.balance_classifier is not None and not self.balance_head.replace(",", "").strip():
+            raise UserError("--balance-head names no classifier head: give e.g. style or style,glasses")
         if not self.balance_weight >= 0:
             raise UserError(f"--balance-weight must be 0 or more, not {self.balance_weight!r}")
         if self.device == "cuda" and not torch.cuda.is_available():

@@ -201,14 +201,19 @@ class _Trainer:
             blur_fade_kimg=r.blur_fade_kimg,
         )
 
-    def _balance(self) -> ClassBalance | None:
+    def _balance(self) -> list[ClassBalance]:
+        """One class-balance term per head named in balance_head (none without a classifier)."""
         c = self.cfg
         if c.balance_classifier is None:
-            return None
+            return []
         seed = c.seed * self.dist.world_size + self.dist.rank
-        return ClassBalance.from_files(
-            c.balance_classifier, c.balance_head, c.data, c.balance_weight, self.device, seed
-        )
+        heads = [h.strip() for h in c.balance_head.split(",") if h.strip()]
+        return [
+            ClassBalance.from_files(
+                c.balance_classifier, head, c.data, c.balance_weight, self.device, seed + k
+            )
+            for k, head in enumerate(heads)
+        ]
 
     def _phases(self) -> list[_Phase]:
         r = self.r

@@ -64,11 +64,14 @@ def test_balance_moves_the_generated_share_to_the_target_and_stays_near_it(targe
 
 
 def _toon_like(path, styles: list[int], classes=("photo", "anime")) -> str:
-    """A tiny data set whose dataset.json carries per-image 'style' attributes."""
+    """A tiny data set whose dataset.json carries per-image 'style' and 'glasses' attributes
+    (glasses on every third image)."""
     with DatasetWriter(path) as writer:
         names = [writer.add(np.full([16, 16, 3], 60 + 120 * s, dtype=np.uint8)) for s in styles]
-        writer.meta["attributes"] = [[name, {"style": s}] for name, s in zip(names, styles)]
-        writer.meta["attribute_classes"] = {"style": list(classes)}
+        writer.meta["attributes"] = [
+            [name, {"style": s, "glasses": int(i % 3 == 0)}] for i, (name, s) in enumerate(zip(names, styles))
+        ]
+        writer.meta["attribute_classes"] = {"style": list(classes), "glasses": ["no", "yes"]}
     return str(path)
 
 
@@ -102,5 +105,29 @@ def test_training_with_class_balance_reports_the_shares(tmp_path):
     )
     assert summary.reason == "done"
     stats = ticks[-1].stats
-    shares = stats["Balance/share/photo"], stats["Balance/share/anime"]
+    shares = stats["Balance/share/style=photo"], stats["Balance/share/style=anime"]
     assert np.isclose(sum(shares), 1.0, atol=1e-5) and "Loss/G/balance" in stats
+    assert not any(name.startswith("Balance/share/glasses") for name in stats)
+
+
+def test_training_balances_several_heads_at_once(tmp_path):
+    """--balance-head style,glasses: one term per head, each head's shares in the stats."""
+    data = _toon_like(tmp_path / "toon.zip", [0, 1] * 16)
+    heads = {"style": ["photo", "anime"], "glasses": ["no", "yes"]}
+    net = ClassifierNet(ClassifierConfig(heads=heads, resolution=16, channels=(8, 8)))
+    clf = str(tmp_path / "clf.safetensors")
+    save_classifier(clf, net)
+    base = dict(cfg="stylegan2", data=data, outdir=str(tmp_path / "runs"), batch=8, aug="noaug", **TINY)
+    ticks = []
+    config = TrainConfig(
+        **base, kimg=0.016, tick_kimg=0.016, balance_classifier=clf, balance_head="style, glasses"
+    )
+    assert run(config, on_tick=ticks.append).reason == "done"
+    stats = ticks[-1].stats
+    for head, classes in heads.items():
+        shares = [stats[f"Balance/share/{head}={name}"] for name in classes]
+        assert np.isclose(sum(shares), 1.0, atol=1e-5)
+    with pytest.raises(UserError, match="no head 'hair'"):
+        run(TrainConfig(**base, kimg=0.016, balance_classifier=clf, balance_head="style,hair"))
+    with pytest.raises(UserError, match="--balance-head"):
+        TrainConfig(**base, balance_classifier=clf, balance_head=" , ").validate()
