@@ -25,6 +25,12 @@ learning rates at the end let G settle and G_ema catch up.
 The target shares come from the data set's `dataset.json` `attributes` (written by `gan dataset
 toon`), whose class indices must follow the classifier head's class names. Several heads can be
 balanced at once (`--balance-head style,glasses`): one term each, summed in the G loss.
+
+The share is a mean probability, which equals the share of images of a class only when the
+classifier is sure of each image (the toon styles). Where G draws ambiguous images (faint
+glasses: mean probability 0.2 while 4-5% of the images are classified as wearing them) the mean
+already looks right and the term does not pull; a temperature below 1 (`--balance-temperature`,
+logits / T before the softmax) counts each image closer to its most likely class.
 """
 
 from __future__ import annotations
@@ -73,8 +79,18 @@ class ClassBalance:
     (input NCHW in [-1, 1] at net.config.resolution, output {head: logits}); target: the wanted
     share of each class of `head`."""
 
-    def __init__(self, net: torch.nn.Module, head: str, classes: list[str], target, weight: float, seed: int):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        head: str,
+        classes: list[str],
+        target,
+        weight: float,
+        seed: int,
+        temperature: float = 1.0,
+    ):
         self.net = net.eval().requires_grad_(False)
+        self.temperature = float(temperature)
         self.head = head
         self.classes = list(classes)
         self.target = torch.as_tensor(target, dtype=torch.float32)
@@ -83,7 +99,16 @@ class ClassBalance:
         self.gen = torch.Generator().manual_seed(int(seed))
 
     @classmethod
-    def from_files(cls, classifier_path: str, head: str, data_path: str, weight: float, device, seed: int):
+    def from_files(
+        cls,
+        classifier_path: str,
+        head: str,
+        data_path: str,
+        weight: float,
+        device,
+        seed: int,
+        temperature: float = 1.0,
+    ):
         """The term for `gan train`: the classifier file's head, the data set's label shares."""
         clf = load_classifier(classifier_path, device=str(device))
         if head not in clf.heads:
@@ -92,12 +117,13 @@ class ClassBalance:
                 f"its heads are {', '.join(clf.heads)}"
             )
         classes = clf.heads[head]
-        return cls(clf.net, head, classes, label_shares(data_path, head, classes), weight, seed)
+        target = label_shares(data_path, head, classes)
+        return cls(clf.net, head, classes, target, weight, seed, temperature)
 
     def loss(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, batch share per class) for G's images [N, 3, H, W] in [-1, 1]."""
         x = to_input(random_shift(images, SHIFT, self.gen), self.net.config.resolution)
-        probs = self.net(x)[self.head].softmax(dim=1)
+        probs = (self.net(x)[self.head] / self.temperature).softmax(dim=1)
         batch_share = probs.mean(dim=0)
         rate = min(1.0, images.shape[0] / SHARE_IMAGES)
         detached = batch_share.detach()

@@ -117,6 +117,11 @@ class TrainConfig:
         "the classifier heads (attributes) whose class shares are balanced, comma-separated, "
         "e.g. style,glasses",
     )
+    balance_temperature: float = opt(
+        1.0,
+        "softmax temperature of the balance term's class probabilities; below 1 counts ambiguous "
+        "images closer to their most likely class (see gan.train.balance)",
+    )
     balance_weight: float = opt(
         8.0, "weight of the class-balance term in the G loss (8 balanced the toon model's styles)"
     )
@@ -143,6 +148,10 @@ class TrainConfig:
             raise UserError(f"--balance-classifier {self.balance_classifier} is not a file")
         if self.balance_classifier is not None and not self.balance_head.replace(",", "").strip():
             raise UserError("--balance-head names no classifier head: give e.g. style or style,glasses")
+        if not (math.isfinite(self.balance_temperature) and self.balance_temperature > 0):
+            raise UserError(
+                f"--balance-temperature must be a positive number, not {self.balance_temperature!r}"
+            )
         if not self.balance_weight >= 0:
             raise UserError(f"--balance-weight must be 0 or more, not {self.balance_weight!r}")
         if self.device == "cuda" and not torch.cuda.is_available():

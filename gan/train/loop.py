@@ -210,7 +210,13 @@ class _Trainer:
         heads = [h.strip() for h in c.balance_head.split(",") if h.strip()]
         return [
             ClassBalance.from_files(
-                c.balance_classifier, head, c.data, c.balance_weight, self.device, seed + k
+                c.balance_classifier,
+                head,
+                c.data,
+                c.balance_weight,
+                self.device,
+                seed + k,
+                c.balance_temperature,
             )
             for k, head in enumerate(heads)
         ]

@@ -63,6 +63,21 @@ def test_balance_moves_the_generated_share_to_the_target_and_stays_near_it(targe
     assert 0.02 < _red_share(G) < 0.98
 
 
+def test_temperature_counts_ambiguous_images_by_their_likely_class():
+    """Images that lean red only slightly: at temperature 1 the mean probability says 'half red'
+    although every image is more red than green; a low temperature reports nearly all red, so the
+    term sees the real excess and pulls (its gradient no longer vanishes at the target)."""
+    img = torch.zeros([32, 3, 16, 16])
+    img[:, 0] = 0.01  # red - green = 0.01: logit 0.2 for red
+    target = [0.5, 0.5]
+    soft = ClassBalance(TintNet(), "tint", ["green", "red"], target, 1.0, seed=0)
+    sharp = ClassBalance(TintNet(), "tint", ["green", "red"], target, 1.0, seed=0, temperature=0.02)
+    _, soft_share = soft.loss(img)
+    _, sharp_share = sharp.loss(img)
+    assert 0.5 < float(soft_share[1]) < 0.65
+    assert float(sharp_share[1]) > 0.99
+
+
 def _toon_like(path, styles: list[int], classes=("photo", "anime")) -> str:
     """A tiny data set whose dataset.json carries per-image 'style' and 'glasses' attributes
     (glasses on every third image)."""
@@ -131,3 +146,5 @@ def test_training_balances_several_heads_at_once(tmp_path):
         run(TrainConfig(**base, kimg=0.016, balance_classifier=clf, balance_head="style,hair"))
     with pytest.raises(UserError, match="--balance-head"):
         TrainConfig(**base, balance_classifier=clf, balance_head=" , ").validate()
+    with pytest.raises(UserError, match="--balance-temperature"):
+        TrainConfig(**base, balance_classifier=clf, balance_temperature=0.0).validate()
