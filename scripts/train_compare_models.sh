@@ -3,6 +3,7 @@
 #
 #   scripts/train_compare_models.sh start    # new runs in $RUNS (the first session only)
 #   scripts/train_compare_models.sh resume   # continue both from resources/models/training/ into $RUNS
+#                                            # (batch 16 below 36 kimg, 8 from there; BATCH=N overrides)
 #   scripts/train_compare_models.sh save     # stop both (a stop snapshot each), copy their state back
 #
 # Same data, seed and settings as the shipped StyleGAN3-T run (64 px, cbase 4096, cmax 64, z/w 128,
@@ -40,7 +41,10 @@ case "${1:-}" in
     for name in sg2 sg3r; do
       src="$SAVED/toon64-$name-small"
       rm -rf "$RUNS/toon64-$name-small" && cp -r "$src" "$RUNS/toon64-$name-small"
-      launch "$name" --resume "$RUNS/toon64-$name-small" --data "$DATA" ${BATCH:+--batch "$BATCH"} --kimg "$KIMG"
+      # Batch 16 until 36 kimg, then 8, as the StyleGAN3-T run (BATCH overrides).
+      nimg=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$src/latest.json")
+      batch=${BATCH:-$([ "$nimg" -ge 36000 ] && echo 8 || echo 16)}
+      launch "$name" --resume "$RUNS/toon64-$name-small" --data "$DATA" --batch "$batch" --kimg "$KIMG"
     done
     ;;
   save)
