@@ -114,13 +114,8 @@ class TrainConfig:
     )
     balance_head: str = opt(
         "style",
-        "the classifier heads (attributes) whose class shares are balanced, comma-separated, "
-        "e.g. style,glasses",
-    )
-    balance_temperature: float = opt(
-        1.0,
-        "softmax temperature of the balance term's class probabilities; below 1 counts ambiguous "
-        "images closer to their most likely class (see gan.train.balance)",
+        "the classifier heads (attributes) whose class shares are balanced, comma-separated, each "
+        "optionally with its own weight: e.g. style,glasses:1",
     )
     balance_weight: float = opt(
         8.0, "weight of the class-balance term in the G loss (8 balanced the toon model's styles)"
@@ -146,12 +141,8 @@ class TrainConfig:
             raise UserError("--finetune needs --resume MODEL (the weights to start from)")
         if self.balance_classifier is not None and not os.path.isfile(self.balance_classifier):
             raise UserError(f"--balance-classifier {self.balance_classifier} is not a file")
-        if self.balance_classifier is not None and not self.balance_head.replace(",", "").strip():
-            raise UserError("--balance-head names no classifier head: give e.g. style or style,glasses")
-        if not (math.isfinite(self.balance_temperature) and self.balance_temperature > 0):
-            raise UserError(
-                f"--balance-temperature must be a positive number, not {self.balance_temperature!r}"
-            )
+        if self.balance_classifier is not None:
+            self.balance_heads()
         if not self.balance_weight >= 0:
             raise UserError(f"--balance-weight must be 0 or more, not {self.balance_weight!r}")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -193,8 +184,31 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def balance_heads(self) -> list[tuple[str, float]]:
+        """(head, weight) for each entry of balance_head, NAME or NAME:WEIGHT (default balance_weight)."""
+        heads = []
+        for entry in self.balance_head.split(","):
+            name, _, weight = (part.strip() for part in entry.partition(":"))
+            if not name and not weight:
+                continue
+            try:
+                value = float(weight) if weight else self.balance_weight
+            except ValueError:
+                value = math.nan
+            if not name or not value >= 0 or not math.isfinite(value):
+                raise UserError(
+                    f"--balance-head entry '{entry.strip()}' is not HEAD or HEAD:WEIGHT with a weight of 0 "
+                    "or more (e.g. style,glasses:1)"
+                )
+            heads.append((name, value))
+        if not heads:
+            raise UserError("--balance-head names no classifier head: give e.g. style or style,glasses:1")
+        return heads
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        # balance_temperature (1.0 in every run that wrote it) was replaced by counting by argmax.
+        values = {k: v for k, v in values.items() if not (k == "balance_temperature" and v == 1.0)}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -201,25 +201,13 @@ class _Trainer:
             blur_fade_kimg=r.blur_fade_kimg,
         )
 
-    def _balance(self) -> list[ClassBalance]:
-        """One class-balance term per head named in balance_head (none without a classifier)."""
+    def _balance(self) -> ClassBalance | None:
+        """The class-balance term of the heads named in balance_head (none without a classifier)."""
         c = self.cfg
         if c.balance_classifier is None:
-            return []
+            return None
         seed = c.seed * self.dist.world_size + self.dist.rank
-        heads = [h.strip() for h in c.balance_head.split(",") if h.strip()]
-        return [
-            ClassBalance.from_files(
-                c.balance_classifier,
-                head,
-                c.data,
-                c.balance_weight,
-                self.device,
-                seed + k,
-                c.balance_temperature,
-            )
-            for k, head in enumerate(heads)
-        ]
+        return ClassBalance.from_files(c.balance_classifier, c.balance_heads(), c.data, self.device, seed)
 
     def _phases(self) -> list[_Phase]:
         r = self.r

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -68,14 +67,14 @@ class StyleGANLoss:
         stats: StatsCollector,
         augment_pipe: AugmentPipe | None = None,
         ada: AdaController | None = None,
-        balance: Sequence[ClassBalance] = (),
+        balance: ClassBalance | None = None,
     ):
         self.G, self.D = G, D
         self.s = settings
         self.stats = stats
         self.augment_pipe = augment_pipe
         self.ada = ada
-        self.balance = list(balance)  # one term per balanced classifier head
+        self.balance = balance
         device = next(G.parameters()).device
         self.pl_mean = torch.zeros([], device=device)  # running mean path length
 
@@ -110,13 +109,11 @@ class StyleGANLoss:
         self.stats.report("Loss/signs/fake", logits.sign())
         loss = F.softplus(-logits).mean()
         self.stats.report("Loss/G/loss", loss)
-        if self.balance:
-            balance_loss = torch.zeros([], device=loss.device)
-            for term in self.balance:
-                head_loss, share = term.loss(img)
-                balance_loss = balance_loss + head_loss
-                for name, value in zip(term.classes, share):
-                    self.stats.report(f"Balance/share/{term.head}={name}", value)
+        if self.balance is not None:
+            balance_loss, shares = self.balance.loss(img)
+            for head in self.balance.heads:
+                for name, value in zip(head.classes, shares[head.name]):
+                    self.stats.report(f"Balance/share/{head.name}={name}", value)
             self.stats.report("Loss/G/balance", balance_loss)
             loss = loss + balance_loss
         loss.mul(gain).backward()

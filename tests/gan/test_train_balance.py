@@ -14,7 +14,7 @@ import torch
 from gan.data.dataset_tool import DatasetWriter
 from gan.edit.classifier import ClassifierConfig, ClassifierNet, save_classifier
 from gan.errors import UserError
-from gan.train.balance import ClassBalance, label_shares
+from gan.train.balance import BalancedHead, ClassBalance, label_shares
 from gan.train.config import TrainConfig
 from gan.train.loop import run
 from tests.support.tiny import TINY_TRAIN as TINY
@@ -34,6 +34,11 @@ class TintNet(torch.nn.Module):
         return {"tint": torch.stack([-red, red], 1)}
 
 
+def _tint_balance(target_red: float, weight: float = 1.0) -> ClassBalance:
+    head = BalancedHead("tint", ["green", "red"], torch.tensor([1 - target_red, target_red]), weight)
+    return ClassBalance(TintNet(), [head], seed=0)
+
+
 def _red_share(G, n: int = 256) -> float:
     with torch.no_grad():
         img = G(torch.randn([n, G.z_dim], generator=torch.Generator().manual_seed(99)), torch.zeros([n, 0]))
@@ -47,35 +52,49 @@ def test_balance_moves_the_generated_share_to_the_target_and_stays_near_it(targe
     torch.manual_seed(0)
     G = make_tiny_generator("stylegan2", seed=1).requires_grad_(True)
     start = _red_share(G)
-    balance = ClassBalance(TintNet(), "tint", ["green", "red"], [1 - target_red, target_red], 1.0, seed=0)
+    balance = _tint_balance(target_red)
     opt = torch.optim.Adam(G.parameters(), lr=0.001)
     late = []
     for step in range(300):
-        loss, share = balance.loss(G(torch.randn([16, G.z_dim]), torch.zeros([16, 0])))
+        loss, shares = balance.loss(G(torch.randn([16, G.z_dim]), torch.zeros([16, 0])))
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step >= 200:
-            late.append(float(share[1]))
+            late.append(float(shares["tint"][1]))
     print(f"red share {start:.3f} -> {np.mean(late):.3f} over the last 100 steps (target {target_red})")
     assert abs(start - target_red) > 0.25
     assert abs(np.mean(late) - target_red) < 0.08
     assert 0.02 < _red_share(G) < 0.98
 
 
-def test_temperature_counts_ambiguous_images_by_their_likely_class():
-    """Images that lean red only slightly: at temperature 1 the mean probability says 'half red'
-    although every image is more red than green; a low temperature reports nearly all red, so the
-    term sees the real excess and pulls (its gradient no longer vanishes at the target)."""
-    img = torch.zeros([32, 3, 16, 16])
-    img[:, 0] = 0.01  # red - green = 0.01: logit 0.2 for red
-    target = [0.5, 0.5]
-    soft = ClassBalance(TintNet(), "tint", ["green", "red"], target, 1.0, seed=0)
-    sharp = ClassBalance(TintNet(), "tint", ["green", "red"], target, 1.0, seed=0, temperature=0.02)
-    _, soft_share = soft.loss(img)
-    _, sharp_share = sharp.loss(img)
-    assert 0.5 < float(soft_share[1]) < 0.65
-    assert float(sharp_share[1]) > 0.99
+def test_share_counts_ambiguous_images_by_their_most_likely_class():
+    """Images that all lean red only slightly (mean probability of red 0.55): the share counts them
+    all as red, so against a 50/50 target the term sees the real excess and pulls them towards
+    green; a mean probability would call the share nearly right."""
+    img = torch.zeros([32, 3, 16, 16], requires_grad=True)
+    with torch.no_grad():
+        img[:, 0] = 0.01  # red - green = 0.01: logit 0.2 for red
+    balance = _tint_balance(0.5)
+    loss, shares = balance.loss(img)
+    assert shares["tint"].tolist() == [0.0, 1.0]
+    assert 0.5 < float(TintNet()(img.detach())["tint"].softmax(1)[:, 1].mean()) < 0.6
+    loss.backward()
+    red_minus_green = img.grad[:, 0].sum() - img.grad[:, 1].sum()
+    assert red_minus_green > 0  # descending the loss lowers red relative to green
+
+
+def test_each_head_has_its_weight():
+    """--balance-head style,glasses:1: glasses at weight 1, style at --balance-weight."""
+    config = TrainConfig(data="x", outdir="y", balance_head=" style, glasses:1 ", balance_weight=8)
+    assert config.balance_heads() == [("style", 8.0), ("glasses", 1.0)]
+    for bad in (" , ", "glasses:x", "glasses:-1", ":2", "style,glasses:nan"):
+        with pytest.raises(UserError, match="--balance-head"):
+            TrainConfig(data="x", outdir="y", balance_head=bad).balance_heads()
+    weak, strong = _tint_balance(0.5, weight=1.0), _tint_balance(0.5, weight=4.0)
+    img = torch.zeros([8, 3, 16, 16])
+    img[:, 0] = 0.05
+    assert torch.isclose(strong.loss(img)[0], 4 * weak.loss(img)[0])
 
 
 def _toon_like(path, styles: list[int], classes=("photo", "anime")) -> str:
@@ -126,7 +145,8 @@ def test_training_with_class_balance_reports_the_shares(tmp_path):
 
 
 def test_training_balances_several_heads_at_once(tmp_path):
-    """--balance-head style,glasses: one term per head, each head's shares in the stats."""
+    """--balance-head style,glasses: both heads balanced, each head's shares in the stats; runs
+    written while the retired balance_temperature option existed still resume."""
     data = _toon_like(tmp_path / "toon.zip", [0, 1] * 16)
     heads = {"style": ["photo", "anime"], "glasses": ["no", "yes"]}
     net = ClassifierNet(ClassifierConfig(heads=heads, resolution=16, channels=(8, 8)))
@@ -146,5 +166,4 @@ def test_training_balances_several_heads_at_once(tmp_path):
         run(TrainConfig(**base, kimg=0.016, balance_classifier=clf, balance_head="style,hair"))
     with pytest.raises(UserError, match="--balance-head"):
         TrainConfig(**base, balance_classifier=clf, balance_head=" , ").validate()
-    with pytest.raises(UserError, match="--balance-temperature"):
-        TrainConfig(**base, balance_classifier=clf, balance_temperature=0.0).validate()
+    assert TrainConfig.from_dict({**base, "balance_temperature": 1.0}).balance_head == "style"
