@@ -10,7 +10,10 @@ libgomp reads its own OMP_WAIT_POLICY at start; the background is killed after e
 Scenarios (background): none; 'explorer' = what the explorer's training child does today (nice 10,
 torch's default threads, default OpenMP waiting); then variations of it.
 
-    python -m bench.contention --repeat 10 --write
+`--threads 0` renders with the explorer's rule (fewer threads while other processes hold cores,
+gan.capabilities.threads_beside), decided from 1 s of measuring before the renders.
+
+    python -m bench.contention --repeat 20 --threads 2 1 0 --write
 """
 
 from __future__ import annotations
@@ -80,8 +83,16 @@ def foreground_main(threads: int, repeat: int) -> None:
     from gan.model_io import load_model
 
     model = load_model(default_model_path(), device="cpu", training_nets=False)
+    if threads == 0:  # the explorer's rule (render_bridge): other processes' CPU use over 1 s
+        import torch
+
+        from gan.capabilities import CpuUseElsewhere, threads_beside
+
+        use = CpuUseElsewhere()
+        time.sleep(1.0)
+        threads = threads_beside(use.cores()) or torch.get_num_threads()
     res = measure_latency(model, repeat=repeat, threads=threads)
-    print(json.dumps({"full": res.full.ms, "edit": res.edit.ms}))
+    print(json.dumps({"full": res.full.ms, "edit": res.edit.ms, "threads": threads}))
 
 
 def run_scenario(name: str, threads: int, repeat: int, fg_passive: bool) -> dict:
@@ -131,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
-    p.add_argument("--threads", type=int, nargs="+", default=[2], help="render threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="render threads (0: the explorer's rule, see gan.capabilities.threads_beside)",
+    )
     p.add_argument("--fg-passive", action="store_true", help="also the render process with PASSIVE waiting")
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--write", action="store_true")
@@ -147,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             bg = SCENARIOS[name]
             cells = [
                 bg.label if bg else "none",
-                threads,
+                f"auto: {r['threads']}" if threads == 0 else threads,
                 "PASSIVE" if args.fg_passive else "default",
                 f"{np.percentile(r['full'], 50):.0f}",
                 f"{np.percentile(r['full'], 95):.0f}",

@@ -207,6 +207,7 @@ class RenderBridge(QObject):
         self._pca_next: tuple[int, int] | None = None  # PCA to start once the running one ends
         self._worker: BackgroundTask | None = None
         self._kernels = _KernelBuild()
+        self._cpu_elsewhere = None  # gan.capabilities.CpuUseElsewhere, made by the worker on its first task
         self._kernel_timer = QTimer(self)  # polls the background build (GUI thread)
         self._kernel_timer.setInterval(500)
         self._kernel_timer.timeout.connect(self._poll_kernels)
@@ -346,6 +347,16 @@ class RenderBridge(QObject):
             return prefer_ops("ref")  # the compiled kernels are still being built
         return prefer_ops(self.ops_impl)
 
+    def _threads_context(self):
+        """Worker side: torch threads for this task, fewer than the cores where other processes
+        (a training run) keep some busy (gan.capabilities.threads_beside)."""
+        from gan.capabilities import CpuUseElsewhere, threads_beside, torch_threads
+
+        if self._cpu_elsewhere is None:
+            self._cpu_elsewhere = CpuUseElsewhere()
+        busy = self._cpu_elsewhere.cores() if self.device == "cpu" else None
+        return torch_threads(threads_beside(busy))
+
     @property
     def kernels_building(self) -> bool:
         return self._kernels.running
@@ -389,7 +400,7 @@ class RenderBridge(QObject):
             "thumb": self._do_thumb,
         }[kind]
         try:
-            with self.ops_context():
+            with self.ops_context(), self._threads_context():
                 run(*payload)
         except Exception as exc:  # a bug must not kill the worker; show it instead
             log.exception("explorer worker task %s failed", kind)

@@ -264,3 +264,31 @@ def test_slider_units_become_strengths_in_one_place_and_back(qtbot, bridge, tmp_
     view = b.read_png(png, ExplorerState(seed=9), str(tmp_path / "projections"))
     assert view.state.seed == 1 and not view.explicit_latent
     assert view.state.edits["d"].strength == 2.0 and view.state.edits["d"].layer_end == 3
+
+
+class _BusyElsewhere:
+    """Stands in for gan.capabilities.CpuUseElsewhere: other processes hold `cores` cores."""
+
+    def __init__(self, cores):
+        self.value = cores
+
+    def cores(self):
+        return self.value
+
+
+def test_renders_leave_the_cores_of_a_running_training_alone(bridge):
+    """While other processes (a training run) keep the cores busy, a render task runs with one
+    torch thread on this machine's cores; on an idle machine with torch's default."""
+    import os
+
+    import torch
+
+    b = bridge(force_sync=True)
+    seen = []
+    b._do_render = lambda *args: seen.append(torch.get_num_threads())
+    default = torch.get_num_threads()
+    for busy, expected in ((os.cpu_count(), 1), (0.0, default)):
+        b._cpu_elsewhere = _BusyElsewhere(busy)
+        b._run_task(("render", (0, None)))
+        assert seen[-1] == expected
+        assert torch.get_num_threads() == default  # restored after the task
