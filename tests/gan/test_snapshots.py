@@ -222,6 +222,20 @@ def test_cli_resume_of_a_finished_run_says_so(blobs, tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("one_thread")
+def test_cli_resume_of_a_stopped_fine_tune_continues_it_in_place(blobs, tmp_path):
+    # A fine-tune run records finetune=True; resuming its folder must go on from its own state
+    # (same folder, counters continue), not start a second fine-tune from the newest snapshot.
+    from gan.cli import main
+
+    base = _tiny_run(blobs, tmp_path / "base")
+    tuned = _tiny_run(blobs, tmp_path / "tuned", resume=base.snapshot_path, finetune=True, kimg=0.008)
+    assert tuned.kimg == pytest.approx(0.008)
+    assert main(["train", "--resume", tuned.run_dir, "--kimg", "0.016", "--quiet"]) == 0
+    assert os.listdir(tmp_path / "tuned") == [os.path.basename(tuned.run_dir)]  # no new run folder
+    assert snap.read_latest(tuned.run_dir).cur_nimg == 16
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_disk_full_during_a_snapshot_keeps_the_previous_one(blobs, tmp_path, monkeypatch):
     first = _tiny_run(blobs, tmp_path)
     run_dir = first.run_dir
