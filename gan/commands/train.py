@@ -71,7 +71,8 @@ def build_config(args: argparse.Namespace):
     if resume is not None and os.path.isdir(resume) and is_run_dir(resume) and not given.get("finetune"):
         base = load_run_config(resume).to_dict()
         base["dry_run"] = False
-        # A fine-tune run stores finetune=True (how it started); continuing it is not a new fine-tune.
+        # A fine-tune run stores finetune=True; continuing it starts no new fine-tune (the run stays
+        # a fine-tune: gan.train.prepare reads that from the resumed snapshot).
         base["finetune"] = False
     else:
         base = TrainConfig().to_dict()

@@ -58,7 +58,9 @@ class TrainConfig:
         "(continues its counters in a new run) or any loadable model incl. official .pkl (fine-tunes)",
     )
     finetune: bool = opt(
-        False, "use `resume` only as starting weights: kimg, optimizer state and augment p start fresh"
+        False,
+        "use `resume` only as starting weights: kimg, optimizer state and augment p start fresh "
+        "(a fine-tune run that is continued later stays a fine-tune)",
     )
     # --- hardware -----------------------------------------------------------------------
     device: str = opt("auto", "cpu, cuda or auto (cuda when available)")
@@ -254,7 +256,6 @@ class ResumeNets:
     arch: str
     g_kwargs: dict
     d_kwargs: dict | None
-    finetune: bool = False  # weights only (transfer learning), not continuing a run
 
 
 @dataclass
@@ -338,7 +339,7 @@ def resolve_config(
     if c.cond and data.label_dim == 0:
         raise UserError(f"--cond needs class labels, but {data.path} has no labels in dataset.json")
     sg2 = c.cfg == "stylegan2"
-    fine = resume.finetune if resume is not None else False
+    fine = c.finetune  # a fine-tune run (also when continued): fine-tuning defaults below
     pl_weight = c.pl_weight if c.pl_weight is not None else (2.0 if sg2 else 0.0)
     if pl_weight > 0 and not sg2:
         raise UserError("path length regularisation (--pl-weight) is for StyleGAN2 only; use --cfg stylegan2")

@@ -7,6 +7,7 @@ builds the networks once, so a bad option fails here with a clear message instea
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -105,12 +106,22 @@ def prepare(config: TrainConfig, world_size: int = 1, build: bool = True) -> Pre
     nets = None
     if resume is not None:
         m = resume.model
-        nets = ResumeNets(m.arch, dict(m.g_kwargs), m.d_kwargs, finetune=resume.mode == "finetune")
+        nets = ResumeNets(m.arch, dict(m.g_kwargs), m.d_kwargs)
+        # Any model without our training state is fine-tuned; a continued run stays what it began
+        # as, so a fine-tune keeps its defaults (ADA speed, no EMA ramp-up, no blur) when resumed.
+        finetune = resume.mode == "finetune" or _began_as_finetune(m)
+        config = dataclasses.replace(config, finetune=finetune)
     resolved = resolve_config(config, info, world_size=world_size, resume=nets)
     snap.check_writable(resume.run_dir if resume is not None and resume.run_dir else config.outdir)
     if build:
         build_networks(resolved, torch.device("cpu"))  # fails here if the settings do not fit together
     return Prepared(resolved, dataset, resume)
+
+
+def _began_as_finetune(model) -> bool:
+    training = model.metadata.get("training") if isinstance(model.metadata, dict) else None
+    options = training.get("config") if isinstance(training, dict) else None
+    return bool(options.get("finetune", False)) if isinstance(options, dict) else False
 
 
 def build_networks(resolved: ResolvedConfig, device: torch.device):

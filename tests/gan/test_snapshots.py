@@ -222,17 +222,31 @@ def test_cli_resume_of_a_finished_run_says_so(blobs, tmp_path, capsys):
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_cli_resume_of_a_stopped_fine_tune_continues_it_in_place(blobs, tmp_path):
-    # A fine-tune run records finetune=True; resuming its folder must go on from its own state
-    # (same folder, counters continue), not start a second fine-tune from the newest snapshot.
+def test_a_stopped_fine_tune_resumed_from_its_folder_ends_as_if_never_stopped(blobs, tmp_path):
+    # A fine-tune run records finetune=True. Resuming its folder must continue it in place, with
+    # the fine-tuning defaults (no EMA ramp-up, ADA speed), not start a second fine-tune from its
+    # newest snapshot, nor continue it as an ordinary run (other EMA): the weights equal a run
+    # that was never stopped.
     from gan.cli import main
 
     base = _tiny_run(blobs, tmp_path / "base")
-    tuned = _tiny_run(blobs, tmp_path / "tuned", resume=base.snapshot_path, finetune=True, kimg=0.008)
-    assert tuned.kimg == pytest.approx(0.008)
-    assert main(["train", "--resume", tuned.run_dir, "--kimg", "0.016", "--quiet"]) == 0
-    assert os.listdir(tmp_path / "tuned") == [os.path.basename(tuned.run_dir)]  # no new run folder
-    assert snap.read_latest(tuned.run_dir).cur_nimg == 16
+    tune = dict(resume=base.snapshot_path, finetune=True, aug="ada", ada_kimg=0.01)
+    whole = _tiny_run(blobs, tmp_path / "whole", **tune, kimg=0.032)
+    part = _tiny_run(blobs, tmp_path / "part", **tune, kimg=0.016)
+    assert main(["train", "--resume", part.run_dir, "--kimg", "0.032", "--quiet"]) == 0
+    assert os.listdir(tmp_path / "part") == [os.path.basename(part.run_dir)]  # no new run folder
+    latest = snap.read_latest(part.run_dir)
+    assert latest.cur_nimg == 32
+    resumed = load_model(os.path.join(part.run_dir, latest.snapshot))
+    assert resumed.metadata["training"]["config"]["finetune"]  # still recorded as a fine-tune
+    uninterrupted = load_model(whole.snapshot_path)
+    for a, b in (
+        (resumed.G, uninterrupted.G),
+        (resumed.G_train, uninterrupted.G_train),
+        (resumed.D, uninterrupted.D),
+    ):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
 
 
 @pytest.mark.usefixtures("one_thread")
