@@ -16,26 +16,30 @@ Every number comes from `gan.metrics.run_metrics`, the code behind `gan metrics`
         --data /work/data/toon64.zip --num 10000 --out docs/arch_comparison.md --sidecar
 
 `--sidecar` also records each model's numbers next to it (`<model>.metrics.json`), where the
-explorer's comparison view (View > Compare models) shows them.
+explorer's comparison view (View > Compare models) shows them. `--cache DIR` keeps each model's
+row (by the model's SHA-256 and the settings), so models measured in an earlier run (a model that
+finished training sooner) are not measured again when the table is made with all of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import math
 import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.common import load_note, machine_summary
 from gan.commands.stage_bars import StageBars
 from gan.compare import count_name, write_metrics_sidecar
 from gan.errors import UserError
+from gan.io.files import file_sha256
 from gan.metrics import run_metrics
 from gan.metrics.inception import WeightsSource
 from gan.video import ARCH_LABELS
@@ -112,6 +116,33 @@ def measure(path: str, args: argparse.Namespace, progress) -> ModelRow:
     row.skipped.update(report.skipped)
     row.seconds = time.perf_counter() - t0
     return row
+
+
+def cache_file(cache: str, sha256: str, args: argparse.Namespace) -> Path:
+    """Where a model's row measured with these settings is kept (everything the numbers depend on)."""
+    settings = dict(
+        num=args.num,
+        eq_seeds=args.eq_seeds,
+        swd_num=args.swd_num,
+        seed=args.seed,
+        batch=args.batch,
+        data=os.path.basename(args.data),
+        classifier=args.classifier,
+        inception=args.inception,
+    )
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cache) / f"{sha256}-{key}.json"
+
+
+def save_row(path: Path, row: ModelRow) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(asdict(row), indent=1) + "\n", encoding="utf-8")
+
+
+def load_row(path: Path, model_path: str) -> ModelRow:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["eq"] = {k: {int(seed): v for seed, v in d.items()} for k, d in data["eq"].items()}
+    return ModelRow(**{**data, "path": model_path, "label": Path(model_path).stem})
 
 
 def recorded_values(row: ModelRow, args: argparse.Namespace) -> dict[str, float]:
@@ -237,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sidecar", action="store_true", help="also write <model>.metrics.json next to each model"
     )
     p.add_argument("--note", default="", help="a sentence to add under the command")
+    p.add_argument("--cache", help="folder keeping each model's row; a model measured before is reused")
     args = p.parse_args(argv)
     command = "python -m bench.compare_archs " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.num < 2 or (args.swd_num and args.swd_num < 2):
@@ -247,8 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     try:
         for path in args.models:
+            cached = cache_file(args.cache, file_sha256(path), args) if args.cache else None
+            if cached is not None and cached.is_file():
+                print(f"{path}: measured before, from {cached}", file=sys.stderr)
+                rows.append(load_row(cached, path))
+                continue
             print(f"measuring {path}", file=sys.stderr)
             rows.append(measure(path, args, bars))
+            if cached is not None:
+                save_row(cached, rows[-1])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

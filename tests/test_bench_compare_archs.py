@@ -97,3 +97,35 @@ def test_pooled_psnr_is_the_psnr_of_the_mean_error():
 def test_bad_counts_are_refused(three_models, toon16, capsys):
     assert main(["--models", three_models[0], "--data", toon16, "--num", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def _table_rows(path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.startswith("| `tiny-")]
+
+
+def test_cache_reuses_rows_of_models_measured_before(three_models, toon16, tmp_path, monkeypatch):
+    # The table of three models can be made when the last finishes training without measuring the
+    # first two again: their rows come from --cache (keyed by file hash and settings).
+    import bench.compare_archs as compare_archs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("GAN_INCEPTION_WEIGHTS", raising=False)
+    cache = ["--cache", str(tmp_path / "rows")]
+    base = ["--data", toon16, "--swd-num", "2", "--batch", "2", *cache]
+    first, both, other = tmp_path / "first.md", tmp_path / "both.md", tmp_path / "other.md"
+    assert main(["--models", *three_models[:2], *base, "--num", "2", "--out", str(first)]) == 0
+    measured = []
+    real_measure = compare_archs.measure
+
+    def counting_measure(path, *rest):
+        measured.append(path)
+        return real_measure(path, *rest)
+
+    monkeypatch.setattr(compare_archs, "measure", counting_measure)
+    assert main(["--models", *three_models, *base, "--num", "2", "--out", str(both)]) == 0
+    assert measured == [three_models[2]]  # only the new model
+    assert _table_rows(both)[:2] == _table_rows(first)
+    # Other settings give other numbers: measured again.
+    measured.clear()
+    assert main(["--models", three_models[0], *base, "--num", "3", "--out", str(other)]) == 0
+    assert measured == [three_models[0]]
