@@ -27,11 +27,13 @@ Projections are cached in --cache (an .npz per batch of images), so an interrupt
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +70,12 @@ def project_all(
     starts = list(range(0, len(targets), batch))
     done: dict[int, np.ndarray] = {}
     cpu = 0.0
+    # Cached ws belong to one model and one projection config (a W+ run must not reuse w ones).
+    recipe = json.dumps([model.sha256, asdict(config)], sort_keys=True, default=str)
+    key = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     for start in reversed(starts) if reverse else starts:
         chunk = targets[start : start + batch]
-        path = cache / f"batch{start:05d}-{len(chunk)}-{config.steps}.npz" if cache else None
+        path = cache / f"batch{start:05d}-{len(chunk)}-{key}.npz" if cache else None
         if path is not None and path.is_file():
             data = np.load(path)
             if np.array_equal(data["targets"], chunk):
