@@ -409,6 +409,7 @@ class RenderBridge(QObject):
                 self._deliver_render(dict(error, error=f"{type(exc).__name__}: {exc}"), payload[1])
 
     def _do_load(self, path: str, role: str, stamp: int) -> None:
+        from gan.edit.blend import blendable_partners
         from gan.edit.directions import load_directions
         from gan.errors import ModelLoadError, UserError
         from gan.model_info import model_info
@@ -441,7 +442,7 @@ class RenderBridge(QObject):
         info["directions"] = [direction_view(d) for d in directions]
         info["blend_partners"] = [
             {"name": os.path.splitext(os.path.basename(p))[0], "path": p}
-            for p in shipped_blend_partners(path)
+            for p in blendable_partners(loaded, shipped_blend_partners(path))
         ]
         self._set_model(model)
         self.model_loaded.emit(dict(info))

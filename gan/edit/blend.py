@@ -81,6 +81,23 @@ def _similarity(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return sum(sims) / len(sims) if sims else 1.0
 
 
+def blendable_partners(model, paths: list[str]) -> list[str]:
+    """The model files among paths that blend with `model` (e.g. of the shipped models, its anime
+    fine-tune but not a model of another architecture or lineage); unreadable files are left out."""
+    from gan.errors import ModelLoadError
+    from gan.model_io import load_model
+
+    partners = []
+    for path in paths:
+        try:
+            other = load_model(path, device="cpu", training_nets=False)
+        except (ModelLoadError, UserError, OSError):
+            continue
+        if check_blendable(model, other) is None:
+            partners.append(path)
+    return partners
+
+
 def check_blendable(a, b) -> str | None:
     """Why LoadedModels (or generators) a and b cannot be blended, or None when they can."""
     Ga, Gb = _generator(a), _generator(b)

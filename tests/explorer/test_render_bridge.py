@@ -195,6 +195,15 @@ def test_blend_slider_needs_a_related_model(qtbot, bridge, explorer_models):
     assert not np.array_equal(out[0]["image"], out[1]["image"])
 
 
+def test_the_shipped_default_offers_only_its_anime_fine_tune_for_blending(qtbot, bridge):
+    # Other shipped models (the comparison's StyleGAN2 / StyleGAN3-R) do not blend with it.
+    from gan.resources import RESOURCES
+
+    b = bridge(force_sync=True)
+    info = _load(qtbot, b, str(RESOURCES / "models" / "default-toon64-sg3t.safetensors"))
+    assert [p["name"] for p in info["blend_partners"]] == ["toon64-sg3t-anime"]
+
+
 def test_unbuilt_kernels_build_in_the_background_while_the_reference_ops_render(
     qtbot, bridge, explorer_models, monkeypatch
 ):

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from gan.cli import main as gan_main
-from gan.edit.blend import blend_generators, blend_models, blend_resolutions, check_blendable
+from gan.edit.blend import (
+    blend_generators,
+    blend_models,
+    blend_resolutions,
+    blendable_partners,
+    check_blendable,
+)
 from gan.edit.interpolate import lerp, slerp
 from gan.edit.measure import render_edited
 from gan.errors import UserError
@@ -199,3 +205,20 @@ def test_blend_cli_refuses_an_existing_out_before_loading_anything(pair_files, t
     assert not loaded and out.read_bytes() == b"someone's file"
     assert gan_main(["blend", *pair_files, "--out", str(tmp_path / "x.pt")]) == 2
     assert "must end in .safetensors" in capsys.readouterr().err and not loaded
+
+
+def test_blend_partners_are_only_models_that_blend(pair, tmp_path):
+    # The explorer offers the other shipped models for blending; a model of another architecture
+    # or lineage (the comparison runs' StyleGAN2 / StyleGAN3-R beside the default) must not be one.
+    base, tuned = pair
+    paths = {}
+    for name, G, arch in (
+        ("tuned", tuned, "stylegan2"),
+        ("unrelated", make_tiny_generator("stylegan2", seed=5), "stylegan2"),
+        ("sg3", make_tiny_generator("stylegan3-t"), "stylegan3-t"),
+    ):
+        paths[name] = str(tmp_path / f"{name}.safetensors")
+        save_model(paths[name], G, arch=arch)
+    (tmp_path / "broken.safetensors").write_bytes(b"not a model")
+    candidates = [*paths.values(), str(tmp_path / "broken.safetensors")]
+    assert blendable_partners(base, candidates) == [paths["tuned"]]
