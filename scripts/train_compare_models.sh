@@ -5,6 +5,8 @@
 #   scripts/train_compare_models.sh resume   # continue both from resources/models/training/ into $RUNS
 #                                            # (batch 16 below 36 kimg, 8 from there; BATCH=N overrides)
 #   scripts/train_compare_models.sh save     # stop both (a stop snapshot each), copy their state back
+#   scripts/train_compare_models.sh ship NAME  # NAME (sg2 or sg3r) reached $KIMG: its G_ema and log into
+#                                            # resources/models, its training folder removed
 #
 # Same data, seed and settings as the shipped StyleGAN3-T run (64 px, cbase 4096, cmax 64, z/w 128,
 # gamma 0.25, mirror, batch 16 until 36 kimg then 8), each with its official config's other
@@ -40,6 +42,7 @@ case "${1:-}" in
     test -f "$DATA" || "$PY" -m gan.cli dataset toon --out "$DATA" --count 20000 --resolution 64 --seed 0
     for name in sg2 sg3r; do
       src="$SAVED/toon64-$name-small"
+      [ -d "$src" ] || { echo "$name: finished and shipped, nothing to resume"; continue; }
       rm -rf "$RUNS/toon64-$name-small" && cp -r "$src" "$RUNS/toon64-$name-small"
       # Batch 16 until 36 kimg, then 8, as the StyleGAN3-T run (BATCH overrides).
       nimg=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$src/latest.json")
@@ -51,6 +54,7 @@ case "${1:-}" in
     pkill -INT -f "gan.cli train.*toon64-(sg2|sg3r)-small" || true
     while pgrep -f "gan.cli train.*toon64-(sg2|sg3r)-small" > /dev/null; do sleep 5; done
     for name in sg2 sg3r; do
+      [ -d "$SAVED/toon64-$name-small" ] || continue  # finished and shipped
       run=$(ls -d "$RUNS"/*toon64-$name-small | tail -n 1)
       dest="$SAVED/toon64-$name-small"
       rm -rf "$dest" && mkdir -p "$dest"
@@ -71,6 +75,18 @@ print(dest, sorted(names))
 EOF
     done
     ;;
+  ship)
+    name=${2:?usage: $0 ship sg2|sg3r}
+    run="$RUNS/toon64-$name-small"
+    read -r nimg snapshot < <("$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["cur_nimg"], d["snapshot"])' "$run/latest.json")
+    if [ "$nimg" -lt "$(( ${KIMG%.*} * 1000 ))" ]; then
+      echo "$name is at $nimg images, not $KIMG kimg yet: resume it first" >&2; exit 1
+    fi
+    "$PY" -m gan.cli convert --no-training-nets --force "$run/$snapshot" "resources/models/toon64-$name.safetensors"
+    cp "$run/stats.jsonl" "resources/models/toon64-$name.stats.jsonl"
+    rm -rf "$SAVED/toon64-$name-small"
+    echo "shipped resources/models/toon64-$name.safetensors ($nimg images); $SAVED/toon64-$name-small removed"
+    ;;
   *)
-    sed -n '2,10p' "$0"; exit 2 ;;
+    sed -n '2,12p' "$0"; exit 2 ;;
 esac
