@@ -35,7 +35,7 @@ from gan.train.augment import AdaController, AugmentPipe, augment_preset
 from gan.train.balance import ClassBalance
 from gan.train.config import OPTIONS_FILE, ResolvedConfig, TrainConfig, resolve_device
 from gan.train.loss import LossSettings, StyleGANLoss
-from gan.train.prepare import Prepared, ResumeSource, build_networks, prepare
+from gan.train.prepare import Prepared, ResumeSource, build_networks, prepare, training_metadata
 from gan.train.stats import StatsCollector, StatsWriter
 
 ADA_INTERVAL = 4  # D steps between updates of the augmentation probability
@@ -134,7 +134,7 @@ class _Trainer:
         self.G_ema = _copy_net(self.G)
         self.augment_pipe, self.ada = self._augment()
         resume = prepared.resume
-        resumed_training = _training_metadata(resume)
+        resumed_training = training_metadata(resume)
         self._load_weights(resume)
         self.phases = self._phases()
         self.loss = StyleGANLoss(
@@ -653,13 +653,6 @@ class _Skip(torch.utils.data.Sampler):
 
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.count, None)
-
-
-def _training_metadata(resume: ResumeSource | None) -> dict:
-    """The "training" entry of the resumed model's metadata ({} when it has none)."""
-    meta = getattr(getattr(resume, "model", None), "metadata", None)
-    training = meta.get("training") if isinstance(meta, dict) else None
-    return training if isinstance(training, dict) else {}
 
 
 def _pair_fix(model_path: str) -> str:

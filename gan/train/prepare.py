@@ -109,7 +109,10 @@ def prepare(config: TrainConfig, world_size: int = 1, build: bool = True) -> Pre
         nets = ResumeNets(m.arch, dict(m.g_kwargs), m.d_kwargs)
         # Any model without our training state is fine-tuned; a continued run stays what it began
         # as, so a fine-tune keeps its defaults (ADA speed, no EMA ramp-up, no blur) when resumed.
-        finetune = resume.mode == "finetune" or _began_as_finetune(m)
+        began_as = training_metadata(resume).get("config")
+        finetune = resume.mode == "finetune" or (
+            isinstance(began_as, dict) and bool(began_as.get("finetune"))
+        )
         config = dataclasses.replace(config, finetune=finetune)
     resolved = resolve_config(config, info, world_size=world_size, resume=nets)
     snap.check_writable(resume.run_dir if resume is not None and resume.run_dir else config.outdir)
@@ -118,10 +121,11 @@ def prepare(config: TrainConfig, world_size: int = 1, build: bool = True) -> Pre
     return Prepared(resolved, dataset, resume)
 
 
-def _began_as_finetune(model) -> bool:
-    training = model.metadata.get("training") if isinstance(model.metadata, dict) else None
-    options = training.get("config") if isinstance(training, dict) else None
-    return bool(options.get("finetune", False)) if isinstance(options, dict) else False
+def training_metadata(resume: ResumeSource | None) -> dict:
+    """The "training" entry of the resumed model's metadata ({} when it has none)."""
+    meta = getattr(getattr(resume, "model", None), "metadata", None)
+    training = meta.get("training") if isinstance(meta, dict) else None
+    return training if isinstance(training, dict) else {}
 
 
 def build_networks(resolved: ResolvedConfig, device: torch.device):
