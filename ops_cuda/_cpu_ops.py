@@ -4,10 +4,17 @@ fallback to the reference ops."""
 
 from __future__ import annotations
 
-from ops_cuda import _native, _native_ops
+import torch
 
-_IMPLS = _native_ops.make_impls(_native.load_extension("cpu"), "cpu")
+from ops_cuda import _native, _native_ops, winograd
+
+_EXT = _native.load_extension("cpu")
+_IMPLS = _native_ops.make_impls(_EXT, "cpu")
 
 bias_act_cpu = _IMPLS["bias_act"]
 upfirdn2d_cpu = _IMPLS["upfirdn2d"]
 filtered_lrelu_cpu = _IMPLS["filtered_lrelu"]
+
+
+def conv3x3_cpu(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    return winograd.conv3x3_auto(_EXT, x, w, padding)

@@ -62,6 +62,13 @@ IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
             "cuda": "ops_cuda._cuda_ops:filtered_lrelu_cuda",
         },
         "fma": {"ref": "ops_cuda.fma:fma_ref"},
+        # Stride-1 3x3 convolutions: Winograd on the CPU where it is faster (ops_cuda/winograd.py);
+        # on CUDA torch's own (cuDNN picks its algorithms, Winograd among them).
+        "conv3x3": {
+            "ref": "ops_cuda.conv2d_resample:conv3x3_ref",
+            "cpu": "ops_cuda._cpu_ops:conv3x3_cpu",
+            "cuda": "ops_cuda.conv2d_resample:conv3x3_ref",
+        },
         # Plain torch on both devices (no build): the cheaper formulation of the same maths.
         "modulated_conv2d": {
             "ref": "ops_cuda.modconv:modulated_conv2d_ref",

@@ -10,7 +10,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ops_cuda._dispatch import get_registry
 from ops_cuda.upfirdn2d import Padding, get_filter_size, parse_padding, upfirdn2d
+
+
+def conv3x3_ref(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """The 'conv3x3' op: F.conv2d with stride 1 and no groups (faster twins in the registry)."""
+    return F.conv2d(x, w, padding=list(padding))
 
 
 def _conv(
@@ -21,10 +27,13 @@ def _conv(
     groups: int = 1,
     transpose: bool = False,
     flip_weight: bool = True,
+    impl: str = "auto",
 ) -> torch.Tensor:
     # torch convolutions correlate; flip_weight=False asks for a true convolution.
     if not flip_weight and (w.shape[2] > 1 or w.shape[3] > 1):
         w = w.flip([2, 3])
+    if not transpose and stride == 1 and groups == 1 and w.shape[2:] == (3, 3):
+        return get_registry().resolve("conv3x3", impl, x.device)(x, w, tuple(padding))
     conv = F.conv_transpose2d if transpose else F.conv2d
     return conv(x, w, stride=stride, padding=list(padding), groups=groups)
 
@@ -107,8 +116,8 @@ def conv2d_resample(
         return x
 
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return _conv(x, w, padding=(py0, px0), groups=groups, flip_weight=flip_weight)
+        return _conv(x, w, padding=(py0, px0), groups=groups, flip_weight=flip_weight, impl=impl)
 
     # General case: no resampling but asymmetric or negative padding.
     x = upfirdn2d(x, None, padding=pad, flip_filter=flip_filter, impl=impl)
-    return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    return _conv(x, w, groups=groups, flip_weight=flip_weight, impl=impl)
