@@ -86,10 +86,11 @@ def bench_config(name: str, repeat: int) -> tuple[list[str], dict[str, float]]:
                 totals[k] += ms[k] * count
             totals["picked"] += picked * count
             best = min(ms, key=ms.get)
-            rows.append(
-                f"| {name} | {list(xs)} -> {ws[0]} ch, pad {pad[0]} | x{count} | {ms['onednn']:.1f} | {ms['F2']:.1f} "
-                f"| {ms['F4']:.1f} | {best} | {'oneDNN' if m is None else f'F{m}'} | {ms['onednn'] / picked:.2f}x |"
-            )
+            layer = f"{list(xs)} -> {ws[0]} ch, pad {pad[0]}"
+            times = f"{ms['onednn']:.1f} | {ms['F2']:.1f} | {ms['F4']:.1f}"
+            choice = "oneDNN" if m is None else f"F{m}"
+            gain = ms["onednn"] / picked
+            rows.append(f"| {name} | {layer} | x{count} | {times} | {best} | {choice} | {gain:.2f}x |")
             print(rows[-1], flush=True)
     return rows, totals
 
