@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ops_cuda import winograd
 from ops_cuda._dispatch import get_registry
 from ops_cuda.conv2d_resample import conv2d_resample
 
@@ -136,6 +137,17 @@ def modulated_conv2d_ref(
     return x.reshape(n, out_ch, *x.shape[2:])
 
 
+def _batch_runs_winograd(x: torch.Tensor, weight: torch.Tensor, c: ModConv) -> bool:
+    """True when a shared-weight convolution of this layer would run by Winograd on the CPU (see
+    ops_cuda/winograd.py), which only takes ungrouped, stride-1 3x3 layers without gradients."""
+    if x.device.type != "cpu" or weight.shape[2:] != (3, 3) or c.up != 1 or c.down != 1:
+        return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        return False
+    size = [s + 2 * c.padding - 2 for s in x.shape[2:]]
+    return winograd.pick_tile(weight.shape[1], weight.shape[0], *size) is not None
+
+
 def modulated_conv2d_fast(
     x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, c: ModConv
 ) -> torch.Tensor:
@@ -177,9 +189,12 @@ def modulated_conv2d_fast(
     # So does a frozen weight under gradients for the styles (projection): per-sample weights would
     # need a weight-gradient convolution in the backward; scaled activations need none.
     styles_only = torch.is_grad_enabled() and styles.requires_grad and not weight.requires_grad
-    if not styles_only and (
+    fold = not styles_only and (
         n == 1 or (c.up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3])
-    ):
+    )
+    if fold and n > 1 and _batch_runs_winograd(x, weight, c):
+        fold = False  # one shared weight: the whole batch is one Winograd matmul (grouped ones are not)
+    if fold:
         # Fold both scales into per-sample weights, one pass over them (the outer product of the
         # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over
         # the activations (forward and backward) wherever a sample's activations outweigh the

@@ -116,3 +116,21 @@ def test_generators_match_official_with_every_conv3x3_by_winograd(monkeypatch, n
         )
     assert calls  # the 3x3 layers did go through Winograd
     assert (img - io["img_psi1.0"][:2]).abs().max().item() <= 1e-4
+
+
+def test_modulated_conv_of_a_batch_shares_the_weight_where_winograd_runs(monkeypatch):
+    """Per-sample (grouped) weights would bypass Winograd: a batch scales the activations instead."""
+    from ops_cuda.modconv import modulated_conv2d
+
+    calls = []
+    real = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 128, 30, 30, generator=gen)
+    weight = torch.randn(64, 128, 3, 3, generator=gen)
+    styles = torch.randn(3, 128, generator=gen)
+    with torch.no_grad():
+        want = modulated_conv2d(x, weight, styles, padding=1, impl="ref")
+        got = modulated_conv2d(x, weight, styles, padding=1, impl="cpu")
+    assert calls == [2]
+    assert (got - want).abs().max().item() <= 1e-5 * want.abs().max().item()
