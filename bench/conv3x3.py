@@ -25,6 +25,8 @@ from bench.generator import make_generator
 from ops_cuda import _native, winograd
 
 CONFIGS = {
+    "sg3t-64": ("stylegan3-t", 64, 4096, 64),  # the default model's channels
+    "sg2-64": ("stylegan2", 64, 4096, 64),  # the StyleGAN2 comparison model's
     "sg3t-256": ("stylegan3-t", 256, 16384, 512),
     "sg3t-1024": ("stylegan3-t", 1024, 32768, 512),
     "sg2-256": ("stylegan2", 256, 16384, 512),

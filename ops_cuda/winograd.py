@@ -4,10 +4,11 @@ A 3x3 convolution computed tile by tile: each a x a input tile d (a = m + 2) giv
 tile Y = A^T [(G g G^T) * (B^T d B)] A (Lavin and Gray, "Fast Algorithms for Convolutional Neural
 Networks", 2015). Summed over the input channels, the elementwise products become a^2 matrix
 products [O, C] @ [C, tiles]: a^2 / m^2 multiply-adds per output instead of 9 (F(2x2): 4, F(4x4):
-2.25). The transforms (C++, ops_cpu.cpp) cost memory passes, so it only pays where channels are
-many: `pick_tile` chooses, per layer, F(4x4), F(2x2) or torch's own convolution (oneDNN), after
-timings on this project's generator layers (docs/benchmarks.md). The output differs from a direct
-convolution by float rounding only (F(4x4): ~1e-5 relative per layer).
+2.25). The transforms (C++, ops_cpu.cpp) cost memory passes, so it only pays with enough channels
+and tiles: `pick_tile` chooses, per layer, F(4x4), F(2x2) or torch's own convolution (oneDNN),
+after timings of this project's generator layers (`python -m bench.conv3x3`, docs/benchmarks.md).
+The output differs from a direct convolution by float rounding only (F(4x4): ~1e-5 relative per
+layer).
 """
 
 from __future__ import annotations
@@ -17,77 +18,51 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-# (B^T, G, A^T) per output tile size m; interpolation points 0, 1, -1 (, 2, -2) and infinity.
-_MATRICES = {
-    2: (
-        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-        [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
-        [[1, 1, 1, 0], [0, 1, -1, -1]],
-    ),
-    4: (
-        [
-            [4, 0, -5, 0, 1, 0],
-            [0, -4, -4, 1, 1, 0],
-            [0, 4, -4, -1, 1, 0],
-            [0, -2, -1, 2, 1, 0],
-            [0, 2, -1, -2, 1, 0],
-            [0, 4, 0, -5, 0, 1],
-        ],
-        [
-            [1 / 4, 0, 0],
-            [-1 / 6, -1 / 6, -1 / 6],
-            [-1 / 6, 1 / 6, -1 / 6],
-            [1 / 24, 1 / 12, 1 / 6],
-            [1 / 24, -1 / 12, 1 / 6],
-            [0, 0, 1],
-        ],
-        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
-    ),
+# G per output tile size m (interpolation points 0, 1, -1, 2, -2 and infinity): the weight
+# transform. B^T and A^T, the input and output transforms, are written out in ops_cpu.cpp.
+_G = {
+    2: [[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+    4: [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+    ],
 }
-TILE_SIZES = tuple(_MATRICES)
+TILE_SIZES = tuple(_G)
 
 
 @dataclass(frozen=True)
 class TileRule:
     """When Winograd beats oneDNN's direct convolution (fp32, one core of an AVX-512 Xeon, batch 1;
-    `python -m bench.conv3x3`): the matmuls need many channels to outweigh the transforms' memory
-    passes, except on very large images, where oneDNN slows down (and reorders the whole input)."""
+    `python -m bench.conv3x3`): from 64 channels on, on all but small images; F(4x4) saves the
+    most multiply-adds, but its weight transform (36 taps per filter) outweighs that on small
+    images with many channels."""
 
-    min_in_channels: int = field(default=128, metadata={"help": "fewer input channels: oneDNN"})
-    min_out_channels: int = field(default=64, metadata={"help": "fewer output channels: oneDNN"})
+    min_in_channels: int = field(default=64, metadata={"help": "fewer input channels: oneDNN"})
+    min_out_channels: int = field(default=48, metadata={"help": "fewer output channels: oneDNN"})
     min_size: int = field(
         default=24, metadata={"help": "smaller outputs (either side): oneDNN (too few tiles for the matmuls)"}
     )
     f4_min_size: int = field(
-        default=36, metadata={"help": "outputs at least this large use F(4x4), smaller ones F(2x2)"}
+        default=48, metadata={"help": "outputs at least this large use F(4x4), smaller ones F(2x2)"}
     )
-    large_size: int = field(
-        default=512, metadata={"help": "outputs at least this large (both sides) use the large-image limits"}
-    )
-    large_min_in_channels: int = field(default=64, metadata={"help": "input channel limit on large images"})
-    large_min_out_channels: int = field(default=48, metadata={"help": "output channel limit on large images"})
 
 
 def pick_tile(in_ch: int, out_ch: int, out_h: int, out_w: int, rule: TileRule = TileRule()) -> int | None:
     """The output tile size m for this layer, or None for a direct convolution."""
     size = min(out_h, out_w)
-    large = size >= rule.large_size
-    min_in = rule.large_min_in_channels if large else rule.min_in_channels
-    min_out = rule.large_min_out_channels if large else rule.min_out_channels
-    if in_ch < min_in or out_ch < min_out or size < rule.min_size:
+    if in_ch < rule.min_in_channels or out_ch < rule.min_out_channels or size < rule.min_size:
         return None
     return 4 if size >= rule.f4_min_size else 2
-
-
-def _matrices(m: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    bt, g, at = (torch.tensor(v, dtype=torch.float64) for v in _MATRICES[m])
-    return bt.to(like.dtype).contiguous(), g, at.to(like.dtype).contiguous()
 
 
 def transform_weight(w: torch.Tensor, m: int) -> torch.Tensor:
     """w [O, C, 3, 3] -> U [a*a, O, C], U[:, o, c] = G w[o, c] G^T flattened (one matmul)."""
     out_ch, in_ch = w.shape[:2]
-    g = torch.tensor(_MATRICES[m][1], dtype=torch.float64)
+    g = torch.tensor(_G[m], dtype=torch.float64)
     k = torch.kron(g, g).to(w.dtype)  # [a*a, 9]: row (i, j) maps the taps to U[i, j]
     return (k @ w.reshape(out_ch * in_ch, 9).t()).reshape(-1, out_ch, in_ch)
 
@@ -112,7 +87,6 @@ def conv3x3(
     if out_h < 1 or out_w < 1:
         raise ValueError(f"winograd conv3x3: input {tuple(x.shape)} with padding {padding} gives no output")
     a = m + 2
-    bt, _, at = _matrices(m, x)
     u = transform_weight(w.to(x.dtype), m)  # [a*a, O, C]
     th_all, tw = -(-out_h // m), -(-out_w // m)
     row_bytes = a * a * n * (in_ch + out_ch) * tw * x.element_size()  # V and M of one tile row
@@ -125,9 +99,9 @@ def conv3x3(
         th = min(band, th_all - ty0)
         v = v_buf[: a * a * in_ch * n * th * tw].view(a * a, in_ch, n, th * tw)
         mm = m_buf[: a * a * out_ch * n * th * tw].view(a * a, out_ch, n * th * tw)
-        ext.winograd_input(x, bt, v, m, ty0, th, tw, py, px)
+        ext.winograd_input(x, v, m, ty0, th, tw, py, px)
         torch.bmm(u, v.view(a * a, in_ch, n * th * tw), out=mm)
-        ext.winograd_output(mm.view(a * a, out_ch, n, th * tw), at, y, m, ty0, th, tw)
+        ext.winograd_output(mm.view(a * a, out_ch, n, th * tw), y, m, ty0, th, tw)
     return y
 
 

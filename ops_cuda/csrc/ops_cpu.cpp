@@ -1010,25 +1010,69 @@ std::tuple<torch::Tensor, torch::Tensor> filtered_lrelu_grad(torch::Tensor dy, t
 }
 
 // ---------------------------------------------------------------------------------------------
-// Winograd F(m x m, 3 x 3): the input and output transforms around the batched matmul of a
-// stride-1 3x3 convolution (ops_cuda/winograd.py has the maths and the matrices). Tiles of
-// a = m + 2 input samples, m apart, cover the input placed at (pad_top, pad_left) in a zero canvas.
-// The input transform writes V = B^T d B of every tile into V [a*a, C, N, T] (T tiles of a band
-// of tile rows, row-major); the output transform reads M [a*a, O, N, T] and writes A^T M A into
-// y [N, O, Ho, Wo] (clipped at its edges). The caller owns V, M and y (one buffer for all bands). Both apply their small matrix to whole rows first
-// (contiguous, so vectorised), then along the row per tile, from the row split into its m phases
-// so that each tap is again a contiguous run. Zero entries of the matrices are skipped.
+// Winograd F(m x m, 3 x 3), m = 2 or 4: the input and output transforms around the batched matmul
+// of a stride-1 3x3 convolution (ops_cuda/winograd.py has the maths and the weight transform).
+// Tiles of a = m + 2 input samples, m apart, cover the input placed at (pad_top, pad_left) in a
+// zero canvas. The input transform writes V = B^T d B of every tile into V [a*a, C, N, T] (T tiles
+// of a band of tile rows, row-major); the output transform reads M [a*a, O, N, T] and writes
+// A^T M A into y [N, O, Ho, Wo] (clipped at its edges). The caller owns V, M and y. B^T and A^T
+// are those of Lavin and Gray (points 0, 1, -1 and for m = 4 also 2, -2), written out with shared
+// sub-expressions; each applies to columns of whole rows (contiguous, vectorised), then per tile.
 
-template <typename T>
-void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, const T* bt, int a, int m, int ty0,
-                          int th, int tw, int pad_top, int pad_left) {
-  const int wc = tw * m + a - m;      // canvas columns the tiles of a row read
-  const int plen = tw + (a - 1) / m;  // samples per phase of a split row
-  std::vector<T> rows(static_cast<size_t>(a) * wc), vt(wc), ph(static_cast<size_t>(m) * plen, T(0));
+template <int M>
+struct Wino;
+
+template <>
+struct Wino<2> {
+  static constexpr int A = 4;
+  template <typename T>
+  static inline void bt(const T* d, T* v) {  // v = B^T d
+    v[0] = d[0] - d[2];
+    v[1] = d[1] + d[2];
+    v[2] = d[2] - d[1];
+    v[3] = d[1] - d[3];
+  }
+  template <typename T>
+  static inline void at(const T* d, T* y) {  // y = A^T d
+    y[0] = d[0] + d[1] + d[2];
+    y[1] = d[1] - d[2] - d[3];
+  }
+};
+
+template <>
+struct Wino<4> {
+  static constexpr int A = 6;
+  template <typename T>
+  static inline void bt(const T* d, T* v) {
+    const T t1 = d[4] - T(4) * d[2], t2 = d[3] - T(4) * d[1];
+    const T t3 = d[4] - d[2], t4 = T(2) * (d[3] - d[1]);
+    v[0] = T(4) * d[0] - T(5) * d[2] + d[4];
+    v[1] = t1 + t2;
+    v[2] = t1 - t2;
+    v[3] = t3 + t4;
+    v[4] = t3 - t4;
+    v[5] = T(4) * d[1] - T(5) * d[3] + d[5];
+  }
+  template <typename T>
+  static inline void at(const T* d, T* y) {
+    const T s1 = d[1] + d[2], d1 = d[1] - d[2], s2 = d[3] + d[4], d2 = d[3] - d[4];
+    y[0] = d[0] + s1 + s2;
+    y[1] = d1 + T(2) * d2;
+    y[2] = s1 + T(4) * s2;
+    y[3] = d1 + T(8) * d2 + d[5];
+  }
+};
+
+template <int M, typename T>
+void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, int ty0, int th, int tw, int pad_top,
+                          int pad_left) {
+  constexpr int A = Wino<M>::A;
+  const int wc = tw * M + A - M;  // canvas columns the tiles of a row read
+  std::vector<T> rows(static_cast<size_t>(A) * wc), vt(static_cast<size_t>(A) * wc);
   const int c0 = std::max(0, pad_left), c1 = std::min(wc, pad_left + W);  // canvas columns with data
   for (int ty = 0; ty < th; ty++) {
-    const int r0 = (ty0 + ty) * m - pad_top;  // input row under the tile row's first canvas row
-    for (int k = 0; k < a; k++) {
+    const int r0 = (ty0 + ty) * M - pad_top;  // input row under the tile row's first canvas row
+    for (int k = 0; k < A; k++) {
       T* row = rows.data() + static_cast<size_t>(k) * wc;
       std::fill(row, row + wc, T(0));
       const int r = r0 + k;
@@ -1037,102 +1081,95 @@ void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, co
         std::copy(src + c0, src + c1, row + c0);
       }
     }
-    for (int l = 0; l < a; l++) {
-      std::fill(vt.begin(), vt.end(), T(0));
-      for (int k = 0; k < a; k++)
-        if (bt[l * a + k] != T(0)) axpy(vt.data(), rows.data() + static_cast<size_t>(k) * wc, bt[l * a + k], wc);
-      for (int q = 0; q < m; q++)
-        for (int j = 0; q + j * m < wc; j++) ph[static_cast<size_t>(q) * plen + j] = vt[q + j * m];
-      for (int l2 = 0; l2 < a; l2++) {
-        T* out = v + static_cast<size_t>(l * a + l2) * pos_stride + static_cast<size_t>(ty) * tw;
-        std::fill(out, out + tw, T(0));
-        for (int k = 0; k < a; k++)
-          if (bt[l2 * a + k] != T(0))
-            axpy(out, ph.data() + static_cast<size_t>(k % m) * plen + k / m, bt[l2 * a + k], tw);
+    for (int i = 0; i < wc; i++) {  // B^T down every column of the a canvas rows
+      T d[A], o[A];
+      for (int k = 0; k < A; k++) d[k] = rows[static_cast<size_t>(k) * wc + i];
+      Wino<M>::bt(d, o);
+      for (int k = 0; k < A; k++) vt[static_cast<size_t>(k) * wc + i] = o[k];
+    }
+    for (int l = 0; l < A; l++) {  // then along each row, tile by tile
+      const T* row = vt.data() + static_cast<size_t>(l) * wc;
+      T* out = v + static_cast<size_t>(l * A) * pos_stride + static_cast<size_t>(ty) * tw;
+      for (int tx = 0; tx < tw; tx++) {
+        T o[A];
+        Wino<M>::bt(row + tx * M, o);
+        for (int k = 0; k < A; k++) out[k * pos_stride + tx] = o[k];
       }
     }
   }
 }
 
-template <typename T>
-void winograd_output_plane(const T* mm, int64_t pos_stride, T* y, int Ho, int Wo, const T* at, int a, int m, int ty0,
-                           int th, int tw) {
-  std::vector<T> z(static_cast<size_t>(a) * tw), col(tw);
+template <int M, typename T>
+void winograd_output_plane(const T* mm, int64_t pos_stride, T* y, int Ho, int Wo, int ty0, int th, int tw) {
+  constexpr int A = Wino<M>::A;
+  std::vector<T> z(static_cast<size_t>(M) * A * tw);  // z[i][l2] = A^T (column l2 of the tile), per tile
   for (int ty = 0; ty < th; ty++) {
-    for (int i = 0; i < m; i++) {
-      const int oy = (ty0 + ty) * m + i;
-      if (oy >= Ho) break;
-      for (int l2 = 0; l2 < a; l2++) {  // z[l2] = sum over l of A^T[i][l] M[l][l2], along the tile row
-        T* zr = z.data() + static_cast<size_t>(l2) * tw;
-        std::fill(zr, zr + tw, T(0));
-        for (int l = 0; l < a; l++)
-          if (at[i * a + l] != T(0))
-            axpy(zr, mm + static_cast<size_t>(l * a + l2) * pos_stride + static_cast<size_t>(ty) * tw, at[i * a + l],
-                 tw);
+    const T* band = mm + static_cast<size_t>(ty) * tw;
+    for (int l2 = 0; l2 < A; l2++) {
+      for (int tx = 0; tx < tw; tx++) {
+        T d[A], o[M];
+        for (int l = 0; l < A; l++) d[l] = band[static_cast<size_t>(l * A + l2) * pos_stride + tx];
+        Wino<M>::at(d, o);
+        for (int i = 0; i < M; i++) z[(static_cast<size_t>(i) * A + l2) * tw + tx] = o[i];
       }
+    }
+    for (int i = 0; i < M; i++) {
+      const int oy = (ty0 + ty) * M + i;
+      if (oy >= Ho) break;
       T* yr = y + static_cast<size_t>(oy) * Wo;
-      for (int j = 0; j < m; j++) {
-        std::fill(col.begin(), col.end(), T(0));
-        for (int l2 = 0; l2 < a; l2++)
-          if (at[j * a + l2] != T(0)) axpy(col.data(), z.data() + static_cast<size_t>(l2) * tw, at[j * a + l2], tw);
-        for (int tx = 0; tx < tw && tx * m + j < Wo; tx++) yr[tx * m + j] = col[tx];
+      const T* zi = z.data() + static_cast<size_t>(i) * A * tw;
+      for (int tx = 0; tx < tw; tx++) {
+        T d[A], o[M];
+        for (int l2 = 0; l2 < A; l2++) d[l2] = zi[static_cast<size_t>(l2) * tw + tx];
+        Wino<M>::at(d, o);
+        const int n = std::min(M, Wo - tx * M);
+        for (int j = 0; j < n; j++) yr[tx * M + j] = o[j];
       }
     }
   }
-}
-
-void check_winograd_matrix(const torch::Tensor& t, const torch::Tensor& like, int64_t rows, int64_t cols,
-                           const char* name) {
-  TORCH_CHECK(t.dim() == 2 && t.size(0) == rows && t.size(1) == cols && t.is_contiguous() &&
-                  t.dtype() == like.dtype() && t.device() == like.device(),
-              "winograd: ", name, " must be a contiguous [", rows, ", ", cols, "] tensor of x's dtype");
 }
 
 // x [N, C, H, W] -> v [a*a, C, N, th*tw] (in place) for the tile rows ty0 .. ty0 + th of tw tiles each.
-void winograd_input(torch::Tensor x, torch::Tensor bt, torch::Tensor v, int64_t m, int64_t ty0, int64_t th,
-                    int64_t tw, int64_t pad_top, int64_t pad_left) {
+void winograd_input(torch::Tensor x, torch::Tensor v, int64_t m, int64_t ty0, int64_t th, int64_t tw,
+                    int64_t pad_top, int64_t pad_left) {
   TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "winograd_input: x must be a contiguous [N, C, H, W] tensor");
-  TORCH_CHECK(m >= 1 && ty0 >= 0 && th >= 1 && tw >= 1 && pad_top >= 0 && pad_left >= 0,
-              "winograd_input: bad tile geometry");
-  const int64_t a = m + 2;
-  check_winograd_matrix(bt, x, a, a, "B^T");
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), T_ = th * tw;
+  TORCH_CHECK(m == 2 || m == 4, "winograd_input: the output tile size m must be 2 or 4");
+  TORCH_CHECK(ty0 >= 0 && th >= 1 && tw >= 1 && pad_top >= 0 && pad_left >= 0, "winograd_input: bad tile geometry");
+  const int64_t a = m + 2, N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), T_ = th * tw;
   TORCH_CHECK(v.dim() == 4 && v.is_contiguous() && v.size(0) == a * a && v.size(1) == C && v.size(2) == N &&
                   v.size(3) == T_ && v.dtype() == x.dtype(),
               "winograd_input: V must be a contiguous [a*a, C, N, th*tw] tensor of x's dtype");
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
-    const scalar_t* btp = bt.data_ptr<scalar_t>();
     scalar_t* vp = v.data_ptr<scalar_t>();
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; p++) {
         const int64_t n = p / C, c = p % C;
-        winograd_input_plane(xp + p * H * W, (int)H, (int)W, vp + (c * N + n) * T_, C * N * T_, btp, (int)a, (int)m,
-                             (int)ty0, (int)th, (int)tw, (int)pad_top, (int)pad_left);
+        auto plane = m == 2 ? winograd_input_plane<2, scalar_t> : winograd_input_plane<4, scalar_t>;
+        plane(xp + p * H * W, (int)H, (int)W, vp + (c * N + n) * T_, C * N * T_, (int)ty0, (int)th, (int)tw,
+              (int)pad_top, (int)pad_left);
       }
     });
   });
 }
 
 // M [a*a, O, N, th*tw] -> the output rows of the tile rows ty0 .. ty0 + th of y [N, O, Ho, Wo], in place.
-void winograd_output(torch::Tensor mm, torch::Tensor at, torch::Tensor y, int64_t m, int64_t ty0, int64_t th,
-                     int64_t tw) {
+void winograd_output(torch::Tensor mm, torch::Tensor y, int64_t m, int64_t ty0, int64_t th, int64_t tw) {
   TORCH_CHECK(y.dim() == 4 && y.is_contiguous(), "winograd_output: y must be a contiguous [N, O, Ho, Wo] tensor");
+  TORCH_CHECK(m == 2 || m == 4, "winograd_output: the output tile size m must be 2 or 4");
   const int64_t a = m + 2, N = y.size(0), O = y.size(1), Ho = y.size(2), Wo = y.size(3), T_ = th * tw;
-  TORCH_CHECK(m >= 1 && ty0 >= 0 && th >= 1 && tw >= 1 && tw * m >= Wo, "winograd_output: bad tile geometry");
+  TORCH_CHECK(ty0 >= 0 && th >= 1 && tw >= 1 && tw * m >= Wo, "winograd_output: bad tile geometry");
   TORCH_CHECK(mm.dim() == 4 && mm.is_contiguous() && mm.size(0) == a * a && mm.size(1) == O && mm.size(2) == N &&
                   mm.size(3) == T_ && mm.dtype() == y.dtype(),
               "winograd_output: M must be a contiguous [a*a, O, N, th*tw] tensor of y's dtype");
-  check_winograd_matrix(at, y, m, a, "A^T");
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "winograd_output", [&] {
     const scalar_t* mp = mm.data_ptr<scalar_t>();
-    const scalar_t* atp = at.data_ptr<scalar_t>();
     scalar_t* yp = y.data_ptr<scalar_t>();
     at::parallel_for(0, N * O, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; p++) {
         const int64_t n = p / O, o = p % O;
-        winograd_output_plane(mp + (o * N + n) * T_, O * N * T_, yp + p * Ho * Wo, (int)Ho, (int)Wo, atp, (int)a,
-                              (int)m, (int)ty0, (int)th, (int)tw);
+        auto plane = m == 2 ? winograd_output_plane<2, scalar_t> : winograd_output_plane<4, scalar_t>;
+        plane(mp + (o * N + n) * T_, O * N * T_, yp + p * Ho * Wo, (int)Ho, (int)Wo, (int)ty0, (int)th, (int)tw);
       }
     });
   });
