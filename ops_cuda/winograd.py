@@ -37,12 +37,12 @@ TILE_SIZES = tuple(_G)
 @dataclass(frozen=True)
 class TileRule:
     """When Winograd beats oneDNN's direct convolution (fp32, one core of an AVX-512 Xeon, batch 1;
-    `python -m bench.conv3x3`): from 64 channels on, on all but small images; F(4x4) saves the
-    most multiply-adds, but its weight transform (36 taps per filter) outweighs that on small
-    images with many channels."""
+    `python -m bench.conv3x3`): from 32 channels on, on all but small images. F(4x4) saves the
+    most multiply-adds, but on small images it has few tiles, i.e. narrow matmuls, which run
+    slower (then F(2x2))."""
 
-    min_in_channels: int = field(default=64, metadata={"help": "fewer input channels: oneDNN"})
-    min_out_channels: int = field(default=48, metadata={"help": "fewer output channels: oneDNN"})
+    min_in_channels: int = field(default=32, metadata={"help": "fewer input channels: oneDNN"})
+    min_out_channels: int = field(default=32, metadata={"help": "fewer output channels: oneDNN"})
     min_size: int = field(
         default=24, metadata={"help": "smaller outputs (either side): oneDNN (too few tiles for the matmuls)"}
     )
