@@ -4,9 +4,12 @@ Records every 3x3 convolution of one generator forward at batch 1 (random weight
 channel settings), then times each distinct layer with torch's convolution and with
 `ops_cuda.winograd.conv3x3` at both tile sizes, alternating, as process CPU time (best of
 --repeat). The last columns say what `winograd.pick_tile` chooses and the time of that choice, so
-the rule can be checked against the measurements:
+the rule can be checked against the measurements. With --batch N the layers run on N samples, also
+as a grouped convolution with per-sample weights (how a batch of modulated convolutions runs
+without Winograd):
 
     python -m bench.conv3x3 --configs sg3t-256 sg2-256 sg3t-1024 --threads 1 --write
+    python -m bench.conv3x3 --configs sg3t-64 sg3t-256 --batch 8 --threads 1 --write
 """
 
 from __future__ import annotations
@@ -63,35 +66,44 @@ def best_cpu_ms(fns: dict[str, Callable[[], torch.Tensor]], repeat: int) -> dict
     return best
 
 
-def bench_config(name: str, repeat: int) -> tuple[list[str], dict[str, float]]:
+def bench_config(name: str, repeat: int, batch: int) -> tuple[list[str], dict[str, float]]:
+    """Per distinct layer at `batch` samples: oneDNN with one shared weight, F(2x2), F(4x4) and (for
+    a batch) oneDNN grouped with per-sample weights, the other way modulated convolutions run."""
     ext = _native.load_extension("cpu")
     calls = record_conv3x3_calls(*CONFIGS[name])
     groups: dict[tuple, int] = {}
     for key in calls:
         groups[key] = groups.get(key, 0) + 1
-    rows, totals = [], {"onednn": 0.0, "F2": 0.0, "F4": 0.0, "picked": 0.0}
+    rows, totals = [], {"onednn": 0.0, "grouped": 0.0, "F2": 0.0, "F4": 0.0, "picked": 0.0}
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for (xs, ws, pad), count in groups.items():
+            xs = (batch, *xs[1:])
             x = torch.randn(xs, generator=gen)
             w = torch.randn(ws, generator=gen) / (3 * math.sqrt(ws[1]))
+            wg = w.repeat(batch, 1, 1, 1)  # per-sample weights (all equal here; the cost is the same)
             fns = {
                 "onednn": lambda x=x, w=w, pad=pad: F.conv2d(x, w, padding=list(pad)),
                 "F2": lambda x=x, w=w, pad=pad: winograd.conv3x3(ext, x, w, pad, 2),
                 "F4": lambda x=x, w=w, pad=pad: winograd.conv3x3(ext, x, w, pad, 4),
             }
+            if batch > 1:
+                fns["grouped"] = lambda x=x, wg=wg, pad=pad, xs=xs: F.conv2d(
+                    x.reshape(1, -1, *xs[2:]), wg, padding=list(pad), groups=batch
+                )
             ms = best_cpu_ms(fns, repeat)
             out_h, out_w = xs[2] + 2 * pad[0] - 2, xs[3] + 2 * pad[1] - 2
-            m = winograd.pick_tile(xs[1], ws[0], out_h, out_w)
-            picked = ms["onednn"] if m is None else ms[f"F{m}"]
+            m = winograd.pick_tile(xs[1], ws[0], out_h, out_w, batch)
+            direct = ms.get("grouped", ms["onednn"])  # what runs without Winograd
+            picked = direct if m is None else ms[f"F{m}"]
             for k in fns:
                 totals[k] += ms[k] * count
             totals["picked"] += picked * count
             best = min(ms, key=ms.get)
             layer = f"{list(xs)} -> {ws[0]} ch, pad {pad[0]}"
-            times = f"{ms['onednn']:.1f} | {ms['F2']:.1f} | {ms['F4']:.1f}"
+            times = " | ".join(f"{ms[k]:.1f}" if k in ms else "-" for k in ("onednn", "grouped", "F2", "F4"))
             choice = "oneDNN" if m is None else f"F{m}"
-            gain = ms["onednn"] / picked
+            gain = direct / picked
             rows.append(f"| {name} | {layer} | x{count} | {times} | {best} | {choice} | {gain:.2f}x |")
             print(rows[-1], flush=True)
     return rows, totals
@@ -101,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.conv3x3", description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", default=["sg3t-256", "sg2-256"], choices=sorted(CONFIGS))
     p.add_argument("--repeat", type=int, default=3, help="timed runs per layer and method (best is kept)")
+    p.add_argument(
+        "--batch", type=int, default=1, help="samples per call (the layers' shapes at batch 1 are kept)"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--note", default="", help="a line for the report (e.g. how busy the machine was)")
     p.add_argument("--write", action="store_true", help="also write the section of docs/benchmarks.md")
@@ -109,24 +124,27 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rows, summary = [], []
     for name in args.configs:
-        config_rows, t = bench_config(name, args.repeat)
+        config_rows, t = bench_config(name, args.repeat, args.batch)
         rows += config_rows
-        summary.append(
-            f"| {name} | {t['onednn'] / 1000:.3f} | {t['F2'] / 1000:.3f} | {t['F4'] / 1000:.3f} "
-            f"| {t['picked'] / 1000:.3f} | {t['onednn'] / t['picked']:.2f}x |"
-        )
+        direct = t["grouped"] if args.batch > 1 else t["onednn"]
+        cells = " | ".join(f"{t[k] / 1000:.3f}" for k in ("onednn", "grouped", "F2", "F4", "picked"))
+        summary.append(f"| {name} | {args.batch} | {cells} | {direct / t['picked']:.2f}x |")
     body = (
         report_header("bench.conv3x3", argv, args.note)
-        + "fp32, batch 1, random weights with the official channel settings. Process CPU ms per call, best "
-        f"of {args.repeat}, the methods alternating. Totals: CPU seconds over all 3x3 convolutions of one "
-        "forward (each layer counted as often as the generator runs it); *picked*: what "
-        "`winograd.pick_tile` chooses per layer.\n\n"
-        "| config | oneDNN s | all F(2x2) s | all F(4x4) s | picked s | picked vs oneDNN |\n"
-        "|---|---|---|---|---|---|\n" + "\n".join(summary) + "\n\nPer distinct layer (ms):\n\n"
-        "| config | layer | calls | oneDNN | F(2x2) | F(4x4) | fastest | picked | speed-up |\n"
-        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        + f"fp32, batch {args.batch}, random weights with the official channel settings. Process CPU ms per "
+        f"call, best of {args.repeat}, the methods alternating. *oneDNN*: torch's convolution with one "
+        "shared weight; *grouped*: with per-sample weights (a batch's modulated convolutions run one of "
+        "the two); F(2x2), F(4x4): Winograd (shared weight). Totals: CPU seconds over all 3x3 "
+        "convolutions of one forward (each layer counted as often as the generator runs it); *picked*: what "
+        "`winograd.pick_tile` chooses per layer (at the batch size), "
+        "against oneDNN (grouped for a batch) without Winograd.\n\n"
+        "| config | batch | oneDNN s | grouped s | all F(2x2) s | all F(4x4) s | picked s | speed-up |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(summary) + "\n\nPer distinct layer (ms):\n\n"
+        "| config | layer | calls | oneDNN | grouped | F(2x2) | F(4x4) | fastest | picked | speed-up |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return publish("conv3x3: Winograd vs oneDNN", body, args.write)
+    title = "conv3x3: Winograd vs oneDNN" + (f", batch {args.batch}" if args.batch > 1 else "")
+    return publish(title, body, args.write)
 
 
 if __name__ == "__main__":

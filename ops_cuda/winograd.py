@@ -36,10 +36,11 @@ TILE_SIZES = tuple(_G)
 
 @dataclass(frozen=True)
 class TileRule:
-    """When Winograd beats oneDNN's direct convolution (fp32, one core of an AVX-512 Xeon, batch 1;
-    `python -m bench.conv3x3`): from 32 channels on, on all but small images. F(4x4) saves the
-    most multiply-adds, but on small images it has few tiles, i.e. narrow matmuls, which run
-    slower (then F(2x2))."""
+    """When Winograd beats oneDNN's direct convolution (fp32, one core of an AVX-512 Xeon;
+    `python -m bench.conv3x3`, with --batch 8 for a batch): from 32 channels on, on all but small
+    images. F(4x4) saves the most multiply-adds, but on small images at batch 1 it has few tiles,
+    i.e. narrow matmuls, which run slower (then F(2x2)). oneDNN gains more from a batch than the
+    transforms do: a batch needs more channels or larger images."""
 
     min_in_channels: int = field(default=32, metadata={"help": "fewer input channels: oneDNN"})
     min_out_channels: int = field(default=32, metadata={"help": "fewer output channels: oneDNN"})
@@ -47,16 +48,27 @@ class TileRule:
         default=24, metadata={"help": "smaller outputs (either side): oneDNN (too few tiles for the matmuls)"}
     )
     f4_min_size: int = field(
-        default=48, metadata={"help": "outputs at least this large use F(4x4), smaller ones F(2x2)"}
+        default=48, metadata={"help": "batch 1: outputs at least this large use F(4x4), smaller ones F(2x2)"}
     )
+    batch_f4_min_size: int = field(default=32, metadata={"help": "the same for a batch"})
+    batch_min_in_channels: int = field(
+        default=128, metadata={"help": "a batch with fewer input channels needs outputs of batch_min_size"}
+    )
+    batch_min_size: int = field(default=64, metadata={"help": "see batch_min_in_channels"})
 
 
-def pick_tile(in_ch: int, out_ch: int, out_h: int, out_w: int, rule: TileRule = TileRule()) -> int | None:
-    """The output tile size m for this layer, or None for a direct convolution."""
+def pick_tile(
+    in_ch: int, out_ch: int, out_h: int, out_w: int, batch: int = 1, rule: TileRule = TileRule()
+) -> int | None:
+    """The output tile size m for this layer at this batch size, or None for a direct convolution."""
     size = min(out_h, out_w)
     if in_ch < rule.min_in_channels or out_ch < rule.min_out_channels or size < rule.min_size:
         return None
-    return 4 if size >= rule.f4_min_size else 2
+    if batch == 1:
+        return 4 if size >= rule.f4_min_size else 2
+    if in_ch < rule.batch_min_in_channels and size < rule.batch_min_size:
+        return None
+    return 4 if size >= rule.batch_f4_min_size else 2
 
 
 def transform_weight(w: torch.Tensor, m: int) -> torch.Tensor:
@@ -109,7 +121,7 @@ def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]
     """F.conv2d(x, w, padding=padding), by Winograd where `pick_tile` says it is faster and no
     gradient is needed (the backward stays with torch's convolution)."""
     py, px = padding
-    m = pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2)
+    m = pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2, x.shape[0])
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     if m is None or needs_grad or x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
         return F.conv2d(x, w, padding=padding)
