@@ -3,7 +3,8 @@
 #
 #   scripts/train_compare_models.sh start    # new runs in $RUNS (the first session only)
 #   scripts/train_compare_models.sh resume   # continue both from resources/models/training/ into $RUNS
-#                                            # (batch 16 below 36 kimg, 8 from there; BATCH=N overrides)
+#                                            # (batch 16 below 36 kimg, 8 from there; BATCH=N overrides;
+#                                            # THREADS=N torch threads per run, default 1)
 #   scripts/train_compare_models.sh save     # stop both (a stop snapshot each), copy their state back
 #   scripts/train_compare_models.sh ship NAME  # NAME (sg2 or sg3r) reached $KIMG: its G_ema and log into
 #                                            # resources/models, its training folder removed
@@ -26,7 +27,7 @@ flags() {  # the settings both runs share with the StyleGAN3-T run
 
 launch() {  # launch NAME ARGS...: one background run, log in $RUNS/NAME.log
   local name=$1; shift
-  OMP_NUM_THREADS=1 nohup nice -n 10 "$PY" -m gan.cli train "$@" > "$RUNS/$name.log" 2>&1 &
+  OMP_NUM_THREADS=${THREADS:-1} nohup nice -n 10 "$PY" -m gan.cli train "$@" > "$RUNS/$name.log" 2>&1 &
   echo "$name: pid $! (log $RUNS/$name.log)"
 }
 
