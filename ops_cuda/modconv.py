@@ -15,7 +15,8 @@ Two formulations of the same maths, behind the usual impl switch:
   transposed convolution is slow); else the styles scale the input channels, one convolution with the
   shared weight runs over the batch and the coefficients scale the output channels, so nothing of
   size N * O * I * kh * kw is formed (NVIDIA's non-fused path; also taken whenever only the
-  styles need gradients, as in projection, where the backward then skips a weight gradient).
+  styles need gradients, as in projection, where the backward then skips a weight gradient, and
+  for a batch whose layer runs faster by Winograd on the CPU, which needs one shared weight).
   1x1 layers without resampling (StyleGAN3-R, every toRGB) are one batched matmul with the folded
   [N, O, I] weights. Results equal 'ref' up to float rounding.
 """
