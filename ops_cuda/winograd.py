@@ -125,4 +125,6 @@ def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
     if m is None or needs_grad or x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
         return F.conv2d(x, w, padding=padding)
+    if x.shape[0] == 0:  # an empty batch: nothing to tile
+        return F.conv2d(x, w, padding=padding)
     return conv3x3(ext, x, w, padding, m)

@@ -137,3 +137,11 @@ def test_modulated_conv_of_a_batch_shares_the_weight_where_winograd_runs(monkeyp
         modulated_conv2d(x[:, :64, :30, :30], weight[:, :64], styles[:, :64], padding=1, impl="cpu")
     assert calls == [4]
     assert (got - want).abs().max().item() <= 1e-4 * want.abs().max().item()
+
+
+def test_an_empty_batch_gives_an_empty_output():
+    x = torch.zeros(0, 64, 30, 30)
+    w = torch.randn(64, 64, 3, 3)
+    with torch.no_grad():
+        y = conv2d_resample.conv2d_resample(x, w, padding=1, impl="cpu")
+    assert y.shape == (0, 64, 30, 30)
