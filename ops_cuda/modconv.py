@@ -141,12 +141,9 @@ def modulated_conv2d_ref(
 def _batch_runs_winograd(x: torch.Tensor, weight: torch.Tensor, c: ModConv) -> bool:
     """True when a batch of this layer is faster with one shared weight by Winograd on the CPU
     (ops_cuda/winograd.py; only ungrouped, stride-1 3x3 layers without gradients)."""
-    if x.device.type != "cpu" or weight.shape[2:] != (3, 3) or c.up != 1 or c.down != 1:
+    if weight.shape[2:] != (3, 3) or c.up != 1 or c.down != 1:
         return False
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        return False
-    size = [s + 2 * c.padding - 2 for s in x.shape[2:]]
-    return winograd.pick_tile(weight.shape[1], weight.shape[0], *size, batch=x.shape[0]) is not None
+    return winograd.tile_for(x, weight, (c.padding, c.padding)) is not None
 
 
 def modulated_conv2d_fast(

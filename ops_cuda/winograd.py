@@ -117,14 +117,19 @@ def conv3x3(
     return y
 
 
-def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
-    """F.conv2d(x, w, padding=padding), by Winograd where `pick_tile` says it is faster and no
-    gradient is needed (the backward stays with torch's convolution)."""
+def tile_for(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> int | None:
+    """The tile size conv3x3_auto would use for F.conv2d(x, w, padding=padding), or None when it
+    runs torch's convolution: no CPU float32/64 input, an empty batch, a gradient needed (the
+    backward stays with torch's convolution), or `pick_tile` prefers oneDNN."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.shape[0] == 0:
+        return None
+    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+        return None
     py, px = padding
-    m = pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2, x.shape[0])
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
-    if m is None or needs_grad or x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
-        return F.conv2d(x, w, padding=padding)
-    if x.shape[0] == 0:  # an empty batch: nothing to tile
-        return F.conv2d(x, w, padding=padding)
-    return conv3x3(ext, x, w, padding, m)
+    return pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2, x.shape[0])
+
+
+def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+    """F.conv2d(x, w, padding=padding), by Winograd where `tile_for` says so."""
+    m = tile_for(x, w, padding)
+    return F.conv2d(x, w, padding=padding) if m is None else conv3x3(ext, x, w, padding, m)

@@ -15,6 +15,15 @@ from ops_cuda import _native, conv2d_resample, winograd
 from tests.support.paths import OFFICIAL as FIXTURES
 
 
+@pytest.fixture
+def winograd_tiles(monkeypatch):
+    """The tile size of every winograd.conv3x3 call made while the test runs."""
+    tiles = []
+    real = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: tiles.append(a[4]) or real(*a, **k))
+    return tiles
+
+
 @pytest.fixture(scope="module")
 def ext():
     return _native.load_extension("cpu")  # the transforms are C++: a failed build fails these tests
@@ -63,26 +72,23 @@ def test_rule_sends_small_layers_to_onednn():
     assert winograd.pick_tile(512, 512, 38, 38, batch=8) == 4
 
 
-def test_conv2d_resample_uses_winograd_only_where_picked_and_without_gradients(monkeypatch):
-    calls = []
-    real = winograd.conv3x3
-    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
+def test_conv2d_resample_uses_winograd_only_where_picked_and_without_gradients(winograd_tiles):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(1, 256, 30, 30, generator=gen)
     w = torch.randn(128, 256, 3, 3, generator=gen) / 48
     want = F.conv2d(x, w, padding=1)
     with torch.no_grad():
         got = conv2d_resample.conv2d_resample(x, w, padding=1, impl="cpu")
-    assert calls == [2]
+    assert winograd_tiles == [2]
     assert (got - want).abs().max().item() <= 1e-5
     with torch.no_grad():  # the reference impl never takes it
         conv2d_resample.conv2d_resample(x, w, padding=1, impl="ref")
     conv2d_resample.conv2d_resample(x[:, :16], w[:, :16], padding=1, impl="cpu")  # few channels
-    assert calls == [2]
+    assert winograd_tiles == [2]
     # Under gradients: torch's convolution, so the backward is torch's too.
     xg = x.clone().requires_grad_()
     conv2d_resample.conv2d_resample(xg, w, padding=1, impl="cpu").square().sum().backward()
-    assert calls == [2]
+    assert winograd_tiles == [2]
     xr = x.clone().requires_grad_()
     F.conv2d(xr, w, padding=1).square().sum().backward()
     assert (xg.grad - xr.grad).abs().max().item() <= 1e-4
@@ -99,14 +105,11 @@ def _fixture(name: str):
 
 @pytest.mark.parametrize("m", winograd.TILE_SIZES)
 @pytest.mark.parametrize("name", ["sg3_t", "sg2"])
-def test_generators_match_official_with_every_conv3x3_by_winograd(monkeypatch, name, m):
+def test_generators_match_official_with_every_conv3x3_by_winograd(monkeypatch, winograd_tiles, name, m):
     """The fixtures' small channel counts would all go to oneDNN: force the tile size everywhere.
     One image at a time: a batch of this size runs its layers as grouped convolutions (per-sample
     weights), which stay with torch."""
-    calls = []
-    real = winograd.conv3x3
     monkeypatch.setattr(winograd, "pick_tile", lambda *a, **k: m)
-    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: calls.append(1) or real(*a, **k))
     kwargs, state, io = _fixture(name)
     net = stylegan3 if name == "sg3_t" else stylegan2
     G = net.Generator(**kwargs).eval().requires_grad_(False)
@@ -115,17 +118,14 @@ def test_generators_match_official_with_every_conv3x3_by_winograd(monkeypatch, n
         img = torch.cat(
             [G.synthesis(io["ws_psi1.0"][i : i + 1], noise_mode="const", force_fp32=True) for i in range(2)]
         )
-    assert calls  # the 3x3 layers did go through Winograd
+    assert winograd_tiles  # the 3x3 layers did go through Winograd
     assert (img - io["img_psi1.0"][:2]).abs().max().item() <= 1e-4
 
 
-def test_modulated_conv_of_a_batch_shares_the_weight_where_winograd_runs(monkeypatch):
+def test_modulated_conv_of_a_batch_shares_the_weight_where_winograd_runs(winograd_tiles):
     """Per-sample (grouped) weights would bypass Winograd: a batch scales the activations instead."""
     from ops_cuda.modconv import modulated_conv2d
 
-    calls = []
-    real = winograd.conv3x3
-    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: calls.append(a[4]) or real(*a, **k))
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(3, 128, 50, 50, generator=gen)
     weight = torch.randn(64, 128, 3, 3, generator=gen)
@@ -135,7 +135,7 @@ def test_modulated_conv_of_a_batch_shares_the_weight_where_winograd_runs(monkeyp
         got = modulated_conv2d(x, weight, styles, padding=1, impl="cpu")
         # Few channels on a small image: grouped oneDNN.
         modulated_conv2d(x[:, :64, :30, :30], weight[:, :64], styles[:, :64], padding=1, impl="cpu")
-    assert calls == [4]
+    assert winograd_tiles == [4]
     assert (got - want).abs().max().item() <= 1e-4 * want.abs().max().item()
 
 
