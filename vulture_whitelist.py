@@ -56,4 +56,6 @@ upfirdn2d_cuda
 filtered_lrelu_cuda
 conv3x3_cpu  # ops_cuda/_dispatch.py IMPL_TABLE names the conv3x3 implementations as strings
 conv3x3_ref
+scaled_conv3x3_cpu
+scaled_conv3x3_ref
 argv_text  # scripts/check_readme_commands.py

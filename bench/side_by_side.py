@@ -11,11 +11,13 @@ noise_mode='const'.
 
     python -m bench.side_by_side --archs stylegan3-t stylegan3-r stylegan2 --batch 1 8 --rounds 3
     python -m bench.side_by_side --archs stylegan3-t --threads 1 2 --rounds 2 --write
+    python -m bench.side_by_side --impls ref auto+cache   # with the explorer's weight cache
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import statistics
@@ -45,10 +47,14 @@ class Timing:
     cpu: list[float] = field(default_factory=list)  # process CPU seconds per image (all threads)
 
 
-def forward(G: torch.nn.Module, z: torch.Tensor, impl: str) -> tuple[float, float, torch.Tensor]:
-    """(wall s, CPU s, images) of one mapping + synthesis pass with ops impl `impl`."""
+def forward(
+    G: torch.nn.Module, z: torch.Tensor, impl: str, cache: ops_cuda.WeightCache | None = None
+) -> tuple[float, float, torch.Tensor]:
+    """(wall s, CPU s, images) of one mapping + synthesis pass with ops impl `impl` (and the weight
+    cache `cache` active, if given)."""
     c = torch.zeros([z.shape[0], G.c_dim])
-    with torch.no_grad(), ops_cuda.prefer_impl(impl):
+    cached = contextlib.nullcontext() if cache is None else ops_cuda.cached_weights(cache)
+    with torch.no_grad(), ops_cuda.prefer_impl(impl), cached:
         t0, c0 = time.perf_counter(), time.process_time()
         ws = G.mapping(z, c, truncation_psi=1.0)
         img = G.synthesis(ws, noise_mode="const", force_fp32=True)
@@ -61,14 +67,22 @@ def side_by_side(
     """Alternate the two impls `rounds` times after one untimed warm-up each. Returns the timings,
     the 1-minute load average of each round and the largest absolute image difference."""
     z = torch.randn([batch, G.z_dim], generator=torch.Generator().manual_seed(0))
-    images = {impl: forward(G, z, impl)[2] for impl in impls}  # warm-up (kernel loading, caches)
+    # 'auto+cache': impl auto with one weight cache over the row, as the explorer's renderer keeps
+    # (filled by the warm-up).
+    caches = {impl: ops_cuda.WeightCache() if impl.endswith("+cache") else None for impl in impls}
+    ops = {impl: impl.removesuffix("+cache") for impl in impls}
+
+    def run(impl: str) -> tuple[float, float, torch.Tensor]:
+        return forward(G, z, ops[impl], caches[impl])
+
+    images = {impl: run(impl)[2] for impl in impls}  # warm-up (kernel loading, caches)
     diff = (images[impls[0]] - images[impls[1]]).abs().max().item()
     timings = {impl: Timing() for impl in impls}
     loads = []
     for _ in range(rounds):
         loads.append(os.getloadavg()[0])
         for impl in impls:
-            wall, cpu, _img = forward(G, z, impl)
+            wall, cpu, _img = run(impl)
             timings[impl].wall.append(wall / batch)
             timings[impl].cpu.append(cpu / batch)
     return timings, loads, diff
@@ -83,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, nargs="+", default=[1])
     p.add_argument("--threads", type=int, nargs="+", default=[torch.get_num_threads()])
     p.add_argument("--rounds", type=int, default=3, help="timed (ref, auto) pairs per row")
-    p.add_argument("--impls", nargs=2, default=["ref", "auto"], help="the two impls compared (slow, fast)")
+    p.add_argument(
+        "--impls",
+        nargs=2,
+        default=["ref", "auto"],
+        help="the two impls compared (slow, fast); a '+cache' suffix keeps the explorer's weight cache",
+    )
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     p.add_argument("--note", default="", help="extra remark for the doc")
     args = p.parse_args(argv)

@@ -8,6 +8,9 @@ official tools do). Two caches make interactive use fast:
 - synthesis activations per stage (see `gan.synthesis_stages`), keyed by the exact bytes of the
   ws prefix that stage reads plus the input transform and noise mode, so an edit or style mix
   from layer k onward re-runs only the stages that read ws[k:].
+
+and the ops keep what they derive from the (frozen) weights between renders: demodulation norms,
+Winograd-transformed weights (`ops_cuda.WeightCache`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+import ops_cuda
 from gan.synthesis_stages import State, SynthesisStages
 
 log = logging.getLogger(__name__)
@@ -163,6 +167,7 @@ class Renderer:
         mapping_cache_items: int = 64,
         activation_cache_bytes: int = 512 * 2**20,
         force_fp32: bool = True,
+        weight_cache_bytes: int = 256 * 2**20,
     ):
         self.model = model
         self.device = torch.device(device)
@@ -171,11 +176,19 @@ class Renderer:
         self.force_fp32 = force_fp32
         self._mapping_cache = _Lru(mapping_cache_items)
         self._stage_cache = _Lru(max_items=10_000, max_bytes=activation_cache_bytes)
+        self.weight_cache = ops_cuda.WeightCache(max_bytes=weight_cache_bytes)
+
+    def _inference(self) -> contextlib.ExitStack:
+        """No gradients, the weight cache active."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(ops_cuda.cached_weights(self.weight_cache))
+        return stack
 
     def map_z(self, z: np.ndarray, args: RenderArgs) -> np.ndarray:
         """ws [num_ws, w_dim] float32 of z with the class and truncation of args (cached, the same
         mapping a render of z uses); RenderError when the class or cutoff does not fit."""
-        with torch.no_grad():
+        with self._inference():
             return self._mapped(np.asarray(z, dtype=np.float32), args, CacheInfo())[0].cpu().numpy()
 
     def map_seed(self, seed: int, args: RenderArgs) -> np.ndarray:
@@ -186,7 +199,7 @@ class Renderer:
         """The render of args' input transform against the plain render moved the same way in
         output space (the StyleGAN3 paper's EQ-T / EQ-R comparison, for one latent). Never raises."""
         try:
-            with torch.no_grad():
+            with self._inference():
                 return self._equivariance_view(args)
         except RenderError as exc:
             return EquivarianceView(error=str(exc))
@@ -198,7 +211,7 @@ class Renderer:
         t0 = time.perf_counter()
         result = RenderResult()
         try:
-            with torch.no_grad():
+            with self._inference():
                 self._render(args, result)
         except RenderError as exc:
             result.error = str(exc)

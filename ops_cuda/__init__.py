@@ -12,9 +12,12 @@ import torch
 
 from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, modconv, upfirdn2d
 from ops_cuda._dispatch import get_registry, prefer_impl
+from ops_cuda.weight_cache import WeightCache, cached_weights
 
 __all__ = [
+    "WeightCache",
     "bias_act",
+    "cached_weights",
     "capabilities",
     "conv2d_resample",
     "filtered_lrelu",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ops_cuda import _native, _native_ops, winograd
+from ops_cuda.conv2d_resample import scaled_conv3x3_ref
 
 _EXT = _native.load_extension("cpu")
 _IMPLS = _native_ops.make_impls(_EXT, "cpu")
@@ -18,3 +19,18 @@ filtered_lrelu_cpu = _IMPLS["filtered_lrelu"]
 
 def conv3x3_cpu(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
     return winograd.conv3x3_auto(_EXT, x, w, padding)
+
+
+def scaled_conv3x3_cpu(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    padding: int,
+    up: int,
+    f: torch.Tensor | None,
+    flip_weight: bool,
+    in_scale: torch.Tensor | None,
+    out_scale: torch.Tensor | None,
+) -> torch.Tensor:
+    args = (x, w, padding, up, f, flip_weight, in_scale, out_scale)
+    y = winograd.scaled_conv3x3_auto(_EXT, *args)
+    return scaled_conv3x3_ref(*args) if y is None else y

@@ -69,6 +69,14 @@ IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
             "cpu": "ops_cuda._cpu_ops:conv3x3_cpu",
             "cuda": "ops_cuda.conv2d_resample:conv3x3_ref",
         },
+        # A modulated 3x3 convolution (optionally upsampling, as conv2d_resample) with one shared
+        # weight and per-sample channel scales: on the CPU by Winograd, the scales inside its
+        # transforms, where `winograd.tile_for` says so.
+        "scaled_conv3x3": {
+            "ref": "ops_cuda.conv2d_resample:scaled_conv3x3_ref",
+            "cpu": "ops_cuda._cpu_ops:scaled_conv3x3_cpu",
+            "cuda": "ops_cuda.conv2d_resample:scaled_conv3x3_ref",
+        },
         # Plain torch on both devices (no build): the cheaper formulation of the same maths.
         "modulated_conv2d": {
             "ref": "ops_cuda.modconv:modulated_conv2d_ref",

@@ -12,11 +12,35 @@ import torch.nn.functional as F
 
 from ops_cuda._dispatch import get_registry
 from ops_cuda.upfirdn2d import Padding, get_filter_size, parse_padding, upfirdn2d
+from ops_cuda.weight_cache import derived
 
 
 def conv3x3_ref(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
     """The 'conv3x3' op: F.conv2d with stride 1 and no groups (faster twins in the registry)."""
     return F.conv2d(x, w, padding=list(padding))
+
+
+def scaled_conv3x3_ref(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    padding: int,
+    up: int,
+    f: torch.Tensor | None,
+    flip_weight: bool,
+    in_scale: torch.Tensor | None,
+    out_scale: torch.Tensor | None,
+) -> torch.Tensor:
+    """The 'scaled_conv3x3' op: conv2d_resample(x * in_scale, w, f, up, padding, flip_weight) *
+    out_scale for a 3x3 w [O, I, 3, 3], x [N, I, H, W], up 1 or 2, in_scale [N, I] and out_scale
+    [N, O] (each optional): a modulated convolution with a shared weight. The CPU twin applies the
+    scales inside its Winograd transforms instead of in two passes over the activations."""
+    n = x.shape[0]
+    if in_scale is not None:
+        x = x * in_scale.to(x.dtype).reshape(n, -1, 1, 1)
+    x = conv2d_resample(x, w.to(x.dtype), f=f, up=up, padding=padding, flip_weight=flip_weight)
+    if out_scale is not None:
+        x = x * out_scale.to(x.dtype).reshape(out_scale.shape[0], -1, 1, 1)
+    return x
 
 
 def _conv(
@@ -89,7 +113,7 @@ def conv2d_resample(
     if up > 1:
         # conv_transpose2d wants [C_in, C_out/groups, kh, kw]; swap the channel axes per group.
         if groups == 1:
-            w = w.transpose(0, 1)
+            w = derived(w, "transposed", lambda: w.transpose(0, 1).contiguous())
         else:
             w = w.reshape(groups, out_ch // groups, in_ch_per_group, kh, kw).transpose(1, 2)
             w = w.reshape(groups * in_ch_per_group, out_ch // groups, kh, kw)

@@ -30,6 +30,7 @@ import torch
 from ops_cuda import winograd
 from ops_cuda._dispatch import get_registry
 from ops_cuda.conv2d_resample import conv2d_resample
+from ops_cuda.weight_cache import derived
 
 DEMOD_EPS = 1e-8  # added to the squared weight norm before rsqrt, as in the official code
 
@@ -138,12 +139,17 @@ def modulated_conv2d_ref(
     return x.reshape(n, out_ch, *x.shape[2:])
 
 
-def _batch_runs_winograd(x: torch.Tensor, weight: torch.Tensor, c: ModConv) -> bool:
-    """True when a batch of this layer is faster with one shared weight by Winograd on the CPU
-    (ops_cuda/winograd.py; only ungrouped, stride-1 3x3 layers without gradients)."""
-    if weight.shape[2:] != (3, 3) or c.up != 1 or c.down != 1:
+def _runs_winograd(x: torch.Tensor, weight: torch.Tensor, c: ModConv, scales: tuple) -> bool:
+    """True when this layer runs by Winograd on the CPU with the scales inside the transforms
+    (ops_cuda/winograd.py: 3x3 layers without downsampling, StyleGAN2's upsampling ones included,
+    without gradients, where `winograd.pick_tile` prefers it to oneDNN)."""
+    if weight.shape[2:] != (3, 3) or c.down != 1:
         return False
-    return winograd.tile_for(x, weight, (c.padding, c.padding)) is not None
+    if c.up == 1:
+        return winograd.tile_for(x, weight, (c.padding, c.padding), scales=scales) is not None
+    if c.up == 2 and winograd.up2_supported(weight, c.resample_filter, c.padding):
+        return winograd.tile_for(x, weight, (1, 1), up=2, scales=scales) is not None
+    return False
 
 
 def modulated_conv2d_fast(
@@ -158,7 +164,9 @@ def modulated_conv2d_fast(
         if torch.is_grad_enabled() and weight.requires_grad:
             wsq = weight.square().sum(dim=[2, 3])  # [O, I]: squared norm of each filter
         else:  # one pass, no temporary (but its gradient is undefined for an all-zero filter)
-            wsq = torch.linalg.vector_norm(weight, dim=(2, 3)).square()
+            wsq = derived(
+                weight, "filter_norms", lambda: torch.linalg.vector_norm(weight, dim=(2, 3)).square()
+            )
         if c.normalize:
             # weight / rms(weight[o]) is folded into the output scale instead of forming a new weight.
             inv_ms = wsq.sum(dim=1, keepdim=True).mul(1.0 / (in_ch * taps)).reciprocal()  # [O, 1]
@@ -187,11 +195,14 @@ def modulated_conv2d_fast(
     # So does a frozen weight under gradients for the styles (projection): per-sample weights would
     # need a weight-gradient convolution in the backward; scaled activations need none.
     styles_only = torch.is_grad_enabled() and styles.requires_grad and not weight.requires_grad
-    fold = not styles_only and (
-        n == 1 or (c.up == 1 and weight.numel() <= (in_ch + out_ch) * x.shape[2] * x.shape[3])
-    )
-    if fold and n > 1 and _batch_runs_winograd(x, weight, c):
-        fold = False  # one shared weight: the whole batch is one Winograd matmul (grouped ones are not)
+    if _runs_winograd(x, weight, c, (s, out_scale)):
+        # One shared weight, the scales applied inside the Winograd transforms: no pass over the
+        # weight or the activations, and a batch is one matmul (grouped convolutions are not).
+        conv3x3 = get_registry().resolve("scaled_conv3x3", "auto", x.device)
+        return conv3x3(x, weight, c.padding, c.up, c.resample_filter, c.flip_weight, s, out_scale)
+    out_pixels = (x.shape[2] * c.up // c.down) * (x.shape[3] * c.up // c.down)
+    act_elements = in_ch * x.shape[2] * x.shape[3] + out_ch * out_pixels  # of one sample
+    fold = not styles_only and (n == 1 or c.up == 1) and weight.numel() <= act_elements
     if fold:
         # Fold both scales into per-sample weights, one pass over them (the outer product of the
         # scales is only [N, O, I]), then one grouped convolution: cheaper than two passes over

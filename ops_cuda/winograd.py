@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ops_cuda.weight_cache import derived
+
 # G per output tile size m (interpolation points 0, 1, -1, 2, -2 and infinity): the weight
 # transform. B^T and A^T, the input and output transforms, are written out in ops_cpu.cpp.
 _G = {
@@ -86,45 +88,125 @@ def conv3x3(
     padding: tuple[int, int],
     m: int,
     band_bytes: int = 16 << 20,
+    in_scale: torch.Tensor | None = None,
+    out_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """F.conv2d(x, w, padding=padding) for x [N, C, H, W], w [O, C, 3, 3] (float32/64, CPU) with
-    the transforms of extension `ext`. The tiles go in bands of tile rows whose transformed input
+    """F.conv2d(x * in_scale, w, padding=padding) * out_scale for x [N, C, H, W], w [O, C, 3, 3]
+    (float32/64, CPU), in_scale [N, C] and out_scale [N, O] optional, with the transforms of
+    extension `ext` (see `convolve`)."""
+    out_h, out_w = x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2
+    u = transform_weight(w.to(x.dtype), m)
+    return convolve(ext, x, u, (out_h, out_w), padding, m, 1, band_bytes, in_scale, out_scale)
+
+
+def convolve(
+    ext,
+    x: torch.Tensor,
+    u: torch.Tensor,
+    out_size: tuple[int, int],
+    padding: tuple[int, int],
+    m: int,
+    up: int = 1,
+    band_bytes: int = 16 << 20,
+    in_scale: torch.Tensor | None = None,
+    out_scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The Winograd convolution of x [N, C, H, W] with the transformed weight u [a*a, up*up*O, C]
+    (a = m + 2): out_size (per phase) outputs of each of the up*up phase convolutions, placed
+    interleaved into y [N, O, up*out_h, up*out_w] (up = 1: a plain convolution). The channel scales
+    are applied inside the transforms. The tiles go in bands of tile rows whose transformed input
     and output (a^2 / m^2 times the input's and output's size) fit in about band_bytes, in one pair
     of buffers: few, equal allocations keep the process's peak memory where torch's convolution
     leaves it."""
     n, in_ch, h, wd = x.shape
-    out_ch = w.shape[0]
-    py, px = padding
-    out_h, out_w = h + 2 * py - 2, wd + 2 * px - 2
+    chans = u.shape[1]
+    out_h, out_w = out_size
     if out_h < 1 or out_w < 1:
         raise ValueError(f"winograd conv3x3: input {tuple(x.shape)} with padding {padding} gives no output")
+    py, px = padding
     a = m + 2
-    u = transform_weight(w.to(x.dtype), m)  # [a*a, O, C]
     th_all, tw = -(-out_h // m), -(-out_w // m)
-    row_bytes = a * a * n * (in_ch + out_ch) * tw * x.element_size()  # V and M of one tile row
+    row_bytes = a * a * n * (in_ch + chans) * tw * x.element_size()  # V and M of one tile row
     band = max(1, min(th_all, band_bytes // row_bytes))
     v_buf = x.new_empty([a * a * in_ch * n * band * tw])
-    m_buf = x.new_empty([a * a * out_ch * n * band * tw])
-    y = x.new_empty([n, out_ch, out_h, out_w])
+    m_buf = x.new_empty([a * a * chans * n * band * tw])
+    y = x.new_empty([n, chans // (up * up), up * out_h, up * out_w])
     x = x.contiguous()
+    no_scale = x.new_empty([0])
+    in_scale = no_scale if in_scale is None else in_scale.to(x.dtype).expand(n, in_ch).contiguous()
+    out_scale = no_scale if out_scale is None else out_scale.to(x.dtype).expand(n, y.shape[1]).contiguous()
     for ty0 in range(0, th_all, band):
         th = min(band, th_all - ty0)
         v = v_buf[: a * a * in_ch * n * th * tw].view(a * a, in_ch, n, th * tw)
-        mm = m_buf[: a * a * out_ch * n * th * tw].view(a * a, out_ch, n * th * tw)
-        ext.winograd_input(x, v, m, ty0, th, tw, py, px)
+        mm = m_buf[: a * a * chans * n * th * tw].view(a * a, chans, n * th * tw)
+        ext.winograd_input(x, v, m, ty0, th, tw, py, px, in_scale)
         torch.bmm(u, v.view(a * a, in_ch, n * th * tw), out=mm)
-        ext.winograd_output(mm.view(a * a, out_ch, n, th * tw), y, m, ty0, th, tw)
+        ext.winograd_output(mm.view(a * a, chans, n, th * tw), y, m, ty0, th, tw, out_scale, up)
     return y
 
 
-def tile_for(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> int | None:
-    """The tile size conv3x3_auto would use for F.conv2d(x, w, padding=padding), or None when it
-    runs torch's convolution: no CPU float32/64 input, an empty batch, a gradient needed (the
-    backward stays with torch's convolution), or `pick_tile` prefers oneDNN."""
+def up2_supported(w: torch.Tensor, f: torch.Tensor | None, padding: int) -> bool:
+    """Whether `transform_weight_up2` covers conv2d_resample(x, w, f, up=2, padding=padding): a 3x3
+    kernel, a 4-tap filter (1-D, or 2-D 4x4) and padding 1, StyleGAN2's upsampling layers."""
+    return w.shape[2:] == (3, 3) and f is not None and f.shape in ((4,), (4, 4)) and padding == 1
+
+
+def _up2_phase_taps(f: torch.Tensor, flip_weight: bool) -> torch.Tensor:
+    """L [4, 9, 9]: phase py*2+px's 3x3 kernel = L[phase] @ (the layer's 9 taps).
+
+    conv2d_resample's up=2 path (a transposed convolution, then f with gain 4) is one convolution
+    of the zero-stuffed input with the 6x6 kernel K = w (*) 4f (a true convolution; w flipped for
+    flip_weight). Output pixel (2q + py, 2r + px) depends on the input rows q-1 .. q+1 and columns
+    r-1 .. r+1 only, through K's taps of its parity: phase kernel k[t, u] = K[4 + py - 2t, 4 + px - 2u],
+    a stride-1 3x3 correlation with padding 1 at the input's resolution."""
+    g = (f if f.ndim == 2 else torch.outer(f, f)).to(torch.float64) * 4
+    taps = torch.zeros(2, 2, 3, 3, 3, 3, dtype=torch.float64)  # [py, px, t, u, a, b]
+    for py in range(2):
+        for px in range(2):
+            for t in range(3):
+                for u in range(3):
+                    for a in range(3):
+                        for b in range(3):
+                            # K[r, c] = sum_ab w'[a, b] g[r - a, c - b], w' = w flipped or not
+                            r, c = 4 + py - 2 * t - a, 4 + px - 2 * u - b
+                            if 0 <= r < 4 and 0 <= c < 4:
+                                wa, wb = (2 - a, 2 - b) if flip_weight else (a, b)
+                                taps[py, px, t, u, wa, wb] = g[r, c]
+    return taps.reshape(4, 9, 9)
+
+
+def transform_weight_up2(w: torch.Tensor, f: torch.Tensor, m: int, flip_weight: bool) -> torch.Tensor:
+    """w [O, C, 3, 3] -> U [a*a, 4*O, C] of the four phase convolutions (phase-major channels) that
+    together equal conv2d_resample(x, w, f, up=2, padding=1, flip_weight=flip_weight); see
+    `up2_supported`. Runs as `convolve(..., padding=(1, 1), up=2)`."""
+    out_ch, in_ch = w.shape[:2]
+    g = torch.tensor(_G[m], dtype=torch.float64)
+    k = (torch.kron(g, g) @ _up2_phase_taps(f, flip_weight)).transpose(0, 1)  # [a*a, 4, 9]
+    u = k.reshape(-1, 9).to(w.dtype) @ w.reshape(out_ch * in_ch, 9).t()  # [a*a * 4, O * C]
+    return u.reshape(-1, 4 * out_ch, in_ch)
+
+
+def tile_for(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    padding: tuple[int, int],
+    up: int = 1,
+    scales: tuple[torch.Tensor | None, ...] = (),
+) -> int | None:
+    """The tile size conv3x3_auto (up = 1) or a scaled up=2 layer would use for x and w (and
+    padding (1, 1) for up = 2), or None when it runs torch's convolution: no CPU float32/64 input,
+    an empty batch, a gradient needed (the backward stays with torch's convolution), or
+    `pick_tile` prefers oneDNN. An upsampling layer is four phase convolutions at the input's
+    resolution, i.e. one with 4x the output channels."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.shape[0] == 0:
         return None
-    if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, w, *scales)):
         return None
+    if up == 2:
+        # Four 3x3 phases by F(4x4) do the direct transposed convolution's multiply-adds (F(2x2):
+        # 16/9 of them); what they save is its output's copy and the separate FIR pass.
+        m = pick_tile(x.shape[1], 4 * w.shape[0], x.shape[2], x.shape[3], x.shape[0])
+        return m if m == 4 else None
     py, px = padding
     return pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2, x.shape[0])
 
@@ -133,3 +215,43 @@ def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]
     """F.conv2d(x, w, padding=padding), by Winograd where `tile_for` says so."""
     m = tile_for(x, w, padding)
     return F.conv2d(x, w, padding=padding) if m is None else conv3x3(ext, x, w, padding, m)
+
+
+def _oriented(w: torch.Tensor, flip_weight: bool, x: torch.Tensor) -> torch.Tensor:
+    return (w if flip_weight else w.flip([2, 3])).to(x.dtype)
+
+
+def scaled_conv3x3_auto(
+    ext,
+    x: torch.Tensor,
+    w: torch.Tensor,
+    padding: int,
+    up: int,
+    f: torch.Tensor | None,
+    flip_weight: bool,
+    in_scale: torch.Tensor | None,
+    out_scale: torch.Tensor | None,
+) -> torch.Tensor | None:
+    """The 'scaled_conv3x3' op by Winograd (see conv2d_resample.scaled_conv3x3_ref), or None where
+    `tile_for` prefers torch's convolution or the layer is not one Winograd covers."""
+    scales = (in_scale, out_scale)
+    if up == 1:
+        m = tile_for(x, w, (padding, padding), scales=scales)
+        if m is None:
+            return None
+        # torch convolutions correlate: flip_weight=False asks for a true convolution.
+        u = derived(
+            w,
+            ("winograd", m, flip_weight, x.dtype),
+            lambda: transform_weight(_oriented(w, flip_weight, x), m),
+        )
+        out_size = (x.shape[2] + 2 * padding - 2, x.shape[3] + 2 * padding - 2)
+        return convolve(ext, x, u, out_size, (padding, padding), m, in_scale=in_scale, out_scale=out_scale)
+    if up != 2 or not up2_supported(w, f, padding):
+        return None
+    m = tile_for(x, w, (1, 1), up=2, scales=scales)
+    if m is None:
+        return None
+    key = ("winograd_up2", m, flip_weight, x.dtype, tuple(f.flatten().tolist()))
+    u = derived(w, key, lambda: transform_weight_up2(w.to(x.dtype), f, m, flip_weight))
+    return convolve(ext, x, u, tuple(x.shape[2:]), (1, 1), m, up=2, in_scale=in_scale, out_scale=out_scale)

@@ -1014,10 +1014,15 @@ std::tuple<torch::Tensor, torch::Tensor> filtered_lrelu_grad(torch::Tensor dy, t
 // of a stride-1 3x3 convolution (ops_cuda/winograd.py has the maths and the weight transform).
 // Tiles of a = m + 2 input samples, m apart, cover the input placed at (pad_top, pad_left) in a
 // zero canvas. The input transform writes V = B^T d B of every tile into V [a*a, C, N, T] (T tiles
-// of a band of tile rows, row-major); the output transform reads M [a*a, O, N, T] and writes
-// A^T M A into y [N, O, Ho, Wo] (clipped at its edges). The caller owns V, M and y. B^T and A^T
-// are those of Lavin and Gray (points 0, 1, -1 and for m = 4 also 2, -2), written out with shared
-// sub-expressions; each applies to columns of whole rows (contiguous, vectorised), then per tile.
+// of a band of tile rows, row-major); the output transform reads M [a*a, Q, N, T] and writes
+// A^T M A into y (clipped at its edges). The caller owns V, M and y. B^T and A^T are those of Lavin
+// and Gray (points 0, 1, -1 and for m = 4 also 2, -2), written out with shared sub-expressions;
+// each applies to columns of whole rows (contiguous, vectorised), then per tile.
+// Both transforms are linear, so a modulated convolution's per-sample channel scales ride along
+// for free: the input's [N, C] scales multiply the rows as they are read, the output's [N, O]
+// scales the results as they are written. An upsampling convolution computed as up*up phase
+// convolutions (Q = up*up*O channels, phase-major) writes each phase's pixels into their places of
+// the up-times larger y [N, O, up*Ho, up*Wo].
 
 template <int M>
 struct Wino;
@@ -1064,8 +1069,8 @@ struct Wino<4> {
 };
 
 template <int M, typename T>
-void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, int ty0, int th, int tw, int pad_top,
-                          int pad_left) {
+void winograd_input_plane(const T* x, T scale, int H, int W, T* v, int64_t pos_stride, int ty0, int th, int tw,
+                          int pad_top, int pad_left) {
   constexpr int A = Wino<M>::A;
   const int wc = tw * M + A - M;  // canvas columns the tiles of a row read
   std::vector<T> rows(static_cast<size_t>(A) * wc), vt(static_cast<size_t>(A) * wc);
@@ -1078,7 +1083,7 @@ void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, in
       const int r = r0 + k;
       if (r >= 0 && r < H && c1 > c0) {
         const T* src = x + static_cast<size_t>(r) * W - pad_left;
-        std::copy(src + c0, src + c1, row + c0);
+        for (int i = c0; i < c1; i++) row[i] = src[i] * scale;
       }
     }
     for (int i = 0; i < wc; i++) {  // B^T down every column of the a canvas rows
@@ -1100,7 +1105,8 @@ void winograd_input_plane(const T* x, int H, int W, T* v, int64_t pos_stride, in
 }
 
 template <int M, typename T>
-void winograd_output_plane(const T* mm, int64_t pos_stride, T* y, int Ho, int Wo, int ty0, int th, int tw) {
+void winograd_output_plane(const T* mm, int64_t pos_stride, T scale, T* y, int Wy, int up, int Ho, int Wo, int ty0,
+                           int th, int tw) {
   constexpr int A = Wino<M>::A;
   std::vector<T> z(static_cast<size_t>(M) * A * tw);  // z[i][l2] = A^T (column l2 of the tile), per tile
   for (int ty = 0; ty < th; ty++) {
@@ -1116,22 +1122,23 @@ void winograd_output_plane(const T* mm, int64_t pos_stride, T* y, int Ho, int Wo
     for (int i = 0; i < M; i++) {
       const int oy = (ty0 + ty) * M + i;
       if (oy >= Ho) break;
-      T* yr = y + static_cast<size_t>(oy) * Wo;
+      T* yr = y + static_cast<size_t>(oy) * up * Wy;  // y points at this phase's first pixel
       const T* zi = z.data() + static_cast<size_t>(i) * A * tw;
       for (int tx = 0; tx < tw; tx++) {
         T d[A], o[M];
         for (int l2 = 0; l2 < A; l2++) d[l2] = zi[static_cast<size_t>(l2) * tw + tx];
         Wino<M>::at(d, o);
         const int n = std::min(M, Wo - tx * M);
-        for (int j = 0; j < n; j++) yr[tx * M + j] = o[j];
+        for (int j = 0; j < n; j++) yr[(tx * M + j) * up] = o[j] * scale;
       }
     }
   }
 }
 
 // x [N, C, H, W] -> v [a*a, C, N, th*tw] (in place) for the tile rows ty0 .. ty0 + th of tw tiles each.
+// scale: empty, or [N, C] factors of the input channels.
 void winograd_input(torch::Tensor x, torch::Tensor v, int64_t m, int64_t ty0, int64_t th, int64_t tw,
-                    int64_t pad_top, int64_t pad_left) {
+                    int64_t pad_top, int64_t pad_left, torch::Tensor scale) {
   TORCH_CHECK(x.dim() == 4 && x.is_contiguous(), "winograd_input: x must be a contiguous [N, C, H, W] tensor");
   TORCH_CHECK(m == 2 || m == 4, "winograd_input: the output tile size m must be 2 or 4");
   TORCH_CHECK(ty0 >= 0 && th >= 1 && tw >= 1 && pad_top >= 0 && pad_left >= 0, "winograd_input: bad tile geometry");
@@ -1139,37 +1146,53 @@ void winograd_input(torch::Tensor x, torch::Tensor v, int64_t m, int64_t ty0, in
   TORCH_CHECK(v.dim() == 4 && v.is_contiguous() && v.size(0) == a * a && v.size(1) == C && v.size(2) == N &&
                   v.size(3) == T_ && v.dtype() == x.dtype(),
               "winograd_input: V must be a contiguous [a*a, C, N, th*tw] tensor of x's dtype");
+  TORCH_CHECK(scale.numel() == 0 || (scale.dim() == 2 && scale.size(0) == N && scale.size(1) == C &&
+                                     scale.is_contiguous() && scale.dtype() == x.dtype()),
+              "winograd_input: scale must be empty or a contiguous [N, C] tensor of x's dtype");
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_input", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* sp = scale.numel() ? scale.data_ptr<scalar_t>() : nullptr;
     scalar_t* vp = v.data_ptr<scalar_t>();
     at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; p++) {
         const int64_t n = p / C, c = p % C;
         auto plane = m == 2 ? winograd_input_plane<2, scalar_t> : winograd_input_plane<4, scalar_t>;
-        plane(xp + p * H * W, (int)H, (int)W, vp + (c * N + n) * T_, C * N * T_, (int)ty0, (int)th, (int)tw,
-              (int)pad_top, (int)pad_left);
+        plane(xp + p * H * W, sp ? sp[p] : scalar_t(1), (int)H, (int)W, vp + (c * N + n) * T_, C * N * T_, (int)ty0,
+              (int)th, (int)tw, (int)pad_top, (int)pad_left);
       }
     });
   });
 }
 
-// M [a*a, O, N, th*tw] -> the output rows of the tile rows ty0 .. ty0 + th of y [N, O, Ho, Wo], in place.
-void winograd_output(torch::Tensor mm, torch::Tensor y, int64_t m, int64_t ty0, int64_t th, int64_t tw) {
+// M [a*a, up*up*O, N, th*tw] -> the output rows of the tile rows ty0 .. ty0 + th of y [N, O, up*Ho, up*Wo],
+// in place; channel ph*O + o of M is phase ph = py*up + px of output channel o, whose pixels are
+// y[n, o, up*r + py, up*c + px]. scale: empty, or [N, O] factors of the output channels.
+void winograd_output(torch::Tensor mm, torch::Tensor y, int64_t m, int64_t ty0, int64_t th, int64_t tw,
+                     torch::Tensor scale, int64_t up) {
   TORCH_CHECK(y.dim() == 4 && y.is_contiguous(), "winograd_output: y must be a contiguous [N, O, Ho, Wo] tensor");
   TORCH_CHECK(m == 2 || m == 4, "winograd_output: the output tile size m must be 2 or 4");
-  const int64_t a = m + 2, N = y.size(0), O = y.size(1), Ho = y.size(2), Wo = y.size(3), T_ = th * tw;
+  TORCH_CHECK(up >= 1 && y.size(2) % up == 0 && y.size(3) % up == 0,
+              "winograd_output: up must be >= 1 and divide y's height and width");
+  const int64_t a = m + 2, N = y.size(0), O = y.size(1), Hy = y.size(2), Wy = y.size(3), T_ = th * tw;
+  const int64_t Q = up * up * O, Ho = Hy / up, Wo = Wy / up;
   TORCH_CHECK(ty0 >= 0 && th >= 1 && tw >= 1 && tw * m >= Wo, "winograd_output: bad tile geometry");
-  TORCH_CHECK(mm.dim() == 4 && mm.is_contiguous() && mm.size(0) == a * a && mm.size(1) == O && mm.size(2) == N &&
+  TORCH_CHECK(mm.dim() == 4 && mm.is_contiguous() && mm.size(0) == a * a && mm.size(1) == Q && mm.size(2) == N &&
                   mm.size(3) == T_ && mm.dtype() == y.dtype(),
-              "winograd_output: M must be a contiguous [a*a, O, N, th*tw] tensor of y's dtype");
+              "winograd_output: M must be a contiguous [a*a, up*up*O, N, th*tw] tensor of y's dtype");
+  TORCH_CHECK(scale.numel() == 0 || (scale.dim() == 2 && scale.size(0) == N && scale.size(1) == O &&
+                                     scale.is_contiguous() && scale.dtype() == y.dtype()),
+              "winograd_output: scale must be empty or a contiguous [N, O] tensor of y's dtype");
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "winograd_output", [&] {
     const scalar_t* mp = mm.data_ptr<scalar_t>();
+    const scalar_t* sp = scale.numel() ? scale.data_ptr<scalar_t>() : nullptr;
     scalar_t* yp = y.data_ptr<scalar_t>();
-    at::parallel_for(0, N * O, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N * Q, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; p++) {
-        const int64_t n = p / O, o = p % O;
+        const int64_t n = p / Q, q = p % Q, ph = q / O, o = q % O;
+        scalar_t* yo = yp + (n * O + o) * Hy * Wy + (ph / up) * Wy + ph % up;
         auto plane = m == 2 ? winograd_output_plane<2, scalar_t> : winograd_output_plane<4, scalar_t>;
-        plane(mp + (o * N + n) * T_, O * N * T_, yp + p * Ho * Wo, (int)Ho, (int)Wo, (int)ty0, (int)th, (int)tw);
+        plane(mp + (q * N + n) * T_, Q * N * T_, sp ? sp[n * O + o] : scalar_t(1), yo, (int)Wy, (int)up, (int)Ho,
+              (int)Wo, (int)ty0, (int)th, (int)tw);
       }
     });
   });
