@@ -7,8 +7,8 @@ Two cases per model, p50 and p95 of the wall time `RenderResult.timings['total']
   strength that changes each time, so the mapping and the stages before the edited ws come from
   the cache and only the later stages run.
 
-Models: SG3-T 256 px with the official channel settings (random weights, saved and loaded through
-`gan.model_io` like the app does), the project's default model from resources/models/ if there is
+Models: SG3-T and SG2 256 px with the official channel settings (random weights, saved and loaded
+through `gan.model_io` like the app does), the project's default model from resources/models/ if there is
 one, and a small SG3-T 64 px stand-in for the default model's size.
 
     python -m bench.render --write
@@ -45,6 +45,7 @@ SG3T_256 = dict(
     mapping_kwargs=dict(num_layers=2),
 )
 SG3T_64_SMALL = dict(SG3T_256, z_dim=128, w_dim=128, img_resolution=64, channel_base=4096, channel_max=64)
+SG2_256 = dict(SG3T_256, mapping_kwargs=dict(num_layers=8))
 
 
 @dataclass
@@ -181,21 +182,26 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     print(f"load average at start: {load_start}", flush=True)
 
-    rows: list[tuple[str, Path | dict, int]] = []
+    rows: list[tuple[str, Path | tuple[str, dict], int]] = []  # (label, file or (arch, kwargs), N)
     notes: list[str] = []
-    rows.append(("SG3-T 256 px, cbase 16384, cmax 512, z/w 512 (random)", SG3T_256, repeat_256))
+    rows.append(
+        ("SG3-T 256 px, cbase 16384, cmax 512, z/w 512 (random)", ("stylegan3-t", SG3T_256), repeat_256)
+    )
+    rows.append(("SG2 256 px, cbase 16384, cmax 512, z/w 512 (random)", ("stylegan2", SG2_256), repeat_small))
     default = default_model_path()  # the model the explorer opens first
     if default is None:
         notes.append("No default model in resources/models/ yet: skipped.")
     else:
         rows.append((f"default model `{Path(default).name}`", Path(default), repeat_small))
-    rows.append(("SG3-T 64 px, cbase 4096, cmax 64, z/w 128 (random)", SG3T_64_SMALL, repeat_small))
+    rows.append(
+        ("SG3-T 64 px, cbase 4096, cmax 64, z/w 128 (random)", ("stylegan3-t", SG3T_64_SMALL), repeat_small)
+    )
 
     results = []
     for label, source, repeat in rows:
         print(f"{label}: loading", flush=True)
-        if isinstance(source, dict):
-            model = _through_model_io("stylegan3-t", source)
+        if isinstance(source, tuple):
+            model = _through_model_io(*source)
         else:
             model = load_model(source, device="cpu", training_nets=False)
         for threads in args.threads:

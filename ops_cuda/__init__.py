@@ -1,5 +1,6 @@
 """Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma, modconv;
-conv2d_resample's stride-1 3x3 convolutions run by Winograd on the CPU where faster: winograd).
+conv2d_resample's stride-1 3x3 convolutions run by Winograd on the CPU where faster: winograd;
+results derived from frozen weights kept between forwards: weight_cache).
 
 Each op has a pure-torch reference ('ref', the ground truth) and faster 'cpu' / 'cuda'
 implementations (fused C++ / CUDA kernels; modconv's are a cheaper formulation in plain torch);

@@ -8,15 +8,20 @@ Two formulations of the same maths, behind the usual impl switch:
   non-fused path: activations scaled, a shared convolution, demodulation coefficients from the full
   per-sample product).
 - 'cpu' / 'cuda' (plain torch, no build): the demodulation coefficients come from a small matmul,
-  styles^2 [N, I] @ (sum over the taps of weight^2) [I, O], and are applied the cheaper way for the
-  layer's sizes: folded with the styles into per-sample weights in one pass (then one grouped
-  convolution), where a sample's activations are larger than the weight (batch 1, high
-  resolutions, few channels; not for upsampling layers of a batch, where torch's grouped
-  transposed convolution is slow); else the styles scale the input channels, one convolution with the
-  shared weight runs over the batch and the coefficients scale the output channels, so nothing of
-  size N * O * I * kh * kw is formed (NVIDIA's non-fused path; also taken whenever only the
-  styles need gradients, as in projection, where the backward then skips a weight gradient, and
-  for a batch whose layer runs faster by Winograd on the CPU, which needs one shared weight).
+  styles^2 [N, I] @ (sum over the taps of weight^2) [I, O] (the sums kept between forwards under
+  an active `ops_cuda.WeightCache`), and are applied the cheapest way for the layer:
+  - a 3x3 layer that runs by Winograd on the CPU (`winograd.tile_for`; StyleGAN2's upsampling
+    layers as four phase convolutions) keeps one shared weight and takes both scales inside its
+    transforms (the 'scaled_conv3x3' op): no pass over the weights or the activations, and a batch
+    is one matmul;
+  - else the styles and coefficients are folded into per-sample weights in one pass (then one
+    grouped convolution) where the weight is smaller than a sample's activations (high
+    resolutions, few channels; not for upsampling layers of a batch, where torch's grouped
+    transposed convolution is slow);
+  - else the styles scale the input channels, one convolution with the shared weight runs over the
+    batch and the coefficients scale the output channels, so nothing of size N * O * I * kh * kw
+    is formed (NVIDIA's non-fused path; also taken whenever only the styles need gradients, as in
+    projection, where the backward then skips a weight gradient).
   1x1 layers without resampling (StyleGAN3-R, every toRGB) are one batched matmul with the folded
   [N, O, I] weights. Results equal 'ref' up to float rounding.
 """

@@ -9,6 +9,14 @@ and tiles: `pick_tile` chooses, per layer, F(4x4), F(2x2) or torch's own convolu
 after timings of this project's generator layers (`python -m bench.conv3x3`, docs/benchmarks.md).
 The output differs from a direct convolution by float rounding only (F(4x4): ~1e-5 relative per
 layer).
+
+Modulated convolutions (`scaled_conv3x3_auto`) keep the shared weight and pass their per-sample
+channel scales to the C++ transforms, which apply them as they read the input and write the
+output. StyleGAN2's upsampling layer (a stride-2 transposed convolution, then a 4-tap filter) is
+four 3x3 phase convolutions at the input's resolution (`transform_weight_up2`), whose outputs the
+output transform writes interleaved: by F(4x4) as many multiply-adds as the transposed
+convolution, without its output copy and filter pass. Transformed weights are kept between
+forwards under an active `ops_cuda.WeightCache`.
 """
 
 from __future__ import annotations
