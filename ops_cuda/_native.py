@@ -46,8 +46,14 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 # Portable flags: no -march=native, the build may be shared between machines (the kernels carry
 # their own AVX2 copies, picked at run time). -fno-trapping-math lets GCC if-convert the
 # activation's selects (we never read FP exception flags); it does not change any result.
-CPU_CFLAGS = ("/O2",) if os.name == "nt" else ("-O3", "-fno-trapping-math")
-CUDA_CFLAGS = CPU_CFLAGS
+CUDA_CFLAGS = ("/O2",) if os.name == "nt" else ("-O3", "-fno-trapping-math")
+# at::parallel_for spreads a kernel over torch's threads only in code compiled with OpenMP (torch's
+# CPU builds use its OpenMP backend, ATen/ParallelOpenMP.h); without it every kernel ran on one
+# thread whatever torch.set_num_threads said. The extension then needs libgomp.so.1, which the
+# loader resolves by that name to the copy torch already loaded: one runtime, one thread count.
+# Linux only: elsewhere the compilers' OpenMP support varies, and the kernels stay single-threaded.
+OPENMP_FLAGS = ("-fopenmp",) if sys.platform.startswith("linux") else ()
+CPU_CFLAGS = CUDA_CFLAGS + OPENMP_FLAGS
 CUDA_NVCC_FLAGS = ("-O3",)  # torch adds its own -std; no fast-math, to stay close to the reference
 
 KINDS = {
@@ -266,6 +272,8 @@ def load_extension(kind: str) -> ModuleType:
     kwargs = {}
     if kind == "cuda":
         kwargs["extra_cuda_cflags"] = list(CUDA_NVCC_FLAGS)
+    else:
+        kwargs["extra_ldflags"] = list(OPENMP_FLAGS)
     try:
         with build_lock(folder), _same_ninja_everywhere():
             return cpp_extension.load(
