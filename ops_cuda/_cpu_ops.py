@@ -21,16 +21,7 @@ def conv3x3_cpu(x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> t
     return winograd.conv3x3_auto(_EXT, x, w, padding)
 
 
-def scaled_conv3x3_cpu(
-    x: torch.Tensor,
-    w: torch.Tensor,
-    padding: int,
-    up: int,
-    f: torch.Tensor | None,
-    flip_weight: bool,
-    in_scale: torch.Tensor | None,
-    out_scale: torch.Tensor | None,
-) -> torch.Tensor:
-    args = (x, w, padding, up, f, flip_weight, in_scale, out_scale)
+def scaled_conv3x3_cpu(*args) -> torch.Tensor:
+    """scaled_conv3x3_ref's arguments: by Winograd where it runs, else the reference."""
     y = winograd.scaled_conv3x3_auto(_EXT, *args)
     return scaled_conv3x3_ref(*args) if y is None else y
