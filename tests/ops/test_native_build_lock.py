@@ -77,15 +77,21 @@ def test_live_builder_is_named_and_waited_for_until_it_dies(tmp_path, monkeypatc
         assert (tmp_path / _native.TORCH_LOCK).exists()  # a live build's lock is never touched
 
         waited: list = []
-        entered = threading.Event()
+        waiting, entered = threading.Event(), threading.Event()
+
+        def on_wait(pid) -> None:
+            waited.append(pid)
+            waiting.set()
 
         def build() -> None:
-            with _native.build_lock(tmp_path, on_wait=waited.append):
+            with _native.build_lock(tmp_path, on_wait=on_wait):
                 entered.set()
 
         thread = threading.Thread(target=build)
         thread.start()
-        # The holder now dies half-way (its torch lock stays): the waiting build takes over.
+        # Only once the build waits (a busy machine may start the thread late) does the holder die
+        # half-way (its torch lock stays): the waiting build takes over.
+        assert waiting.wait(timeout=120)
         holder.stdin.close()
         holder.wait()
         thread.join(timeout=120)
