@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 # Never fails: without a compiler the ops run on the reference implementation. The stamp is only
 # written after a successful build, so a failed one is retried (and explained) next time.
 KERNELS := $(TORCH_EXTENSIONS_DIR)/.kernels-built
-$(KERNELS): $(STAMP) $(wildcard ops_cuda/csrc/*)
+$(KERNELS): $(STAMP) $(wildcard ops_cuda/csrc/*) ops_cuda/_native.py
 	$(PY) -m ops_cuda.build --stamp $@
 
 kernels: $(KERNELS)
