@@ -130,6 +130,19 @@ def speed(model, D, config, target: np.ndarray, threads: int, steps: int | None 
         torch.set_num_threads(before_threads)
 
 
+def speed_only(model, D, config, target: np.ndarray) -> int:
+    """Whole projections of one face with 1 and 2 threads, alternating, twice (after a short
+    warm-up that loads the kernels); prints wall and CPU seconds of each."""
+    speed(model, D, config, target, 2, steps=5)
+    for threads in (1, 2, 1, 2):
+        s = speed(model, D, config, target, threads)
+        print(
+            f"{threads} thread(s), {s['steps']} steps: {s['wall']:.1f} s wall, {s['cpu']:.1f} CPU s, "
+            f"load {s['load']}"
+        )
+    return 0
+
+
 def speed_official(arch: str, steps_measured: int, config) -> dict:
     """Seconds per projection step of a 256 px official-size generator (random weights) with a
     random 256 px discriminator, after one warm-up step."""
@@ -224,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         default=20,
         help="steps timed with 2 torch threads (scaled to the preset)",
     )
+    p.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only time whole projections of the first held-out face, 1 and 2 threads, twice (no quality)",
+    )
     p.add_argument("--reverse", action="store_true", help="project the last batch first (a second process)")
     p.add_argument("--detect", action="store_true", help="also run the face detector on 256 px renders")
     p.add_argument(
@@ -237,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ProjectConfig.preset(args.preset, **overrides)
     model = load_model(args.model, training_nets=True)
     D, d_where = discriminator_for(model)
+    if args.speed_only:
+        return speed_only(model, D, config, held_out(1, int(model.G.img_resolution), args.seed)[0][0])
     clf = load_classifier(SHIPPED_CLASSIFIER)
     targets, attrs = held_out(args.count, int(model.G.img_resolution), args.seed)
     cache = Path(args.cache) if args.cache else None
