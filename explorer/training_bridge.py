@@ -62,6 +62,7 @@ class TrainingBridge(QObject):
         self._nice = nice
         self._in_process = run_fn is not None if in_process is None else in_process
         self._train: BackgroundTask | None = None
+        self._train_ended = False  # the run reported finished or failed (its thread may still exit)
         self._convert: BackgroundTask | None = None
         self._inspect: BackgroundTask | None = None
         self._estimate: BackgroundTask | None = None
@@ -113,7 +114,9 @@ class TrainingBridge(QObject):
     # --- training ----------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        return self._train is not None and self._train.isRunning()
+        """A run has started and not yet reported its end. Its thread exits a moment after that
+        report (longer on a busy machine), so a Resume clicked at once must not be refused."""
+        return self._train is not None and self._train.isRunning() and not self._train_ended
 
     def start(self, options: dict) -> bool:
         """Start training with TrainConfig(**options); False (and run_failed) if it cannot start."""
@@ -125,6 +128,9 @@ class TrainingBridge(QObject):
             self.run_failed.emit(message)
             return False
         options = dict(options)
+        if self._train is not None:
+            self._train.wait(30_000)  # the last run's thread, which has reported its end, exits
+        self._train_ended = False
         if self._in_process:
             work = thread_work(self._run_fn, options)
         else:
@@ -155,9 +161,11 @@ class TrainingBridge(QObject):
         self.tick.emit(info)
 
     def _on_run_failed(self, message: str) -> None:
+        self._train_ended = True
         self.run_failed.emit(message)
 
     def _on_run_done(self, summary: dict) -> None:
+        self._train_ended = True
         if summary.get("run_dir"):
             self.last_run_dir = summary["run_dir"]
         if summary.get("snapshot_path"):
