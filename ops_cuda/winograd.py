@@ -102,9 +102,13 @@ def conv3x3(
     """F.conv2d(x * in_scale, w, padding=padding) * out_scale for x [N, C, H, W], w [O, C, 3, 3]
     (float32/64, CPU), in_scale [N, C] and out_scale [N, O] optional, with the transforms of
     extension `ext` (see `convolve`)."""
-    out_h, out_w = x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2
     u = transform_weight(w.to(x.dtype), m)
-    return convolve(ext, x, u, (out_h, out_w), padding, m, 1, band_bytes, in_scale, out_scale)
+    return convolve(ext, x, u, conv_out_size(x, padding), padding, m, 1, band_bytes, in_scale, out_scale)
+
+
+def conv_out_size(x: torch.Tensor, padding: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a stride-1 3x3 convolution of x [N, C, H, W] with this padding."""
+    return x.shape[2] + 2 * padding[0] - 2, x.shape[3] + 2 * padding[1] - 2
 
 
 def convolve(
@@ -215,8 +219,7 @@ def tile_for(
         # 16/9 of them); what they save is its output's copy and the separate FIR pass.
         m = pick_tile(x.shape[1], 4 * w.shape[0], x.shape[2], x.shape[3], x.shape[0])
         return m if m == 4 else None
-    py, px = padding
-    return pick_tile(x.shape[1], w.shape[0], x.shape[2] + 2 * py - 2, x.shape[3] + 2 * px - 2, x.shape[0])
+    return pick_tile(x.shape[1], w.shape[0], *conv_out_size(x, padding), x.shape[0])
 
 
 def conv3x3_auto(ext, x: torch.Tensor, w: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
@@ -253,8 +256,8 @@ def scaled_conv3x3_auto(
             ("winograd", m, flip_weight, x.dtype),
             lambda: transform_weight(_oriented(w, flip_weight, x), m),
         )
-        out_size = (x.shape[2] + 2 * padding - 2, x.shape[3] + 2 * padding - 2)
-        return convolve(ext, x, u, out_size, (padding, padding), m, in_scale=in_scale, out_scale=out_scale)
+        pad = (padding, padding)
+        return convolve(ext, x, u, conv_out_size(x, pad), pad, m, in_scale=in_scale, out_scale=out_scale)
     if up != 2 or not up2_supported(w, f, padding):
         return None
     m = tile_for(x, w, (1, 1), up=2, scales=scales)
