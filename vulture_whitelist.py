@@ -58,4 +58,6 @@ conv3x3_cpu  # ops_cuda/_dispatch.py IMPL_TABLE names the conv3x3 implementation
 conv3x3_ref
 scaled_conv3x3_cpu
 scaled_conv3x3_ref
+conv_transpose_cpu
+conv_transpose_ref
 argv_text  # scripts/check_readme_commands.py

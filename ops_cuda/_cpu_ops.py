@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ops_cuda import _native, _native_ops, winograd
+from ops_cuda import _native, _native_ops, transposed_conv, winograd
 from ops_cuda.conv2d_resample import scaled_conv3x3_ref
 
 _EXT = _native.load_extension("cpu")
@@ -25,3 +25,12 @@ def scaled_conv3x3_cpu(*args) -> torch.Tensor:
     """scaled_conv3x3_ref's arguments: by Winograd where it runs, else the reference."""
     y = winograd.scaled_conv3x3_auto(_EXT, *args)
     return scaled_conv3x3_ref(*args) if y is None else y
+
+
+def conv_transpose_cpu(
+    x: torch.Tensor, w: torch.Tensor, stride: int, padding: tuple[int, int], groups: int
+) -> torch.Tensor:
+    """transposed_conv.conv_transpose_ref's arguments: a matmul and col2im where it applies."""
+    if transposed_conv.runs_gemm(x, w, stride, groups):
+        return transposed_conv.conv_transpose_gemm(_EXT, x, w, padding)
+    return transposed_conv.conv_transpose_ref(x, w, stride, padding, groups)

@@ -77,6 +77,13 @@ IMPL_TABLE: Mapping[str, Mapping[str, str]] = _frozen(
             "cpu": "ops_cuda._cpu_ops:scaled_conv3x3_cpu",
             "cuda": "ops_cuda.conv2d_resample:scaled_conv3x3_ref",
         },
+        # Transposed convolutions (conv_transpose2d's arguments): on the CPU a stride-2 3x3 one
+        # without gradients is a matmul and a col2im pass (ops_cuda/transposed_conv.py).
+        "conv_transpose2d": {
+            "ref": "ops_cuda.transposed_conv:conv_transpose_ref",
+            "cpu": "ops_cuda._cpu_ops:conv_transpose_cpu",
+            "cuda": "ops_cuda.transposed_conv:conv_transpose_ref",
+        },
         # Plain torch on both devices (no build): the cheaper formulation of the same maths.
         "modulated_conv2d": {
             "ref": "ops_cuda.modconv:modulated_conv2d_ref",

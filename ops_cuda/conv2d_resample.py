@@ -56,10 +56,13 @@ def _conv(
     # torch convolutions correlate; flip_weight=False asks for a true convolution.
     if not flip_weight and (w.shape[2] > 1 or w.shape[3] > 1):
         w = w.flip([2, 3])
-    if not transpose and stride == 1 and groups == 1 and w.shape[2:] == (3, 3):
+    if transpose:
+        return get_registry().resolve("conv_transpose2d", impl, x.device)(
+            x, w, stride, tuple(padding), groups
+        )
+    if stride == 1 and groups == 1 and w.shape[2:] == (3, 3):
         return get_registry().resolve("conv3x3", impl, x.device)(x, w, tuple(padding))
-    conv = F.conv_transpose2d if transpose else F.conv2d
-    return conv(x, w, stride=stride, padding=list(padding), groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=list(padding), groups=groups)
 
 
 def conv2d_resample(
@@ -112,21 +115,25 @@ def conv2d_resample(
 
     if up > 1:
         # conv_transpose2d wants [C_in, C_out/groups, kh, kw]; swap the channel axes per group.
+        # A transposed conv is a true convolution of the zero-stuffed input, hence the inverted flip.
+        flip_taps = flip_weight and (kh > 1 or kw > 1)
         if groups == 1:
-            w = derived(w, "transposed", lambda: w.transpose(0, 1).contiguous())
+            # The swap and the flip in one pass over the weight (one copy, not two).
+            if flip_taps:
+                w = derived(w, "transposed_flipped", lambda: w.transpose(0, 1).flip([2, 3]))
+            else:
+                w = derived(w, "transposed", lambda: w.transpose(0, 1).contiguous())
         else:
             w = w.reshape(groups, out_ch // groups, in_ch_per_group, kh, kw).transpose(1, 2)
             w = w.reshape(groups * in_ch_per_group, out_ch // groups, kh, kw)
+            w = w.flip([2, 3]) if flip_taps else w
         # The transposed conv already grows the image by kernel-1 (minus the stride overlap);
         # take that out of the padding and let the conv do the symmetric part of any cropping.
         px0, px1 = px0 - (kw - 1), px1 - (kw - up)
         py0, py1 = py0 - (kh - 1), py1 - (kh - up)
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
-        # A transposed conv is a true convolution of the zero-stuffed input, hence the inverted flip.
-        x = _conv(
-            x, w, stride=up, padding=(pyt, pxt), groups=groups, transpose=True, flip_weight=not flip_weight
-        )
+        x = _conv(x, w, stride=up, padding=(pyt, pxt), groups=groups, transpose=True, impl=impl)
         x = upfirdn2d(
             x,
             f,

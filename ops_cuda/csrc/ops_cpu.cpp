@@ -1198,6 +1198,53 @@ void winograd_output(torch::Tensor mm, torch::Tensor y, int64_t m, int64_t ty0, 
   });
 }
 
+// --- col2im of a stride-2 3x3 transposed convolution ------------------------------------------------
+
+// One output plane: y[oy, ox] = sum of c[ky*3 + kx][sy, sx] over 2*sy + ky = oy + py, 2*sx + kx = ox + px.
+// Row by row, each output row written once (in L1) from the one or two source rows that reach it.
+template <typename T>
+void col2im_s2_plane(const T* c, T* y, int H, int W, int py, int px, int Ho, int Wo) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+  for (int oy = 0; oy < Ho; oy++) {
+    T* row = y + static_cast<int64_t>(oy) * Wo;
+    std::fill(row, row + Wo, T(0));
+    const int Y = oy + py;
+    for (int ky = Y & 1; ky < 3; ky += 2) {
+      const int sy = (Y - ky) / 2;
+      if (sy < 0 || sy >= H) continue;
+      for (int kx = 0; kx < 3; kx++) {
+        const T* src = c + (ky * 3 + kx) * HW + static_cast<int64_t>(sy) * W;
+        // ox = 2 * sx + kx - px must lie in [0, Wo).
+        const int lo = std::max(0, (px - kx + 1) / 2);
+        const int last = Wo - 1 + px - kx;  // 2 * sx may reach this
+        const int hi = last < 0 ? 0 : std::min(W, last / 2 + 1);
+        const int off = kx - px;
+        for (int sx = lo; sx < hi; sx++) row[2 * sx + off] += src[sx];
+      }
+    }
+  }
+}
+
+// cols [N, O*9, H*W] (row o*9 + ky*3 + kx: the contribution of tap (ky, kx) of output channel o at each input
+// pixel) -> y [N, O, 2H+1-2py, 2W+1-2px]: the col2im step of conv_transpose2d(stride 2, 3x3 kernel, padding).
+torch::Tensor col2im_s2k3(torch::Tensor cols, int64_t H, int64_t W, int64_t py, int64_t px) {
+  TORCH_CHECK(cols.dim() == 3 && cols.is_contiguous() && cols.size(1) % 9 == 0 && cols.size(2) == H * W,
+              "col2im_s2k3: cols must be a contiguous [N, O*9, H*W] tensor");
+  TORCH_CHECK(H >= 1 && W >= 1 && py >= 0 && px >= 0 && 2 * py < 2 * H + 1 && 2 * px < 2 * W + 1,
+              "col2im_s2k3: bad geometry");
+  const int64_t N = cols.size(0), O = cols.size(1) / 9, Ho = 2 * H + 1 - 2 * py, Wo = 2 * W + 1 - 2 * px;
+  auto y = torch::empty({N, O, Ho, Wo}, cols.options());
+  AT_DISPATCH_FLOATING_TYPES(cols.scalar_type(), "col2im_s2k3", [&] {
+    const scalar_t* cp = cols.data_ptr<scalar_t>();
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    at::parallel_for(0, N * O, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; p++)
+        col2im_s2_plane(cp + p * 9 * H * W, yp + p * Ho * Wo, (int)H, (int)W, (int)py, (int)px, (int)Ho, (int)Wo);
+    });
+  });
+  return y;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -1209,4 +1256,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("filtered_lrelu_grad", &filtered_lrelu_grad, "fused first-order backward of filtered_lrelu: (dx, dx sums per plane)");
   m.def("winograd_input", &winograd_input, "Winograd F(m x m, 3 x 3) input transform of a band of tile rows");
   m.def("winograd_output", &winograd_output, "Winograd F(m x m, 3 x 3) output transform of a band, into y");
+  m.def("col2im_s2k3", &col2im_s2k3, "col2im of a stride-2 3x3 transposed convolution: [N, O*9, H*W] -> [N, O, Ho, Wo]");
 }
