@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(1, in_ch, size, size)
         w = torch.randn(in_ch, out_ch, 3, 3)
         fns = {
-            "torch": lambda: F.conv_transpose2d(x, w, stride=2),
-            "ours": lambda: transposed_conv.conv_transpose_gemm(ext, x, w, (0, 0)),
+            "torch": lambda x=x, w=w: F.conv_transpose2d(x, w, stride=2),
+            "ours": lambda x=x, w=w: transposed_conv.conv_transpose_gemm(ext, x, w, (0, 0)),
         }
         best = dict.fromkeys(fns, math.inf)
         with torch.no_grad():
