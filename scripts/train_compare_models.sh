@@ -3,6 +3,7 @@
 #
 #   scripts/train_compare_models.sh start    # new runs in $RUNS (the first session only)
 #   scripts/train_compare_models.sh resume   # continue both from resources/models/training/ into $RUNS
+#                                            # (or from $RUNS where a run there got further)
 #                                            # (batch 16 below 36 kimg, 8 from there; BATCH=N overrides;
 #                                            # THREADS=N torch threads per run, default 1)
 #   scripts/train_compare_models.sh save     # stop both (a stop snapshot each), copy their state back
@@ -44,11 +45,20 @@ case "${1:-}" in
     for name in sg2 sg3r; do
       src="$SAVED/toon64-$name-small"
       [ -d "$src" ] || { echo "$name: finished and shipped, nothing to resume"; continue; }
-      rm -rf "$RUNS/toon64-$name-small" && cp -r "$src" "$RUNS/toon64-$name-small"
-      # Batch 16 until 36 kimg, then 8, as the StyleGAN3-T run (BATCH overrides).
+      run="$RUNS/toon64-$name-small"
       nimg=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$src/latest.json")
+      # A run folder further on than the committed state (a session that ended before `save`)
+      # is continued as it is; otherwise it is replaced by the committed state.
+      ran=$([ -f "$run/latest.json" ] && "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$run/latest.json" || echo 0)
+      if [ "$ran" -gt "$nimg" ]; then
+        echo "$name: $run is at $ran images, the committed state at $nimg: continuing the run folder"
+        nimg=$ran
+      else
+        rm -rf "$run" && cp -r "$src" "$run"
+      fi
+      # Batch 16 until 36 kimg, then 8, as the StyleGAN3-T run (BATCH overrides).
       batch=${BATCH:-$([ "$nimg" -ge 36000 ] && echo 8 || echo 16)}
-      launch "$name" --resume "$RUNS/toon64-$name-small" --data "$DATA" --batch "$batch" --kimg "$KIMG"
+      launch "$name" --resume "$run" --data "$DATA" --batch "$batch" --kimg "$KIMG"
     done
     ;;
   save)
