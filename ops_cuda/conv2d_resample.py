@@ -118,9 +118,9 @@ def conv2d_resample(
         # A transposed conv is a true convolution of the zero-stuffed input, hence the inverted flip.
         flip_taps = flip_weight and (kh > 1 or kw > 1)
         if groups == 1:
-            # The swap and the flip in one pass over the weight (one copy, not two).
+            # The flipped taps are part of what the weight cache keeps.
             if flip_taps:
-                w = derived(w, "transposed_flipped", lambda: w.transpose(0, 1).flip([2, 3]))
+                w = derived(w, "transposed_flipped", lambda: w.flip([2, 3]).transpose(0, 1).contiguous())
             else:
                 w = derived(w, "transposed", lambda: w.transpose(0, 1).contiguous())
         else:
