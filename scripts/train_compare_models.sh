@@ -26,6 +26,14 @@ flags() {  # the settings both runs share with the StyleGAN3-T run
        --kimg "$KIMG" --tick-kimg 1 --snap 2 --seed 0
 }
 
+images_of() {  # images_of RUN_FOLDER: the images its latest.json says were trained (0 without one)
+  if [ -f "$1/latest.json" ]; then
+    "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$1/latest.json"
+  else
+    echo 0
+  fi
+}
+
 launch() {  # launch NAME ARGS...: one background run, log in $RUNS/NAME.log
   local name=$1; shift
   OMP_NUM_THREADS=${THREADS:-1} nohup nice -n 10 "$PY" -m gan.cli train "$@" > "$RUNS/$name.log" 2>&1 &
@@ -46,10 +54,10 @@ case "${1:-}" in
       src="$SAVED/toon64-$name-small"
       [ -d "$src" ] || { echo "$name: finished and shipped, nothing to resume"; continue; }
       run="$RUNS/toon64-$name-small"
-      nimg=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$src/latest.json")
+      nimg=$(images_of "$src")
       # A run folder further on than the committed state (a session that ended before `save`)
       # is continued as it is; otherwise it is replaced by the committed state.
-      ran=$([ -f "$run/latest.json" ] && "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cur_nimg"])' "$run/latest.json" || echo 0)
+      ran=$(images_of "$run")
       if [ "$ran" -gt "$nimg" ]; then
         echo "$name: $run is at $ran images, the committed state at $nimg: continuing the run folder"
         nimg=$ran
