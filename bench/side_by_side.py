@@ -12,6 +12,7 @@ noise_mode='const'.
     python -m bench.side_by_side --archs stylegan3-t stylegan3-r stylegan2 --batch 1 8 --rounds 3
     python -m bench.side_by_side --archs stylegan3-t --threads 1 2 --rounds 2 --write
     python -m bench.side_by_side --impls ref auto+cache   # with the explorer's weight cache
+    python -m bench.side_by_side --malloc default   # glibc's own malloc settings, not the app's
 """
 
 from __future__ import annotations
@@ -103,11 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         default=["ref", "auto"],
         help="the two impls compared (slow, fast); a '+cache' suffix keeps the explorer's weight cache",
     )
+    p.add_argument(
+        "--malloc",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: freed memory stays in the heap, as in the app (ops_cuda.allocator); default: glibc's",
+    )
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     p.add_argument("--note", default="", help="extra remark for the doc")
     args = p.parse_args(argv)
     cmd = "python -m bench.side_by_side " + shlex.join(a for a in (argv or sys.argv[1:]) if a != "--write")
     slow, fast = args.impls
+    if args.malloc == "keep":
+        ops_cuda.allocator.keep_freed_memory()
     start = uptime()
     print(f"start: {start}", flush=True)
     rows = []
@@ -141,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{cmd}`\n\nMachine: {machine_summary()}\n\n"
         f"`uptime` at the start: `{start}`; at the end: `{end}`.\n\n"
         + (f"{args.note}\n\n" if args.note else "")
-        + f"{args.res} px, random weights with the official channel settings, fp32, noise_mode const. "
+        + f"{args.res} px, random weights with the official channel settings, fp32, noise_mode const, "
+        f"malloc settings: {args.malloc}. "
         f"Each row: one untimed warm-up per impl, then {args.rounds} rounds of '{slow}' then '{fast}' on the "
         "same latents. s / image: median wall seconds per image; CPU s: median process CPU seconds "
         "per image over all threads (less disturbed by other jobs than wall time); per-round: the "

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from ops_cuda.allocator import keep_freed_memory  # imports torch: after --help
+
+    keep_freed_memory()
     try:
         return int(args._run(args) or 0)
     except UserError as exc:

@@ -169,6 +169,7 @@ class Renderer:
         force_fp32: bool = True,
         weight_cache_bytes: int = 256 * 2**20,
     ):
+        ops_cuda.allocator.keep_freed_memory()  # no page faults for every forward's buffers
         self.model = model
         self.device = torch.device(device)
         self.G = model.G.to(self.device).eval()

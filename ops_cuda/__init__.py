@@ -1,6 +1,7 @@
 """Custom ops of StyleGAN2/3 (bias_act, upfirdn2d, filtered_lrelu, conv2d_resample, fma, modconv;
 conv2d_resample's stride-1 3x3 convolutions run by Winograd on the CPU where faster: winograd;
-results derived from frozen weights kept between forwards: weight_cache).
+results derived from frozen weights kept between forwards: weight_cache; freed memory kept
+for the next forward: allocator).
 
 Each op has a pure-torch reference ('ref', the ground truth) and faster 'cpu' / 'cuda'
 implementations (fused C++ / CUDA kernels; modconv's are a cheaper formulation in plain torch);
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from ops_cuda import bias_act, conv2d_resample, filtered_lrelu, fma, modconv, upfirdn2d
+from ops_cuda import allocator, bias_act, conv2d_resample, filtered_lrelu, fma, modconv, upfirdn2d
 from ops_cuda._dispatch import get_registry, prefer_impl
 from ops_cuda.weight_cache import WeightCache, cached_weights
 
 __all__ = [
     "WeightCache",
+    "allocator",
     "bias_act",
     "cached_weights",
     "capabilities",

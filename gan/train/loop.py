@@ -37,6 +37,7 @@ from gan.train.config import OPTIONS_FILE, ResolvedConfig, TrainConfig, resolve_
 from gan.train.loss import LossSettings, StyleGANLoss
 from gan.train.prepare import Prepared, ResumeSource, build_networks, prepare, training_metadata
 from gan.train.stats import StatsCollector, StatsWriter
+from ops_cuda.allocator import keep_freed_memory
 
 ADA_INTERVAL = 4  # D steps between updates of the augmentation probability
 ADAM_BETAS = (0.0, 0.99)
@@ -94,6 +95,7 @@ def run(
     on_tick: Callable[[TickInfo], None] | None = None,
 ) -> RunSummary:
     """Train as configured (see TrainConfig). Raises UserError for bad options before training."""
+    keep_freed_memory()  # every step reallocates the same large buffers
     info = distributed.setup(resolve_device(config.device))
     try:
         prepared = prepare(config, world_size=info.world_size, build=config.dry_run)
