@@ -48,13 +48,7 @@ class FullyConnectedLayer(torch.nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype)
-        # The gain scales whichever operand is smaller: the same product up to rounding, and a
-        # batch of a few rows avoids a pass over a 512x512 weight at every forward.
-        if x.numel() < w.numel():
-            x = x * self.weight_gain
-        else:
-            w = w * self.weight_gain
+        w = self.weight.to(x.dtype) * self.weight_gain
         b = self.bias
         if b is not None:
             b = b.to(x.dtype)
