@@ -4,12 +4,13 @@ glibc's malloc serves every allocation above its mmap threshold (128 KB to start
 up to 32 MB) with fresh pages from the kernel and returns them on free. A generator forward frees
 and reallocates the same large activations, cols and transform buffers every time, so each forward
 page-faults its working set in again: ~19,500 minor faults (~80 MB) per StyleGAN2 256 px forward at
-batch 1, about 12 % of its time (`python -m bench.side_by_side --malloc default keep`). Raising the
-mmap threshold to glibc's maximum and the trim threshold well above it lets the heap keep those
-pages: the faults drop to a few hundred. Allocations above 32 MB still come from mmap.
+batch 1, 0.26 s instead of 0.22 s at one thread. With the mmap threshold at glibc's maximum and the
+trim threshold well above a forward's working set the heap keeps those pages: 2 faults per forward
+(docs/benchmarks.md, issue #19 part 6; `python -m bench.side_by_side --malloc default` runs
+without). Allocations above 32 MB still come from mmap.
 
-This is process state, like torch.set_num_threads: entry points that render or train call
-`keep_freed_memory()` once (the CLI, the explorer's render process, the benchmarks).
+This is process state, like torch.set_num_threads: `gan.render.Renderer`, the training loop, the
+CLI and bench.side_by_side call `keep_freed_memory()`.
 """
 
 from __future__ import annotations
