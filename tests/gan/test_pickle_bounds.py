@@ -138,6 +138,8 @@ def test_huge_settings_stay_within_memory(tmp_path):
     assert rss < 1500, f"peak RSS {rss} MiB"
 
 
+# NVIDIA's pickles hold typed storages (torch.FloatStorage), which torch now calls deprecated.
+@pytest.mark.filterwarnings("ignore:TypedStorage is deprecated:UserWarning")
 def test_one_storage_viewed_by_many_tensors_is_never_copied(tmp_path):
     """2000 tensors viewing one 4 MB storage claim 8 GB; they are kept as views (4 MB in memory)
     and the file is refused for its layout, not by running out of memory."""
