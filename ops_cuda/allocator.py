@@ -16,7 +16,6 @@ CLI and bench.side_by_side call `keep_freed_memory()`.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from dataclasses import dataclass, field
 
@@ -47,9 +46,10 @@ def keep_freed_memory(settings: MallocSettings = MallocSettings()) -> bool:
     (macOS, Windows, musl), which changes nothing."""
     if not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
+        # The process's own symbols, libc's among them: find_library would run ldconfig (~6 ms) at
+        # every Renderer and training run.
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError on musl
     except (OSError, AttributeError, TypeError):
