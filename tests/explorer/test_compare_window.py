@@ -177,6 +177,24 @@ def test_default_models_are_the_shipped_ones_of_one_resolution(explorer_models):
     assert default_models(explorer_models["sg3"], 16) == [explorer_models["sg3"]]
 
 
+def test_the_shipped_comparison_models_open_side_by_side(make_compare):
+    """A fresh clone opens the three trained 64 px models (issue 20) with their measured rows, and
+    under a 20° input rotation StyleGAN3-R keeps its picture best, then StyleGAN3-T, then StyleGAN2."""
+    window = make_compare(default_models(None, None))
+    panes = list(window.panes.values())
+    by_arch = {p.subtitle.text(): p for p in panes}
+    assert set(by_arch) == {"StyleGAN2 · 64 px", "StyleGAN3-T · 64 px", "StyleGAN3-R · 64 px"}
+    assert all(p.image is not None and p.image.shape == (64, 64, 3) for p in panes)
+    window.apply({"rotate": 20.0})
+    psnr = [by_arch[f"{arch} · 64 px"].psnr for arch in ("StyleGAN2", "StyleGAN3-T", "StyleGAN3-R")]
+    assert psnr[0] < psnr[1] < psnr[2], psnr
+    table = window.table
+    col = {table.horizontalHeaderItem(c).text(): c for c in range(table.columnCount())}
+    for row in range(table.rowCount()):
+        for name in ("EQ-T (dB)", "EQ-R (dB)", "FD toon (not FID)"):
+            assert table.cell_text(row, col[name]).endswith("(10k)" if "EQ" in name else "(5k)"), name
+
+
 def test_main_window_menu_opens_the_comparison(qtbot, make_window, explorer_models):
     window = make_window(explorer_models["sg3"])
     action = next(
