@@ -190,9 +190,10 @@ def test_the_shipped_comparison_models_open_side_by_side(make_compare):
     assert psnr[0] < psnr[1] < psnr[2], psnr
     table = window.table
     col = {table.horizontalHeaderItem(c).text(): c for c in range(table.columnCount())}
+    samples = {"EQ-T (dB)": "(10k)", "EQ-R (dB)": "(10k)", "FD toon (not FID)": "(5k)"}
     for row in range(table.rowCount()):
-        for name in ("EQ-T (dB)", "EQ-R (dB)", "FD toon (not FID)"):
-            assert table.cell_text(row, col[name]).endswith("(10k)" if "EQ" in name else "(5k)"), name
+        for name, count in samples.items():
+            assert table.cell_text(row, col[name]).endswith(count), (row, name)
 
 
 def test_main_window_menu_opens_the_comparison(qtbot, make_window, explorer_models):
